@@ -1,0 +1,2 @@
+"""gluon-tricks: the paper "Bag of Tricks for Image Classification" on MXNet/Gluon."""
+__version__ = "0.1.0"

@@ -1,0 +1,64 @@
+"""The paper's networks: ResNet V1 and ResNet-B/C/D (ours), MobileNet and Inception-V3 (GluonCV).
+
+>>> net = get_model("resnet50_v1d", classes=1000, zero_gamma=True)
+>>> net.initialize(initializer())
+"""
+import mxnet as mx
+
+from .convert import save_gluoncv_v1
+from .resnet import SPECS, ResNet, ResidualBlock
+
+# version suffix -> ResNet flags (paper §4: B moves the stride, C deepens the stem,
+# D adds the average-pool shortcut). The original V1 carries GluonCV's 1x1 biases.
+VARIANTS = {
+    "v1": dict(stride_in_1x1=True, bias_1x1=True),
+    "v1b": dict(),
+    "v1c": dict(deep_stem=True),
+    "v1d": dict(deep_stem=True, avg_down=True),
+}
+RESNETS = [f"resnet{d}_{v}" for v in VARIANTS for d in sorted(SPECS)]
+# The paper's other two networks come from GluonCV's zoo; they have no residual blocks.
+ZOO = {"mobilenet1.0": 224, "inception_v3": 299}
+MODEL_NAMES = RESNETS + list(ZOO)
+
+
+def input_size(name):
+    """The training/validation crop size in pixels the paper uses for this network."""
+    return ZOO.get(name, 224)
+
+
+def get_model(name, classes=1000, zero_gamma=False, **kwargs):
+    """Build a network by name (``resnet{18,34,50,101,152}_v1{,b,c,d}``, ``mobilenet1.0``,
+    ``inception_v3``). Parameters are not initialised: call ``net.initialize(initializer())``.
+
+    zero_gamma: start the last BatchNorm gamma of every residual block at 0 (paper §3.1).
+    kwargs: passed to :class:`ResNet` (or to GluonCV's constructor for the zoo networks).
+    """
+    if name in ZOO:
+        if zero_gamma:
+            raise ValueError(f"zero_gamma applies to residual blocks; {name} has none "
+                             "(set zero_gamma: false in the recipe)")
+        from gluoncv.model_zoo import get_model as gluoncv_get_model
+        return gluoncv_get_model(name, classes=classes, pretrained=False, **kwargs)
+    depth, _, version = name.removeprefix("resnet").partition("_")
+    if name not in RESNETS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    return ResNet(int(depth), classes=classes, zero_gamma=zero_gamma,
+                  **VARIANTS[version], **kwargs)
+
+
+def initializer():
+    """The paper's initialisation (§2.1) as one MXNet initializer.
+
+    Conv and dense weights: Xavier uniform on [-a, a], a = sqrt(6 / (fan_in + fan_out)),
+    with MXNet's (and Glorot's) fan convention fan_in = c_in * k_h * k_w,
+    fan_out = c_out * k_h * k_w (for dense layers k = 1). The paper words d_in/d_out as
+    channel counts; counting the kernel's receptive field is what MXNet's Xavier, which
+    the authors used, does. Biases 0; BatchNorm gamma 1 and beta 0 (or gamma 0 where a
+    layer was built with zero gamma: a layer's own initializer takes precedence).
+    """
+    return mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3)
+
+
+__all__ = ["get_model", "initializer", "input_size", "MODEL_NAMES", "RESNETS", "ResNet",
+           "ResidualBlock", "save_gluoncv_v1"]

@@ -1,0 +1,43 @@
+"""gluon-tricks: "Bag of Tricks for Image Classification with CNNs" on MXNet/Gluon."""
+import os
+
+from setuptools import find_packages, setup
+
+# numpy is pinned below 1.24 because MXNet 1.9.1 still uses np.bool, np.int and
+# np.float, which numpy 1.24 removed: `import mxnet` works, then NDArray/numpy
+# interop and the RecordIO iterators fail at run time with AttributeError.
+#
+# MXNet ships one wheel per CUDA version under different distribution names that
+# all install the same `mxnet` package, so two of them in one environment
+# overwrite each other. The CPU wheel is the default; on a GPU machine set
+# GLUON_TRICKS_CUDA=cu112 (or cu117) so that it is replaced by the CUDA wheel,
+# and ask for the matching extra: GLUON_TRICKS_CUDA=cu112 pip install ".[cu112]".
+CUDA = os.environ.get("GLUON_TRICKS_CUDA", "").strip()
+if CUDA not in ("", "cu112", "cu117"):
+    raise SystemExit(f"GLUON_TRICKS_CUDA={CUDA!r}: expected cu112, cu117 or unset (CPU)")
+MXNET = f"mxnet-{CUDA}==1.9.1" if CUDA else "mxnet==1.9.1"
+
+setup(
+    name="gluon-tricks",
+    version="0.1.0",
+    description="A faithful MXNet/Gluon reproduction of 'Bag of Tricks for Image "
+                "Classification with Convolutional Neural Networks' (He et al., CVPR 2019)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["gluon_tricks", "gluon_tricks.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        MXNET,
+        "numpy<1.24",
+        "gluoncv==0.10.5.post0",
+        "matplotlib",
+        "pyyaml",
+        "tqdm",
+    ],
+    extras_require={
+        "cu112": ["mxnet-cu112==1.9.1"],
+        "cu117": ["mxnet-cu117==1.9.1"],
+        "demo": ["scikit-learn"],
+        "test": ["pytest", "scikit-learn", "scipy"],
+    },
+)
