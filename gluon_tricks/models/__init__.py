@@ -18,13 +18,14 @@ VARIANTS = {
 }
 RESNETS = [f"resnet{d}_{v}" for v in VARIANTS for d in sorted(SPECS)]
 # The paper's other two networks come from GluonCV's zoo; they have no residual blocks.
-ZOO = {"mobilenet1.0": 224, "inception_v3": 299}
+# our name -> (GluonCV zoo name, input size in pixels)
+ZOO = {"mobilenet1.0": ("mobilenet1.0", 224), "inception_v3": ("inceptionv3", 299)}
 MODEL_NAMES = RESNETS + list(ZOO)
 
 
 def input_size(name):
     """The training/validation crop size in pixels the paper uses for this network."""
-    return ZOO.get(name, 224)
+    return ZOO[name][1] if name in ZOO else 224
 
 
 def get_model(name, classes=1000, zero_gamma=False, **kwargs):
@@ -39,7 +40,7 @@ def get_model(name, classes=1000, zero_gamma=False, **kwargs):
             raise ValueError(f"zero_gamma applies to residual blocks; {name} has none "
                              "(set zero_gamma: false in the recipe)")
         from gluoncv.model_zoo import get_model as gluoncv_get_model
-        return gluoncv_get_model(name, classes=classes, pretrained=False, **kwargs)
+        return gluoncv_get_model(ZOO[name][0], classes=classes, pretrained=False, **kwargs)
     depth, _, version = name.removeprefix("resnet").partition("_")
     if name not in RESNETS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
