@@ -1,0 +1,130 @@
+"""The paper's numbers (He et al. 2019, arXiv 1812.01187), as data, in one place.
+
+Every result is a :class:`Result` in :data:`PAPER`, keyed by the string a recipe's
+``paper:`` field holds, ``"<table>/<net or column>/<row>"``: e.g.
+``PAPER["table6/resnet50_v1d/mixup"]``, ``PAPER["table4/bs1024/warmup"]``,
+``PAPER["table5/resnet50_v1b/efficient"]``, ``PAPER["table1/inception_v3/baseline"]``,
+``PAPER["table7/resnet50_v1d/best"]``.
+Networks carry the project's model names (``resnet50_v1`` .. ``resnet50_v1d``,
+``inception_v3``, ``mobilenet1.0``). Accuracies are ImageNet validation percentages
+(Places365 for Table 7) from single 224x224 centre crops (299 for Inception-V3).
+
+Tables 8 and 9 (detection, segmentation) are not here: SPEC.md does not quote them and
+their runs live in GluonCV, not in this project.
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+IMAGENET_TRAIN_IMAGES = 1281167
+IMAGENET_VAL_IMAGES = 50000
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Result:
+    """One cell of a results table: top-1 and top-5 accuracy in percent (top5 None where
+    the paper gives "-"), and the table's extra columns where it has them."""
+    top1: float
+    top5: Optional[float]
+    minutes_per_epoch: Optional[float] = None  # Table 3, on 8 x V100
+    params_millions: Optional[float] = None  # Table 5
+    gflops: Optional[float] = None  # Table 5, multiply-adds per 224x224 image
+
+
+def _table(name, cells):
+    """Keys "name/column/row" from {(column, row): Result}."""
+    return {f"{name}/{column}/{row}": result for (column, row), result in cells.items()}
+
+
+# Table 1: baseline (§2.1) against the reference implementations.
+TABLE1 = _table("table1", {
+    ("resnet50_v1", "baseline"): Result(75.87, 92.70),
+    ("resnet50_v1", "reference"): Result(75.3, 92.2),
+    ("inception_v3", "baseline"): Result(77.32, 93.43),
+    ("inception_v3", "reference"): Result(78.8, 94.4),
+    ("mobilenet1.0", "baseline"): Result(69.03, 88.71),
+    ("mobilenet1.0", "reference"): Result(70.6, None),
+})
+
+# Table 3: baseline (batch 256, FP32) vs efficient (batch 1024, FP16 + §3.1 heuristics).
+TABLE3 = _table("table3", {
+    ("resnet50_v1", "baseline"): Result(75.87, 92.70, minutes_per_epoch=13.3),
+    ("resnet50_v1", "efficient"): Result(76.21, 92.97, minutes_per_epoch=4.4),
+    ("inception_v3", "baseline"): Result(77.32, 93.43, minutes_per_epoch=19.8),
+    ("inception_v3", "efficient"): Result(77.50, 93.60, minutes_per_epoch=8.2),
+    ("mobilenet1.0", "baseline"): Result(69.03, 88.71, minutes_per_epoch=6.2),
+    ("mobilenet1.0", "efficient"): Result(71.90, 90.53, minutes_per_epoch=2.7),
+})
+
+# Table 4: ResNet-50, heuristics added one by one (each row includes the ones above it).
+TABLE4_ROWS = ("linear_scaling", "warmup", "zero_gamma", "no_bias_decay", "fp16")
+TABLE4 = _table("table4", {
+    ("bs256", "linear_scaling"): Result(75.87, 92.70),
+    ("bs256", "warmup"): Result(76.03, 92.81),
+    ("bs256", "zero_gamma"): Result(76.19, 93.03),
+    ("bs256", "no_bias_decay"): Result(76.16, 92.97),
+    ("bs256", "fp16"): Result(76.15, 93.09),
+    ("bs1024", "linear_scaling"): Result(75.17, 92.54),
+    ("bs1024", "warmup"): Result(75.93, 92.84),
+    ("bs1024", "zero_gamma"): Result(76.37, 92.96),
+    ("bs1024", "no_bias_decay"): Result(76.03, 92.86),
+    ("bs1024", "fp16"): Result(76.21, 92.97),
+})
+
+# Table 5: ResNet-50 tweaks (§4), each trained "efficient".
+TABLE5 = _table("table5", {
+    ("resnet50_v1", "efficient"): Result(76.21, 92.97, params_millions=25, gflops=3.8),
+    ("resnet50_v1b", "efficient"): Result(76.66, 93.28, params_millions=25, gflops=4.1),
+    ("resnet50_v1c", "efficient"): Result(76.87, 93.48, params_millions=25, gflops=4.3),
+    ("resnet50_v1d", "efficient"): Result(77.16, 93.52, params_millions=25, gflops=4.3),
+})
+
+# Table 6: training refinements (§5), each row adds to "label_smoothing" or the row above.
+TABLE6_ROWS = ("efficient", "cosine", "label_smoothing", "distill", "mixup", "distill_mixup")
+TABLE6_NETS = ("resnet50_v1d", "inception_v3", "mobilenet1.0")
+_TABLE6_CELLS = {
+    "resnet50_v1d": ((77.16, 93.52), (77.91, 93.81), (78.31, 94.09),
+                     (78.67, 94.36), (79.15, 94.58), (79.29, 94.63)),
+    "inception_v3": ((77.50, 93.60), (78.19, 94.06), (78.40, 94.13),
+                    (78.26, 94.01), (78.77, 94.39), (78.34, 94.16)),
+    "mobilenet1.0": ((71.90, 90.53), (72.83, 91.00), (72.93, 91.14),
+                     (71.97, 90.89), (73.28, 91.30), (72.51, 91.02)),
+}
+TABLE6 = _table("table6", {(net, row): Result(*cell)
+                           for net, cells in _TABLE6_CELLS.items()
+                           for row, cell in zip(TABLE6_ROWS, cells)})
+
+# Table 7: transfer to Places365 (validation), ResNet-50-D; "best" = efficient + cosine +
+# label smoothing + mixup.
+TABLE7 = _table("table7", {
+    ("resnet50_v1d", "efficient"): Result(56.34, 86.87),
+    ("resnet50_v1d", "best"): Result(56.70, 87.33),
+})
+
+PAPER = {**TABLE1, **TABLE3, **TABLE4, **TABLE5, **TABLE6, **TABLE7}
+
+# GluonCV model zoo top-1 (SPEC §7): longer schedules and the full bag, for reference only.
+GLUONCV_ZOO_TOP1 = {
+    "resnet50_v1": 77.36, "resnet50_v1b": 77.67, "resnet50_v1c": 78.03,
+    "resnet50_v1d": 78.48, "resnet101_v1d": 80.51, "resnet152_v1d": 80.61,
+}
+
+
+def result(key):
+    """The :class:`Result` for ``key`` ("table6/resnet50_v1d/mixup"); a KeyError names the
+    known keys of that table."""
+    try:
+        return PAPER[key]
+    except KeyError:
+        table = key.split("/", 1)[0]
+        known = sorted(k for k in PAPER if k.startswith(table + "/"))
+        raise KeyError(f"{key!r} is not a paper result; {table} has {known}") from None
+
+
+def optimal_logit_gap(num_classes, eps):
+    """Gap between the true-class logit and every other logit at the optimum of the cross
+    entropy with paper-style smoothed targets (§5.2, Fig. 4): log((K-1)(1-eps)/eps).
+    softmax(z) = q forces z_y - z_i = log(q_y / q_i) = log((1 - eps) / (eps / (K - 1))).
+    K = 1000, eps = 0.1 -> 9.10."""
+    return math.log((num_classes - 1) * (1 - eps) / eps)

@@ -1,0 +1,91 @@
+"""The paper's numbers: spot checks against SPEC.md's tables, the shape of each table, the
+recipes' keys, and the label-smoothing logit gap against its closed form and a numerical
+optimum (scipy)."""
+import glob
+import math
+import os
+
+import numpy as np
+import pytest
+import yaml
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+from gluon_tricks import paper
+from gluon_tricks.paper import PAPER, optimal_logit_gap, result
+
+RECIPES = os.path.join(os.path.dirname(__file__), os.pardir, "recipes")
+
+
+def test_spot_values():
+    assert PAPER["table1/resnet50_v1/baseline"] == paper.Result(75.87, 92.70)
+    assert PAPER["table1/mobilenet1.0/reference"].top5 is None
+    assert PAPER["table3/inception_v3/efficient"].minutes_per_epoch == 8.2
+    assert (PAPER["table4/bs1024/warmup"].top1, PAPER["table4/bs1024/warmup"].top5) == \
+        (75.93, 92.84)
+    assert PAPER["table5/resnet50_v1d/efficient"].top1 == 77.16
+    nets = ("resnet50_v1", "resnet50_v1b", "resnet50_v1c", "resnet50_v1d")
+    assert [PAPER[f"table5/{n}/efficient"].gflops for n in nets] == [3.8, 4.1, 4.3, 4.3]
+    assert all(PAPER[f"table5/resnet50_v1{v}/efficient"].params_millions == 25 for v in ("", "b", "c", "d"))
+    r = PAPER["table6/resnet50_v1d/mixup"]
+    assert (r.top1, r.top5) == (79.15, 94.58)
+    assert PAPER["table6/mobilenet1.0/distill_mixup"] == paper.Result(72.51, 91.02)
+    assert PAPER["table7/resnet50_v1d/best"] == paper.Result(56.70, 87.33)
+
+
+def test_table_shapes():
+    table4 = [k for k in PAPER if k.startswith("table4/")]
+    assert len(table4) == 5 * 2
+    assert {k.split("/")[2] for k in table4} == set(paper.TABLE4_ROWS)
+    table6 = [k for k in PAPER if k.startswith("table6/")]
+    assert len(table6) == 6 * 3
+    assert {k.split("/")[1] for k in table6} == set(paper.TABLE6_NETS)
+    assert len([k for k in PAPER if k.startswith("table5/")]) == 4
+    assert all(len(k.split("/")) == 3 for k in PAPER)
+
+
+def test_linked_cells_agree():
+    """The same run appears in several tables (the paper's own cross references)."""
+    def acc(key):
+        return PAPER[key].top1, PAPER[key].top5
+
+    assert acc("table3/resnet50_v1/baseline") == acc("table1/resnet50_v1/baseline") == \
+        acc("table4/bs256/linear_scaling")
+    assert acc("table3/resnet50_v1/efficient") == acc("table4/bs1024/fp16") == \
+        acc("table5/resnet50_v1/efficient")
+    assert acc("table6/resnet50_v1d/efficient") == acc("table5/resnet50_v1d/efficient")
+    for net in ("inception_v3", "mobilenet1.0"):
+        assert acc(f"table6/{net}/efficient") == acc(f"table3/{net}/efficient")
+        assert acc(f"table3/{net}/baseline") == acc(f"table1/{net}/baseline")
+
+
+def test_every_recipe_names_a_known_result():
+    keys = []
+    for path in glob.glob(os.path.join(RECIPES, "**", "*.yaml"), recursive=True):
+        with open(path) as f:
+            key = (yaml.safe_load(f) or {}).get("paper")
+        if key:
+            keys.append(key)
+            result(key)
+    if not keys:
+        pytest.skip("no recipes with a paper key yet")
+
+
+def test_unknown_key_lists_the_table():
+    with pytest.raises(KeyError, match="table6/resnet50_v1d/mixup"):
+        result("table6/resnet50_v1d/mixpu")
+
+
+def test_optimal_logit_gap_closed_form():
+    assert round(optimal_logit_gap(1000, 0.1), 1) == 9.1
+    assert optimal_logit_gap(1000, 0.1) == pytest.approx(math.log(8991))
+
+
+def test_optimal_logit_gap_is_the_optimum_of_smoothed_cross_entropy():
+    K, eps = 6, 0.2
+    q = np.full(K, eps / (K - 1))
+    q[0] = 1 - eps
+    fit = minimize(lambda z: -(q * log_softmax(z)).sum(), np.zeros(K), method="BFGS",
+                   options={"gtol": 1e-10})
+    gaps = fit.x[0] - fit.x[1:]
+    np.testing.assert_allclose(gaps, optimal_logit_gap(K, eps), rtol=1e-4)

@@ -1,0 +1,51 @@
+"""Mixup (§5.4) against a numpy reference and the Beta distribution (scipy)."""
+import mxnet as mx
+import numpy as np
+import pytest
+from scipy import stats
+
+from gluon_tricks.train.mixup import mixup, partner_indices, sample_lambda
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 3, 4, 4)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[[1, 4, 4, 9, 0]] * 0.9 + 0.01
+    return x, y
+
+
+def test_reverse_pairing_is_gluoncv_batch_reversal(batch):
+    x, y = batch
+    lam = 0.3
+    xm, ym = mixup(mx.nd.array(x), mx.nd.array(y), lam)
+    np.testing.assert_allclose(xm.asnumpy(), lam * x + (1 - lam) * x[::-1], rtol=1e-6)
+    np.testing.assert_allclose(ym.asnumpy(), lam * y + (1 - lam) * y[::-1], rtol=1e-6)
+    assert xm.shape == x.shape and ym.shape == y.shape
+    np.testing.assert_allclose(ym.asnumpy().sum(axis=1), 1, rtol=1e-6)
+
+
+def test_shuffle_pairing_uses_the_generator(batch):
+    x, y = batch
+    lam = 0.8
+    xm, ym = mixup(mx.nd.array(x), mx.nd.array(y), lam, pairing="shuffle",
+                   rng=np.random.default_rng(5))
+    perm = np.random.default_rng(5).permutation(5)
+    np.testing.assert_allclose(xm.asnumpy(), lam * x + (1 - lam) * x[perm], rtol=1e-6)
+    np.testing.assert_allclose(ym.asnumpy(), lam * y + (1 - lam) * y[perm], rtol=1e-6)
+
+
+def test_pairing_errors():
+    with pytest.raises(ValueError):
+        partner_indices(4, "shuffle")
+    with pytest.raises(ValueError):
+        partner_indices(4, "roll")
+
+
+def test_lambda_is_beta_02_02():
+    rng = np.random.default_rng(2019)
+    draws = np.array([sample_lambda(0.2, rng) for _ in range(5000)])
+    assert np.all((draws >= 0) & (draws <= 1))
+    assert stats.kstest(draws, stats.beta(0.2, 0.2).cdf).pvalue > 0.01
+    with pytest.raises(ValueError):
+        sample_lambda(0.0, rng)
