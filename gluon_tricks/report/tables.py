@@ -1,0 +1,75 @@
+"""Results tables: our runs beside the paper's numbers (:data:`gluon_tricks.paper.PAPER`).
+
+"Final" is the last logged epoch, the number the paper reports; "best" is the epoch of
+highest validation top-1 (the one ``best.params`` holds). The difference to the paper is
+final minus paper, in percentage points. Images/second is the mean training throughput
+over the logged epochs (``samples_per_sec`` of log.jsonl).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+from ..paper import PAPER
+
+COLUMNS = ("run", "paper key", "model", "epochs", "top-1", "top-5", "best top-1",
+           "best top-5", "best epoch", "images/s", "paper top-1", "paper top-5",
+           "diff top-1", "diff top-5")
+
+
+@dataclass
+class Row:
+    """One run's line of the table; accuracies in percent, None where unknown."""
+    run: str
+    paper_key: Optional[str]
+    model: str
+    epochs_done: int
+    epochs_planned: Optional[int]
+    top1: float
+    top5: float
+    best_top1: float
+    best_top5: float
+    best_epoch: int
+    images_per_sec: Optional[float]
+    paper_top1: Optional[float]
+    paper_top5: Optional[float]
+
+    @property
+    def diff_top1(self):
+        return None if self.paper_top1 is None else self.top1 - self.paper_top1
+
+    @property
+    def diff_top5(self):
+        return None if self.paper_top5 is None else self.top5 - self.paper_top5
+
+
+def row_of(run):
+    """The :class:`Row` of a :class:`gluon_tricks.report.runs.Run`."""
+    final, best = run.final, run.best
+    speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec") is not None]
+    paper = PAPER.get(run.paper_key) if run.paper_key else None
+    return Row(run=run.name, paper_key=run.paper_key, model=str(run.config.get("model", "?")),
+               epochs_done=final["epoch"], epochs_planned=run.config.get("epochs"),
+               top1=100 * final["val_top1"], top5=100 * final["val_top5"],
+               best_top1=100 * best["val_top1"], best_top5=100 * best["val_top5"],
+               best_epoch=best["epoch"],
+               images_per_sec=sum(speeds) / len(speeds) if speeds else None,
+               paper_top1=None if paper is None else paper.top1,
+               paper_top5=None if paper is None else paper.top5)
+
+
+def _fmt(value, spec=".2f", sign=False):
+    if value is None:
+        return "-"
+    return format(value, ("+" if sign else "") + spec)
+
+
+def markdown(rows):
+    """The rows as a Markdown table (str ending in a newline), columns :data:`COLUMNS`."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        epochs = f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
+        cells = [r.run, r.paper_key or "-", r.model, epochs, _fmt(r.top1), _fmt(r.top5),
+                 _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
+                 _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
+                 _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

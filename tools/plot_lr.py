@@ -1,0 +1,61 @@
+"""Paper Figure 3(a): learning rate against epoch, step and cosine decay with 5 warmup epochs.
+
+    python tools/plot_lr.py                        # docs/results/fig3a_lr.{png,pdf}
+    python tools/plot_lr.py --csv docs/results/fig3a_lr.csv
+    python tools/plot_lr.py --recipe recipes/table6/resnet50_v1d_efficient.yaml \
+        --recipe recipes/table6/resnet50_v1d_cosine.yaml --out docs/results/r50d_lr
+
+The curves come from gluon_tricks.train.schedule, the code the trainer calls. Default: the
+paper's batch 1024 (peak lr 0.4), 120 epochs, ImageNet's 1,281,167 images (1251 batches per
+epoch). With --recipe, curves are labelled by the recipe's paper key (else its file name).
+--csv writes one file for all curves: ``schedule,iteration,epoch,lr`` with iteration
+the 1-based update index and epoch = (iteration - 1) / batches per epoch.
+"""
+import argparse
+import os
+import sys
+
+from gluon_tricks.errors import UserError
+from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
+from gluon_tricks.report.cli import run_cli
+from gluon_tricks.report.figures import fig3a_curves, plot_lr, recipe_curve, write_lr_csv
+from gluon_tricks.train.config import resolve
+
+
+def curves_of(recipes, images):
+    curves = []
+    for path in recipes:
+        cfg = resolve(path)
+        label = cfg.paper or os.path.splitext(os.path.basename(path))[0]
+        try:
+            curves.append(recipe_curve(cfg, images, label))
+        except ValueError as e:
+            raise UserError(f"{path}: {e} (see --images)") from None
+    return curves
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", action="append", default=[], metavar="PATH",
+                   help="plot this recipe's schedule instead (repeatable)")
+    p.add_argument("--images", type=int, default=IMAGENET_TRAIN_IMAGES,
+                   help="training images per epoch for --recipe (default: ImageNet's %(default)d)")
+    p.add_argument("--out", default="docs/results/fig3a_lr",
+                   help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
+    p.add_argument("--csv", metavar="PATH", help="also write the curves as CSV")
+    p.add_argument("--title", help="figure title")
+    args = p.parse_args(argv)
+    curves = curves_of(args.recipe, args.images) if args.recipe else fig3a_curves()
+    title = args.title or (f"Learning rate schedules, {args.images:,} images per epoch"
+                           if args.recipe else None)
+    kwargs = {"title": title} if title else {}
+    for path in plot_lr(curves, args.out, **kwargs):
+        print(path)
+    if args.csv:
+        write_lr_csv(args.csv, curves)
+        print(args.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
