@@ -1,0 +1,297 @@
+"""Training and validation loaders over a packed RecordIO set, for the paper's §2.1.
+
+Two backends with one interface (selected by ``DataConfig.backend``):
+
+- ``"recordio"``: MXNet's C++ ``ImageRecordIter`` with the arguments of GluonCV's
+  ``train_imagenet.py`` (``get_data_rec``); the fast path.
+- ``"gluon"``: ``gluon.data.vision.ImageRecordDataset`` + ``transforms`` + ``DataLoader``
+  (GluonCV's ``get_data_loader``); slower, but every step is Python one can read.
+
+A loader has ``num_samples`` (records of its shard), ``batches_per_epoch`` and
+``epoch(e)``, an iterator over ``(data, label)``: ``data`` float32 NDArray (N, 3, S, S)
+normalised as (pixel - mean_rgb) / std_rgb, ``label`` float32 NDArray (N,) of class indices,
+both on ``mx.cpu()``.
+
+Batches are arrays of their own (see ``_own_batch``), safe to keep and to read from queued
+engine operations.
+
+Training: each epoch builds a fresh iterator whose shuffle and augmentation seeds are derived
+from (seed, epoch, shard), so a run resumed at epoch e sees the batches it would have seen
+(exactly, with one decoding thread; MXNet gives each decoding thread its own generator). Every
+shard yields ``(num_records // num_parts) // batch_size`` full batches (the uneven tail is
+dropped), so data-parallel ranks stay in step; MXNet's shards are ceil(N / parts) long, so
+the last shard may be a few records short and then tops up its last batch with records it
+already served that epoch.
+
+Validation: each epoch reads every record of its shard exactly once. A reused
+``ImageRecordIter`` does not (SPEC.md §8: after ``reset()`` the wrapped-around images of the
+last batch count as consumed), hence a fresh iterator per epoch, and the last batch's padding
+is trimmed, so its N may be smaller than the batch size.
+
+Shards follow MXNet's rule (``records.shard_range``): disjoint, together covering the set.
+"""
+import random
+
+import mxnet as mx
+import numpy as np
+
+from .config import DataConfig
+from .records import DataError, check_rec, paths, shard_range
+
+_STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2
+
+
+def derived_seed(seed, epoch, part_index, stream, pass_index=0):
+    """A 31-bit seed (int) for one random stream of one epoch of one shard: independent
+    streams from one user seed, the same on every run."""
+    state = np.random.SeedSequence([seed, epoch, part_index, stream, pass_index]
+                                   ).generate_state(1)[0]
+    return int(state % (2 ** 31 - 1))
+
+
+class _Loader:
+    """What both backends share: shard bookkeeping and the loader interface."""
+
+    def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0):
+        if batch_size <= 0:
+            raise DataError(f"batch_size {batch_size}: expected a positive number")
+        self.cfg = cfg
+        self.rec_path, self.idx_path = paths(rec_path)[:2]
+        self.batch_size = batch_size
+        self.train = train
+        self.num_parts, self.part_index, self.seed = num_parts, part_index, seed
+        self.num_records = check_rec(rec_path)
+        self.begin, self.end = shard_range(self.num_records, num_parts, part_index)
+        self.num_samples = self.end - self.begin
+        if train:
+            # the same on every rank; MXNet's shards are ceil(N / parts) long, so the last one
+            # can be up to parts - 1 records short of N // parts: it then completes its last
+            # batch with records it already served this epoch (see RecordIOLoader.epoch)
+            self.batches_per_epoch = (self.num_records // num_parts) // batch_size
+        else:
+            self.batches_per_epoch = -(-self.num_samples // batch_size)
+
+    def __len__(self):
+        return self.batches_per_epoch
+
+    def epoch(self, epoch):
+        """Iterator over the (data, label) batches of epoch ``epoch`` (0-based int)."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        kind = "train" if self.train else "val"
+        return (f"{type(self).__name__}({kind}, {self.rec_path}, shard {self.part_index}/"
+                f"{self.num_parts}: {self.num_samples} records, {self.batches_per_epoch} "
+                f"batches of {self.batch_size})")
+
+
+def train_iter_args(cfg, batch_size):
+    """Keyword arguments of ``mx.io.ImageRecordIter`` for §2.1 training augmentation
+    (GluonCV ``train_imagenet.py``), without paths, shard or seeds. Never passes
+    ``rand_crop`` or ``*_random_scale``/``*_crop_size``: ImageRecordIter refuses them next
+    to ``random_resized_crop=True`` (at the first batch, from its prefetch thread)."""
+    s = cfg.input_size
+    return dict(
+        data_shape=(3, s, s), batch_size=batch_size,
+        random_resized_crop=True,
+        min_random_area=cfg.min_area, max_random_area=cfg.max_area,
+        min_aspect_ratio=cfg.min_aspect_ratio, max_aspect_ratio=cfg.max_aspect_ratio,
+        rand_mirror=cfg.flip,
+        brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation,
+        pca_noise=cfg.pca_noise,
+        inter_method=cfg.interpolation,
+        **_normalise_args(cfg))
+
+
+def val_iter_args(cfg, batch_size):
+    """Keyword arguments of ``mx.io.ImageRecordIter`` for validation: short edge resized to
+    ``cfg.resize``, centre crop ``cfg.input_size`` (ImageRecordIter crops the centre unless
+    ``rand_crop``), normalised; no randomness."""
+    s = cfg.input_size
+    return dict(data_shape=(3, s, s), batch_size=batch_size, resize=cfg.resize,
+                inter_method=cfg.interpolation, **_normalise_args(cfg))
+
+
+def _normalise_args(cfg):
+    (mr, mg, mb), (sr, sg, sb) = cfg.mean_rgb, cfg.std_rgb
+    return dict(mean_r=mr, mean_g=mg, mean_b=mb, std_r=sr, std_g=sg, std_b=sb)
+
+
+def _own_batch(batch):
+    """(data, label) of an ImageRecordIter batch, in arrays of their own, copied before the
+    iterator is asked for another batch.
+
+    The iterator refills its buffers from its prefetch thread. Handing them out directly
+    made training non-reproducible (two identical runs differed after an epoch, and were
+    equal again with the buffers copied synchronously or with every step synchronised):
+    engine operations still queued from earlier steps read buffers already refilled. The
+    copy is finished before the next batch is pulled, so no step can see another batch.
+    """
+    data = batch.data[0].copy()
+    label = batch.label[0].copy()
+    label.wait_to_read()
+    data.wait_to_read()
+    return data, label
+
+
+class RecordIOLoader(_Loader):
+    """A loader on MXNet's C++ ``ImageRecordIter`` (see the module docstring)."""
+
+    def make_iter(self, epoch, pass_index=0):
+        """The fresh ``mx.io.ImageRecordIter`` of epoch ``epoch`` of this shard (training:
+        pass ``pass_index`` over the shard within the epoch, 0 unless the shard is short)."""
+        cfg = self.cfg
+        common = dict(path_imgrec=self.rec_path, path_imgidx=self.idx_path,
+                      num_parts=self.num_parts, part_index=self.part_index,
+                      preprocess_threads=max(1, cfg.num_workers),
+                      prefetch_buffer=max(1, cfg.prefetch_batches), verbose=False,
+                      device_id=-1)  # -1: plain cpu(0) memory, not cpu_pinned(0)
+        if self.train:
+            # `seed` seeds the shuffle of the index, `seed_aug` the augmenters' generators
+            return mx.io.ImageRecordIter(
+                shuffle=True,
+                seed=derived_seed(self.seed, epoch, self.part_index, _STREAM_SHUFFLE,
+                                  pass_index),
+                seed_aug=derived_seed(self.seed, epoch, self.part_index, _STREAM_AUGMENT,
+                                      pass_index),
+                **common, **train_iter_args(cfg, self.batch_size))
+        # round_batch=True (the default) fills the last batch with wrapped-around records and
+        # reports how many in `pad`; with False the pad is reported 0 over garbage (SPEC §8)
+        return mx.io.ImageRecordIter(shuffle=False, round_batch=True, **common,
+                                     **val_iter_args(cfg, self.batch_size))
+
+    def epoch(self, epoch):
+        if not self.train:
+            for batch in self.make_iter(epoch):
+                data, label = _own_batch(batch)
+                if batch.pad:
+                    data, label = data[:-batch.pad], label[:-batch.pad]
+                yield data, label
+            return
+        produced, pass_index = 0, 0
+        while produced < self.batches_per_epoch:
+            # a training batch is always full: a short shard's last batch wraps around to
+            # records of this pass (round_batch), and a further pass starts if still short
+            for batch in self.make_iter(epoch, pass_index):
+                yield _own_batch(batch)
+                produced += 1
+                if produced == self.batches_per_epoch:
+                    return
+            pass_index += 1
+
+
+class _ShardDataset(mx.gluon.data.Dataset):
+    """Records [begin, end) of an ImageRecordDataset, each passed through ``transform``
+    under a generator state seeded from (seed, position): the same sample gets the same
+    augmentation whatever the DataLoader worker that decodes it."""
+
+    def __init__(self, rec_path, begin, end, transform, seed=None):
+        self._records = mx.gluon.data.vision.ImageRecordDataset(rec_path, flag=1)
+        self._begin, self._end = begin, end
+        self._transform, self._seed = transform, seed
+
+    def __len__(self):
+        return self._end - self._begin
+
+    def __getitem__(self, i):
+        img, label = self._records[self._begin + i]
+        if self._seed is not None:
+            s = derived_seed(self._seed, i, 0, _STREAM_AUGMENT)
+            # RandomResizedCrop draws from `random`; flip, jitter and lighting from MXNet's
+            random.seed(s)
+            mx.random.seed(s)
+        return self._transform(img), np.float32(label)
+
+
+class _EpochSampler(mx.gluon.data.Sampler):
+    """Batches of shard positions: a permutation seeded per epoch (training, tail dropped)
+    or in order (validation, last batch short)."""
+
+    def __init__(self, size, batch_size, num_batches, perm_seed=None):
+        self._size, self._bs, self._nb, self._seed = size, batch_size, num_batches, perm_seed
+
+    def __iter__(self):
+        if self._seed is None:
+            order = np.arange(self._size)
+        else:
+            # like the RecordIO backend, a short shard tops up its epoch with another pass
+            rng = np.random.default_rng(self._seed)
+            passes = max(1, -(-self._nb * self._bs // max(self._size, 1)))
+            order = np.concatenate([rng.permutation(self._size) for _ in range(passes)])
+        for b in range(self._nb):
+            yield order[b * self._bs:(b + 1) * self._bs].tolist()
+
+    def __len__(self):
+        return self._nb
+
+
+def gluon_transforms(cfg, train):
+    """The per-image ``transforms.Compose`` of the Gluon backend: HxWx3 uint8 RGB NDArray in,
+    3xSxS float32 normalised NDArray out (GluonCV ``train_imagenet.py`` get_data_loader)."""
+    T = mx.gluon.data.vision.transforms
+    s = cfg.input_size
+    if train:
+        steps = [T.RandomResizedCrop(s, scale=(cfg.min_area, cfg.max_area),
+                                     ratio=(cfg.min_aspect_ratio, cfg.max_aspect_ratio),
+                                     interpolation=cfg.interpolation)]
+        if cfg.flip:
+            steps.append(T.RandomFlipLeftRight())
+        if cfg.brightness or cfg.contrast or cfg.saturation or cfg.hue:
+            steps.append(T.RandomColorJitter(brightness=cfg.brightness, contrast=cfg.contrast,
+                                             saturation=cfg.saturation, hue=cfg.hue))
+        if cfg.pca_noise:
+            steps.append(T.RandomLighting(cfg.pca_noise))
+    else:
+        steps = [T.Resize(cfg.resize, keep_ratio=True, interpolation=cfg.interpolation),
+                 T.CenterCrop(s, interpolation=cfg.interpolation)]
+    # ToTensor divides by 255, so the [0, 255] mean and std are divided likewise
+    steps += [T.ToTensor(), T.Normalize(tuple(m / 255 for m in cfg.mean_rgb),
+                                        tuple(d / 255 for d in cfg.std_rgb))]
+    return T.Compose(steps)
+
+
+class GluonLoader(_Loader):
+    """A loader on Gluon's ImageRecordDataset + transforms + DataLoader (see the module
+    docstring). ``cfg.num_workers`` worker processes (0 = decode in this process)."""
+
+    def epoch(self, epoch):
+        cfg = self.cfg
+        if self.train:
+            aug_seed = derived_seed(self.seed, epoch, self.part_index, _STREAM_AUGMENT)
+            perm_seed = derived_seed(self.seed, epoch, self.part_index, _STREAM_SHUFFLE)
+        else:
+            aug_seed = perm_seed = None
+        dataset = _ShardDataset(self.rec_path, self.begin, self.end,
+                                gluon_transforms(cfg, self.train), aug_seed)
+        sampler = _EpochSampler(self.num_samples, self.batch_size, self.batches_per_epoch,
+                                perm_seed)
+        loader = mx.gluon.data.DataLoader(dataset, batch_sampler=sampler,
+                                          num_workers=cfg.num_workers)
+        for data, label in loader:
+            yield data.as_in_context(mx.cpu()), label.astype("float32").as_in_context(mx.cpu())
+
+
+def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0):
+    """One loader (see the module docstring) for ``rec_path``; ``train`` selects the §2.1
+    augmentation and the drop-tail shuffled epochs. Raises DataError on a bad file or value."""
+    cls = RecordIOLoader if cfg.backend == "recordio" else GluonLoader
+    return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed)
+
+
+def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0,
+                 num_classes=None):
+    """(train_loader, val_loader) over ``rec_train`` and ``rec_val`` for data-parallel rank
+    ``part_index`` of ``num_parts``; ``batch_size`` is this rank's. If ``num_classes`` is
+    given, both sets must hold labels in [0, num_classes). Raises DataError."""
+    from .records import label_set
+
+    cfg = cfg if cfg is not None else DataConfig()
+    train = make_loader(cfg, rec_train, batch_size, True, num_parts, part_index, seed)
+    val = make_loader(cfg, rec_val, batch_size, False, num_parts, part_index, seed)
+    if num_classes is not None:
+        for rec in (rec_train, rec_val):
+            labels = label_set(rec)
+            if labels[0] < 0 or labels[-1] >= num_classes:
+                raise DataError(f"{rec}: labels {labels[0]}..{labels[-1]} do not fit "
+                                f"num_classes={num_classes}")
+    return train, val

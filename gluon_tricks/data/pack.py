@@ -1,0 +1,213 @@
+"""Pack a folder of images into MXNet RecordIO (``.rec`` + ``.idx`` + ``.lst``), the way
+MXNet's ``tools/im2rec.py`` does (OpenCV decode, optional short-edge resize, ``pack_img``
+records with an ``IRHeader``), plus a ``PREFIX_classes.txt`` naming each label.
+
+Two layouts are accepted:
+
+- class folders (ImageNet ``train/``): ``IMAGE_DIR/<class>/<image>``; label = position of
+  the class in the sorted list of sub-folder names;
+- a flat folder and a label file (how ImageNet ``val/`` ships): lines ``filename label``
+  (integers) or ``filename classname`` (label = position in the sorted class names).
+
+Every output is written under a temporary name and renamed once complete, so a crash never
+leaves a half-written set that looks finished.
+"""
+import logging
+import multiprocessing
+import os
+import random
+from dataclasses import dataclass, field
+
+import cv2
+
+from .records import DataError, paths
+
+log = logging.getLogger("gluon_tricks.data")
+
+ENCODINGS = (".jpg", ".png")
+
+
+@dataclass
+class PackSummary:
+    """What :func:`pack_images` wrote: ``packed`` records, ``skipped`` unreadable files
+    (their paths in ``skipped_files``), ``classes`` names (index = label), output ``paths``."""
+    packed: int
+    skipped: int
+    classes: list
+    paths: tuple
+    skipped_files: list = field(default_factory=list)
+
+
+def _is_candidate(name):
+    return not name.startswith(".")
+
+
+def list_class_folders(image_dir):
+    """[(relative path, label)] and class names for a folder of class sub-folders.
+
+    Raises DataError if there is no sub-folder or a sub-folder holds no file."""
+    if not os.path.isdir(image_dir):
+        raise DataError(f"{image_dir}: no such folder")
+    classes = sorted(d for d in os.listdir(image_dir)
+                     if _is_candidate(d) and os.path.isdir(os.path.join(image_dir, d)))
+    if not classes:
+        raise DataError(f"{image_dir}: no class sub-folders; for a flat folder pass "
+                        "--labels FILE")
+    items = []
+    for label, name in enumerate(classes):
+        files = sorted(f for f in os.listdir(os.path.join(image_dir, name))
+                       if _is_candidate(f) and os.path.isfile(os.path.join(image_dir, name, f)))
+        if not files:
+            raise DataError(f"{os.path.join(image_dir, name)}: empty class folder; remove it or "
+                            "add its images (labels come from the sorted folder names)")
+        items.extend((os.path.join(name, f), label) for f in files)
+    return items, classes
+
+
+def list_with_labels(image_dir, labels_file):
+    """[(relative path, label)] and class names for a flat folder and a label file whose
+    lines are ``filename label`` or ``filename classname``. Raises DataError."""
+    if not os.path.isdir(image_dir):
+        raise DataError(f"{image_dir}: no such folder")
+    if not os.path.isfile(labels_file):
+        raise DataError(f"{labels_file}: no such label file")
+    rows = []
+    with open(labels_file, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != 2:
+                raise DataError(f"{labels_file}:{n}: expected 'filename label', got "
+                                f"{line.strip()[:60]!r}")
+            rows.append(tuple(fields))
+    if not rows:
+        raise DataError(f"{labels_file}: no label line")
+    names = [c for _, c in rows]
+    if all(c.lstrip("-").isdigit() for c in names):
+        ints = [int(c) for c in names]
+        if min(ints) < 0:
+            raise DataError(f"{labels_file}: negative label {min(ints)}")
+        classes = [str(i) for i in range(max(ints) + 1)]
+        items = [(fn, i) for (fn, _), i in zip(rows, ints)]
+    else:
+        classes = sorted(set(names))
+        index = {c: i for i, c in enumerate(classes)}
+        items = [(fn, index[c]) for fn, c in rows]
+    for fn, _ in items:
+        if not os.path.isfile(os.path.join(image_dir, fn)):
+            raise DataError(f"{labels_file}: lists {fn!r}, which is not in {image_dir}")
+    return items, classes
+
+
+def _encode(job):
+    """Worker: read, resize and encode one image. Returns (bytes or None, reason)."""
+    path, resize, encoding, quality = job
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        return None, "not a readable image"
+    if resize:
+        # im2rec's rule: the shorter edge becomes `resize`, the other keeps the aspect ratio
+        h, w = img.shape[:2]
+        size = (resize, h * resize // w) if h > w else (w * resize // h, resize)
+        img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+    params = ([cv2.IMWRITE_JPEG_QUALITY, quality] if encoding == ".jpg"
+              else [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, buf = cv2.imencode(encoding, img, params)
+    if not ok:
+        return None, "OpenCV could not encode it"
+    return buf.tobytes(), ""
+
+
+def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95,
+                encoding=".jpg", workers=1, seed=0, force=False, progress=False):
+    """Pack ``image_dir`` into ``out_prefix``.{rec,idx,lst} and ``out_prefix``_classes.txt.
+
+    Args:
+        image_dir: folder of class sub-folders, or a flat folder if ``labels_file`` is given.
+        out_prefix: output path without extension (``data/train`` -> ``data/train.rec``).
+        labels_file: lines ``filename label`` or ``filename classname`` for a flat folder.
+        resize: if set, the shorter edge is resized to this many pixels (bilinear, as im2rec).
+        quality: JPEG quality 1..100 (ignored for PNG).
+        encoding: ".jpg" or ".png" (lossless).
+        workers: processes that decode and encode; the output does not depend on it.
+        seed: records are stored in an order shuffled with this seed.
+        force: overwrite existing outputs.
+        progress: show a tqdm progress bar on stderr.
+
+    Record ``i`` of the ``.rec`` has key and ``IRHeader.id`` ``i`` and a float label; a file
+    OpenCV cannot read is skipped with a warning naming it and counted in the summary.
+    Returns a :class:`PackSummary`; raises DataError (empty class folder, existing output
+    without ``force``, nothing readable, bad arguments).
+    """
+    from mxnet import recordio  # the C++ library loads only when packing is asked for
+
+    if encoding not in ENCODINGS:
+        raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    if not 1 <= quality <= 100:
+        raise DataError(f"quality {quality}: expected 1..100")
+    if resize is not None and resize <= 0:
+        raise DataError(f"resize {resize}: expected a positive number of pixels")
+    outputs = paths(out_prefix + ".rec")
+    existing = [p for p in outputs if os.path.exists(p)]
+    if existing and not force:
+        raise DataError(f"{existing[0]} already exists; pass --force to overwrite it")
+    out_dir = os.path.dirname(os.path.abspath(out_prefix))
+    if not os.path.isdir(out_dir):
+        raise DataError(f"{out_dir}: output folder does not exist")
+
+    if labels_file:
+        items, classes = list_with_labels(image_dir, labels_file)
+    else:
+        items, classes = list_class_folders(image_dir)
+    # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
+    random.Random(seed).shuffle(items)
+
+    tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
+    jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
+    packed, skipped = [], []
+    pool = None
+    try:
+        if workers > 1:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            results = pool.imap(_encode, jobs, chunksize=16)
+        else:
+            results = map(_encode, jobs)
+        if progress:
+            from tqdm import tqdm
+            results = tqdm(results, total=len(jobs), desc=f"packing {out_prefix}", unit="img")
+        writer = recordio.MXIndexedRecordIO(tmp[1], tmp[0], "w")
+        try:
+            for (rel, label), (buf, reason) in zip(items, results):
+                if buf is None:
+                    log.warning("skipping %s: %s", os.path.join(image_dir, rel), reason)
+                    skipped.append(os.path.join(image_dir, rel))
+                    continue
+                key = len(packed)
+                header = recordio.IRHeader(0, float(label), key, 0)
+                writer.write_idx(key, recordio.pack(header, buf))
+                packed.append((key, label, rel))
+        finally:
+            writer.close()
+        if not packed:
+            raise DataError(f"{image_dir}: no readable image ({len(skipped)} files skipped)")
+        with open(tmp[2], "w", encoding="utf-8") as f:
+            f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
+        with open(tmp[3], "w", encoding="utf-8") as f:
+            f.writelines(f"{c}\n" for c in classes)
+        for t, p in zip(tmp, outputs):
+            os.replace(t, p)
+    finally:
+        if pool is not None:
+            pool.terminate()
+        for t in tmp:
+            if os.path.exists(t):
+                os.remove(t)
+    return PackSummary(packed=len(packed), skipped=len(skipped), classes=classes,
+                       paths=outputs, skipped_files=skipped)
+
+
+def default_workers():
+    """Worker processes for packing: one per core."""
+    return max(1, os.cpu_count() or 1)
+

@@ -1,0 +1,187 @@
+"""Cheap facts about a packed RecordIO set (``X.rec`` + ``X.idx``, optional ``X.lst`` and
+``X_classes.txt``), read without decoding a single image, and the checks that turn a bad
+file into a one-line :class:`DataError` before MXNet's C++ iterator sees it (its own errors
+are a C++ stack trace from a background thread).
+
+File layout, as MXNet's ``im2rec`` writes it:
+
+- ``X.rec``: records ``magic (u32) | cflag << 29 | length (u32) | payload | pad to 4 bytes``;
+  a payload is an ``IRHeader`` (``flag u32, label f32, id u64, id2 u64``) then the image.
+- ``X.idx``: one ``key<TAB>byte offset`` line per record.
+- ``X.lst``: one ``key<TAB>label<TAB>relative path`` line per record (written by our packer).
+- ``X_classes.txt``: one class name per line; line i is the name of label i.
+"""
+import os
+import struct
+
+from ..errors import UserError
+
+RECORD_MAGIC = 0xCED7230A
+_REC_HEAD = struct.Struct("<II")          # magic, cflag << 29 | length
+_IR_HEAD = struct.Struct("<IfQQ")         # mx.recordio's IRHeader: flag, label, id, id2
+_LENGTH_MASK = (1 << 29) - 1
+_SPOT_CHECKS = 1000  # records whose header is checked by check_rec (first, last, evenly spaced)
+
+
+class DataError(UserError):
+    """A data file is missing, malformed or inconsistent; the message is one line naming it."""
+
+
+def paths(rec_path):
+    """(rec, idx, lst, classes) paths of the set whose records live in ``rec_path``."""
+    stem = os.path.splitext(rec_path)[0] if rec_path.endswith(".rec") else rec_path
+    return stem + ".rec", stem + ".idx", stem + ".lst", stem + "_classes.txt"
+
+
+def read_index(rec_path):
+    """The ``.idx`` beside ``rec_path`` as a list of (key, byte offset) in file order.
+
+    Raises DataError if the ``.rec`` or ``.idx`` is missing or the ``.idx`` is malformed."""
+    rec, idx, _, _ = paths(rec_path)
+    if not os.path.isfile(rec):
+        raise DataError(f"{rec}: no such RecordIO file (pack one with tools/pack_rec.py)")
+    if not os.path.isfile(idx):
+        raise DataError(f"{idx}: index missing beside {rec} (re-pack with tools/pack_rec.py, "
+                        "or rebuild it with mxnet's tools/rec2idx.py)")
+    entries = []
+    with open(idx, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                entries.append((int(fields[0]), int(fields[1])))
+            except (ValueError, IndexError):
+                raise DataError(f"{idx}:{n}: expected 'key<TAB>offset', got {line.strip()[:60]!r}"
+                                ) from None
+    if not entries:
+        raise DataError(f"{idx}: index is empty, the set holds no record")
+    return entries
+
+
+def _read_header(f, offset):
+    """(cflag, payload length, IRHeader fields or None) of the record at ``offset``."""
+    f.seek(offset)
+    head = f.read(_REC_HEAD.size + _IR_HEAD.size)
+    if len(head) < _REC_HEAD.size:
+        return None
+    magic, lrec = _REC_HEAD.unpack_from(head)
+    if magic != RECORD_MAGIC:
+        return None
+    ir = (_IR_HEAD.unpack_from(head, _REC_HEAD.size)
+          if len(head) == _REC_HEAD.size + _IR_HEAD.size else None)
+    return lrec >> 29, lrec & _LENGTH_MASK, ir
+
+
+def check_rec(rec_path):
+    """Check that ``rec_path`` and its ``.idx`` exist and agree, cheaply: the index parses,
+    every offset lies inside the ``.rec``, and the first, the last and up to 1000 evenly
+    spaced records start with a RecordIO header whose payload fits in the file (which catches
+    a truncated or overwritten ``.rec``). Returns the number of records.
+
+    Raises DataError with one line naming the file otherwise."""
+    rec, idx, _, _ = paths(rec_path)
+    entries = read_index(rec_path)
+    size = os.path.getsize(rec)
+    offsets = sorted(off for _, off in entries)
+    if offsets[-1] >= size:
+        raise DataError(f"{rec}: truncated ({size} bytes) or {idx} belongs to another file "
+                        f"(a record starts at byte {offsets[-1]}); re-pack it")
+    step = max(1, len(offsets) // _SPOT_CHECKS)
+    probe = sorted(set(range(0, len(offsets), step)) | {len(offsets) - 1})
+    with open(rec, "rb") as f:
+        for i in probe:
+            head = _read_header(f, offsets[i])
+            if head is None:
+                raise DataError(f"{rec}: no record header at byte {offsets[i]} (index entry "
+                                f"{i}): the file is corrupt or {idx} belongs to another file")
+            cflag, length, _ = head
+            end = offsets[i] + _REC_HEAD.size + length
+            # a record that is not split (cflag 0) must end before the next one starts
+            limit = offsets[i + 1] if i + 1 < len(offsets) else size
+            if cflag == 0 and end > limit:
+                raise DataError(f"{rec}: record at byte {offsets[i]} needs {length} bytes but "
+                                f"the file ends at {size}: truncated, re-pack it"
+                                if limit == size else
+                                f"{rec}: record at byte {offsets[i]} overlaps the next one; "
+                                "the file is corrupt, re-pack it")
+    return len(entries)
+
+
+def count_records(rec_path):
+    """Number of records in ``rec_path`` (int), from its ``.idx``; raises DataError."""
+    return len(read_index(rec_path))
+
+
+def read_lst(rec_path):
+    """The ``.lst`` beside ``rec_path`` as {key: (label float, relative path)}, or None if
+    there is none."""
+    _, _, lst, _ = paths(rec_path)
+    if not os.path.isfile(lst):
+        return None
+    out = {}
+    with open(lst, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("\t")
+            try:
+                out[int(fields[0])] = (float(fields[1]), fields[-1])
+            except (ValueError, IndexError):
+                raise DataError(f"{lst}:{n}: expected 'key<TAB>label<TAB>path', got "
+                                f"{line.strip()[:60]!r}") from None
+    return out
+
+
+def labels(rec_path):
+    """Labels of every record, as a list of float in ``.idx`` order.
+
+    Read from the ``.lst`` when it lists exactly the keys of the ``.idx`` (one small text
+    file); otherwise from each record's header in the ``.rec`` (one 32-byte read per record).
+    Raises DataError."""
+    entries = read_index(rec_path)
+    lst = read_lst(rec_path)
+    if lst is not None and len(lst) == len(entries) and all(k in lst for k, _ in entries):
+        return [lst[k][0] for k, _ in entries]
+    rec = paths(rec_path)[0]
+    out = []
+    with open(rec, "rb") as f:
+        for key, off in entries:
+            head = _read_header(f, off)
+            if head is None or head[2] is None:
+                raise DataError(f"{rec}: no record header at byte {off} (key {key}); re-pack it")
+            flag, label = head[2][0], head[2][1]
+            if flag > 0:  # multi-label records keep their labels after the header
+                f.seek(off + _REC_HEAD.size + _IR_HEAD.size)
+                label = struct.unpack("<f", f.read(4))[0]
+            out.append(label)
+    return out
+
+
+def label_set(rec_path):
+    """Sorted list of the distinct integer class labels in ``rec_path``; raises DataError."""
+    return sorted({int(round(x)) for x in labels(rec_path)})
+
+
+def num_classes(rec_path):
+    """Number of distinct labels in ``rec_path`` (int); raises DataError."""
+    return len(label_set(rec_path))
+
+
+def read_classes(rec_path):
+    """Class names of ``rec_path`` from ``X_classes.txt`` (index = label), or None."""
+    classes = paths(rec_path)[3]
+    if not os.path.isfile(classes):
+        return None
+    with open(classes, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def shard_range(num_records, num_parts, part_index):
+    """[begin, end) of record positions (in ``.idx`` order) that shard ``part_index`` of
+    ``num_parts`` reads: MXNet's own rule (dmlc-core IndexedRecordIOSplitter), a step of
+    ceil(num_records / num_parts), so that both backends read the same shards."""
+    if not 0 <= part_index < num_parts:
+        raise DataError(f"part_index {part_index} is not in [0, num_parts={num_parts})")
+    step = (num_records + num_parts - 1) // num_parts
+    return min(part_index * step, num_records), min((part_index + 1) * step, num_records)

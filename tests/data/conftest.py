@@ -1,0 +1,103 @@
+"""Shared fixtures of the data tests: small synthetic RecordIO sets written directly with
+mx.recordio (not with our packer, so the pipeline tests do not depend on it) and the 32 px
+digits demo set, built once per session."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+# the "coordinate image": R = x, G = y, B = 100, so every output pixel of a crop tells where
+# in the source it was sampled from; W, H < 256 so that coordinates fit in uint8
+COORD_W, COORD_H, COORD_B = 200, 160, 100
+
+
+def write_rec(prefix, images_rgb, labels, img_fmt=".png"):
+    """Write HxWx3 uint8 RGB images as prefix.rec/.idx (record i: key i, label labels[i])."""
+    from mxnet import recordio
+
+    w = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+    for i, (img, label) in enumerate(zip(images_rgb, labels)):
+        quality = 3 if img_fmt == ".png" else 100  # PNG: compression level; lossless
+        w.write_idx(i, recordio.pack_img(recordio.IRHeader(0, float(label), i, 0),
+                                         img[:, :, ::-1], quality=quality, img_fmt=img_fmt))
+    w.close()
+    return prefix + ".rec"
+
+
+def coord_image():
+    """The coordinate image, HxWx3 uint8 RGB."""
+    y, x = np.mgrid[0:COORD_H, 0:COORD_W]
+    return np.stack([x, y, np.full_like(x, COORD_B)], axis=2).astype(np.uint8)
+
+
+def smooth_image(h, w, seed):
+    """A smooth random HxWx3 uint8 RGB image (low-frequency noise, upscaled)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3)).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.fixture(scope="session")
+def coord():
+    """(width, height, blue value, HxWx3 uint8 RGB image) of the coordinate image."""
+    return COORD_W, COORD_H, COORD_B, coord_image()
+
+
+@pytest.fixture(scope="session")
+def coord_rec(tmp_path_factory):
+    """64 copies of the coordinate image, PNG (lossless), labels 0..63."""
+    prefix = str(tmp_path_factory.mktemp("coord") / "coord")
+    img = coord_image()
+    return write_rec(prefix, [img] * 64, range(64))
+
+
+@pytest.fixture(scope="session")
+def val_images():
+    """Landscape 300x240 and portrait 240x300 smooth images: short edge 240 -> 256 makes the
+    long edge exactly 320, so the reference resize has no rounding ambiguity."""
+    return [smooth_image(240, 300, s) if s % 2 == 0 else smooth_image(300, 240, s)
+            for s in range(6)]
+
+
+@pytest.fixture(scope="session")
+def val_rec(tmp_path_factory, val_images):
+    prefix = str(tmp_path_factory.mktemp("valset") / "val")
+    return write_rec(prefix, val_images, range(len(val_images)))
+
+
+@pytest.fixture(scope="session")
+def numbered_rec(tmp_path_factory):
+    """37 small images whose label is their record number (so coverage is checkable)."""
+    prefix = str(tmp_path_factory.mktemp("numbered") / "numbered")
+    return write_rec(prefix, [smooth_image(40, 48, s) for s in range(37)], range(37),
+                     img_fmt=".jpg")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """The 32 px digits demo set: the folder holding train.rec and val.rec (the session
+    fixture `demo32` of tests/conftest.py gives the same set as a dict of paths)."""
+    from gluon_tricks.data.demo import make_demo_data
+
+    out = str(tmp_path_factory.mktemp("demo_dir"))
+    make_demo_data(out, size=32, workers=1)
+    return out
+
+
+@pytest.fixture
+def class_folder(tmp_path):
+    """A folder of 3 class sub-folders (names deliberately not in creation order) holding
+    4 random PNG images each; returns (folder, {relative path: (RGB image, label)})."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    truth = {}
+    names = ["zebra", "apple", "kiwi"]
+    for name in names:
+        label = sorted(names).index(name)
+        os.makedirs(root / name)
+        for i in range(4):
+            img = rng.integers(0, 256, (20 + i, 30, 3)).astype(np.uint8)
+            cv2.imwrite(str(root / name / f"{i}.png"), img[:, :, ::-1])
+            truth[f"{name}/{i}.png"] = (img, label)
+    return str(root), truth

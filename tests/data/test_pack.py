@@ -1,0 +1,142 @@
+"""The packer against what it was given: images and labels read back with mx.recordio
+itself, classes.txt, the label-file layout, and its refusals."""
+import logging
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from mxnet import recordio
+
+from gluon_tricks.data import DataError
+from gluon_tricks.data.pack import pack_images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def read_back(prefix):
+    """{relative path from the .lst: (RGB image, label)} decoded with mx.recordio."""
+    lst = {}
+    with open(prefix + ".lst") as f:
+        for line in f:
+            key, label, rel = line.rstrip("\n").split("\t")
+            lst[int(key)] = (float(label), rel)
+    reader = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "r")
+    out = {}
+    for key in reader.keys:
+        header, img = recordio.unpack_img(reader.read_idx(key), iscolor=1)
+        assert header.id == key
+        assert header.label == lst[key][0]
+        out[lst[key][1]] = (img[:, :, ::-1], header.label)
+    reader.close()
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_round_trip_png_is_exact(class_folder, tmp_path, workers):
+    folder, truth = class_folder
+    prefix = str(tmp_path / "set")
+    summary = pack_images(folder, prefix, encoding=".png", workers=workers, seed=1)
+    assert summary.packed == len(truth) and summary.skipped == 0
+    back = read_back(prefix)
+    assert sorted(back) == sorted(truth)
+    for rel, (img, label) in truth.items():
+        np.testing.assert_array_equal(back[rel][0], img)
+        assert back[rel][1] == label
+    with open(prefix + "_classes.txt") as f:
+        assert f.read().split("\n") == ["apple", "kiwi", "zebra", ""]
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+
+
+def test_round_trip_jpeg_and_resize(class_folder, tmp_path):
+    folder, truth = class_folder
+    prefix = str(tmp_path / "set")
+    pack_images(folder, prefix, quality=100, resize=40)
+    back = read_back(prefix)
+    for rel, (img, label) in truth.items():
+        h, w = img.shape[:2]
+        got = back[rel][0]
+        assert min(got.shape[:2]) == 40  # short edge resized, aspect kept
+        assert abs(got.shape[1] / got.shape[0] - w / h) < 0.05
+        assert back[rel][1] == label
+
+
+def test_record_order_is_shuffled_by_seed(class_folder, tmp_path):
+    folder, _ = class_folder
+    orders = []
+    for seed in (0, 0, 1):
+        prefix = str(tmp_path / f"s{len(orders)}")
+        pack_images(folder, prefix, encoding=".png", seed=seed)
+        with open(prefix + ".lst") as f:
+            orders.append([line.split("\t")[2] for line in f])
+    assert orders[0] == orders[1] != orders[2]
+    assert orders[0] != sorted(orders[0])
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+def test_flat_folder_with_label_file(tmp_path, by_name):
+    rng = np.random.default_rng(1)
+    os.makedirs(tmp_path / "flat")
+    names = {0: "cat", 1: "dog", 2: "eel"}
+    truth, lines = {}, []
+    for i in range(6):
+        img = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "flat" / f"im{i}.png"), img[:, :, ::-1])
+        label = (i * 2) % 3
+        truth[f"im{i}.png"] = (img, label)
+        lines.append(f"im{i}.png {names[label] if by_name else label}\n")
+    (tmp_path / "labels.txt").write_text("".join(lines))
+    prefix = str(tmp_path / "val")
+    s = pack_images(str(tmp_path / "flat"), prefix, labels_file=str(tmp_path / "labels.txt"),
+                    encoding=".png")
+    assert s.classes == (["cat", "dog", "eel"] if by_name else ["0", "1", "2"])
+    back = read_back(prefix)
+    for rel, (img, label) in truth.items():
+        np.testing.assert_array_equal(back[rel][0], img)
+        assert back[rel][1] == label
+
+
+def test_unreadable_image_is_skipped_and_counted(class_folder, tmp_path, caplog):
+    folder, truth = class_folder
+    bad = os.path.join(folder, "kiwi", "broken.jpg")
+    with open(bad, "w") as f:
+        f.write("this is not a JPEG")
+    with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
+        s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    assert s.packed == len(truth) and s.skipped == 1 and s.skipped_files == [bad]
+    assert any(bad in r.getMessage() for r in caplog.records)
+    assert len(read_back(str(tmp_path / "set"))) == len(truth)
+
+
+def test_empty_class_folder_is_an_error(class_folder, tmp_path):
+    folder, _ = class_folder
+    os.makedirs(os.path.join(folder, "empty"))
+    with pytest.raises(DataError, match="empty class folder") as e:
+        pack_images(folder, str(tmp_path / "set"))
+    assert "\n" not in str(e.value) and "empty" in str(e.value)
+
+
+def test_existing_output_needs_force(class_folder, tmp_path):
+    folder, _ = class_folder
+    prefix = str(tmp_path / "set")
+    pack_images(folder, prefix, encoding=".png")
+    with pytest.raises(DataError, match="already exists.*--force"):
+        pack_images(folder, prefix)
+    assert pack_images(folder, prefix, encoding=".png", force=True).packed == 12
+
+
+def test_cli_prints_one_line_error_and_exits_2(class_folder, tmp_path):
+    folder, _ = class_folder
+    prefix = str(tmp_path / "set")
+    tool = os.path.join(ROOT, "tools", "pack_rec.py")
+    ok = subprocess.run([sys.executable, tool, folder, prefix, "--workers", "1"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "12 images, 3 classes, 0 skipped" in ok.stdout
+    again = subprocess.run([sys.executable, tool, folder, prefix], capture_output=True, text=True)
+    assert again.returncode == 2
+    lines = [line for line in again.stderr.splitlines() if not line.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and prefix in lines[0]
+    assert "Traceback" not in again.stderr

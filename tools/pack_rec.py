@@ -1,0 +1,49 @@
+"""Pack a folder of images into MXNet RecordIO: PREFIX.rec, PREFIX.idx, PREFIX.lst and
+PREFIX_classes.txt (one class name per line; line i names label i).
+
+    python tools/pack_rec.py ~/imagenet/train data/imagenet/train --resize 480 --workers 8
+    python tools/pack_rec.py ~/imagenet/val data/imagenet/val --labels val_labels.txt
+
+IMAGE_DIR holds one sub-folder per class (labels = sorted folder names), or, with --labels,
+images listed in FILE as "filename label" or "filename classname" lines.
+"""
+import argparse
+import logging
+import sys
+
+from gluon_tricks.data import DataError
+from gluon_tricks.data.pack import default_workers, pack_images
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("image_dir", help="folder of class sub-folders (or flat, with --labels)")
+    p.add_argument("out_prefix", help="output path without extension, e.g. data/train")
+    p.add_argument("--labels", metavar="FILE", help="label file for a flat folder")
+    p.add_argument("--resize", type=int, metavar="SHORT_EDGE",
+                   help="resize the shorter edge to this many pixels (default: keep)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality 1..100 (default 95)")
+    p.add_argument("--encoding", choices=(".jpg", ".png"), default=".jpg",
+                   help="image encoding in the records (default .jpg; .png is lossless)")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="decoding processes (default: one per core)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the record order (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
+                        resize=args.resize, quality=args.quality, encoding=args.encoding,
+                        workers=args.workers, seed=args.seed, force=args.force,
+                        progress=sys.stderr.isatty())
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes, {s.skipped} skipped"
+          + (f" (first: {s.skipped_files[0]})" if s.skipped else "")
+          + f"; classes in {s.paths[3]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
