@@ -7,7 +7,6 @@ The dataclass defaults are the paper's baseline (§2.1): ResNet-50, NAG, batch 2
 lr 0.1, 120 epochs, step decay at 30/60/90, no tricks.
 """
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -57,8 +56,7 @@ class TrainConfig:
     teacher_model: str = "resnet152_v1d"
     temperature: float = 20.0  # distillation T
     # --- data (SPEC §1; augmentation constants live in gluon_tricks.data) ---
-    data: dict = field(default_factory=dict)  # overrides of the data config's fields
-    num_workers: int = 4  # decoding threads (ImageRecordIter caps them at cores/2 - 1)
+    data: dict = field(default_factory=dict)  # fields of gluon_tricks.data.DataConfig
     # --- bookkeeping ---
     seed: int = 0
     log_interval: int = 50  # batches between progress lines
@@ -226,4 +224,5 @@ def save(cfg, path):
 
 
 def dumps(cfg):
-    return json.dumps(cfg.to_dict(), indent=2)
+    """The resolved configuration as YAML text, for people."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)

@@ -1,11 +1,48 @@
 """Who this process is in a data-parallel job: a single process (one or more devices) or one
-Horovod rank. The loop talks only to this interface, so it never branches on the engine."""
+Horovod rank. The loop talks only to this interface, so it never branches on the engine.
+
+A Horovod job keeps its ranks identical by construction:
+
+- parameters get concrete shapes before anything else (:func:`materialize_parameters`) and
+  are broadcast from rank 0 before the first step;
+- ``hvd.DistributedTrainer`` averages the gradients over ranks; with the loop's
+  ``trainer.update(rank_batch * loss_scale)`` the update uses the mean gradient over the
+  global batch (see :meth:`HorovodRanks.trainer`);
+- BatchNorm running statistics, which no gradient touches and each rank accumulates from its
+  own shard, are averaged over ranks before every validation and checkpoint
+  (:meth:`HorovodRanks.average_running_stats`).
+
+A rank that dies ends the job: horovodrun (Gloo) terminates the other ranks when one exits
+non-zero, and names the rank that failed first.
+"""
 import os
 
+import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
 from ..errors import RunError
+
+
+def materialize_parameters(net, sample_shape, contexts, dtype="float32"):
+    """Give every deferred-initialised parameter of ``net`` (GluonCV's MobileNet and
+    Inception-V3 leave ``in_units``/``in_channels`` to the first batch; our ResNets do not)
+    its shape and its initial value, from a (N, 3, H, W) ``sample_shape``.
+
+    Horovod's ``broadcast_parameters`` cannot send a parameter that has no data yet: it only
+    patches a broadcast into its lazy initialisation, and such parameters have been seen left
+    unbroadcast (horovod#895). We do what Gluon does
+    on the first forward pass (shape inference on the graph, then the deferred initialiser),
+    without running the network: a forward pass would move BatchNorm running statistics
+    and, in inference mode, leave the weights in oneDNN layout, which Horovod then fails to
+    broadcast ("We can't generate TBlob for MKLDNN data", SPEC.md §8)."""
+    params = net.collect_params()
+    if not any(p._deferred_init for p in params.values()):
+        return
+    net.infer_shape(mx.nd.zeros(sample_shape, ctx=contexts[0], dtype=dtype))
+    for p in params.values():
+        # Gluon's own route out of deferred init (HybridBlock._deferred_infer_shape + this)
+        p._finish_deferred_init()
 
 
 class SingleProcess:
@@ -16,6 +53,10 @@ class SingleProcess:
     local_rank = 0
     is_root = True
 
+    def contexts(self, gpus):
+        """The devices of this process: every GPU listed (ints), else the CPU."""
+        return [mx.gpu(g) for g in gpus] or [mx.cpu()]
+
     def trainer(self, params, optimizer, num_devices):
         # update_on_kvstore=False: the loop reduces gradients, checks them for overflow
         # (FP16 loss scaling) and only then updates; see TrainStep.
@@ -23,6 +64,9 @@ class SingleProcess:
                              update_on_kvstore=False if num_devices > 1 else None)
 
     def broadcast_parameters(self, params):
+        """Nothing to do: there is no other rank."""
+
+    def average_running_stats(self, params):
         """Nothing to do: there is no other rank."""
 
     def allreduce_sum(self, values):
@@ -38,29 +82,66 @@ def launched_by_horovod():
 
 
 class HorovodRanks:
-    """One rank of a Horovod job: gradients averaged by hvd.DistributedTrainer, parameters
-    broadcast from rank 0, metrics summed over ranks."""
+    """One rank of a Horovod job, one device per rank: gradients averaged by
+    hvd.DistributedTrainer, parameters broadcast from rank 0, BatchNorm running statistics
+    averaged and metrics summed over ranks."""
 
     def __init__(self):
         try:
             import horovod.mxnet as hvd
         except ImportError:
-            raise RunError("--horovod: horovod is not installed with MXNet support; see "
-                               "README (HOROVOD_WITH_MXNET=1 pip install horovod)") from None
+            raise RunError("--horovod: horovod is not installed with MXNet support; run "
+                           "`make horovod` (see docs/distributed.md)") from None
         hvd.init()
         self.hvd = hvd
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self.local_size = hvd.local_size()
         self.is_root = self.rank == 0
         self._calls = 0
 
+    def contexts(self, gpus):
+        """This rank's one device: GPU ``gpus[local_rank]`` (the GPUs of this host, one per
+        rank on it), else the CPU."""
+        if not gpus:
+            return [mx.cpu()]
+        if len(gpus) < self.local_size:
+            raise RunError(f"--gpus {','.join(map(str, gpus))}: {len(gpus)} GPU(s) for "
+                           f"{self.local_size} ranks on this host; list one GPU per rank "
+                           "(or launch fewer ranks per host)")
+        return [mx.gpu(gpus[self.local_rank])]
+
     def trainer(self, params, optimizer, num_devices):
+        """A DistributedTrainer. Its allreduce_grads() averages each gradient over ranks (in
+        Horovod's C++ op, or, on CPU/Gloo and NCCL < 2.10, as a sum with 1/size folded into the
+        trainer's scale); update(rank_batch * s) then rescales by 1/(rank_batch * s). Each
+        rank's gradient is the sum over its rank_batch samples (the loop backpropagates the
+        per-sample losses), so the step uses sum over the global batch / (size * rank_batch):
+        the global mean, as one process with the whole batch would."""
+        if num_devices != 1:
+            raise RunError(f"Horovod runs one device per rank, got {num_devices}: launch one "
+                           "rank per GPU (horovodrun -np <GPUs>) and list them in --gpus")
         return self.hvd.DistributedTrainer(params, optimizer)
 
     def broadcast_parameters(self, params):
+        """Rank 0's values of every parameter (trainable and running statistics), in place."""
+        deferred = [name for name, p in params.items() if p._deferred_init]
+        if deferred:  # Horovod would silently skip them (horovod#895)
+            raise AssertionError(f"parameters without data before broadcast: {deferred[:3]}; "
+                                 "call materialize_parameters first")
         self.hvd.broadcast_parameters(params, root_rank=0)
 
+    def average_running_stats(self, params):
+        """Average, in place, the parameters no gradient updates (BatchNorm running mean and
+        variance): each rank accumulated them from its own shard. Afterwards every rank holds
+        the same network, so validation counts summed over ranks are the exact metric of the
+        network rank 0 checkpoints (as Gluon averages the copies of several devices when it
+        saves them)."""
+        for name, p in sorted(params.items()):
+            if p.grad_req == "null":
+                self.hvd.allreduce_(p.data(), average=True, name=f"gt_running.{name}")
+
     def allreduce_sum(self, values):
-        import mxnet as mx
+        """The element-wise sum over ranks of ``values`` (a sequence of numbers), float64."""
         self._calls += 1
         total = self.hvd.allreduce(mx.nd.array(np.asarray(values, dtype=np.float64),
                                                dtype="float64"),
@@ -69,6 +150,12 @@ class HorovodRanks:
 
     def barrier(self):
         self.allreduce_sum([0.0])
+
+
+def lost_a_rank(exc):
+    """Whether ``exc`` is Horovod telling this rank that the job lost another rank (a
+    collective operation failed because a peer exited or was killed)."""
+    return type(exc).__name__ == "HorovodInternalError" or "Horovod has been shut down" in str(exc)
 
 
 def detect(force_horovod=False):

@@ -19,7 +19,7 @@ from ..errors import RunError
 from ..models import get_model, initializer, input_size
 from . import checkpoint as ckpt
 from .config import save as save_config
-from .distributed import SingleProcess
+from .distributed import SingleProcess, materialize_parameters
 from .loss_scale import DynamicLossScaler, StaticLossScaler
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
 from .mixup import mixup, sample_lambda
@@ -46,6 +46,16 @@ def check_classes(cfg, rec_paths):
             raise RunError(f"{rec}: holds {len(labels)} classes (labels {min(labels)}.."
                            f"{max(labels)}) but the recipe says classes={cfg.classes}; "
                            f"--set classes={len(labels)}")
+
+
+def make_data_config(cfg):
+    """The data pipeline's settings: the recipe's `data:` fields over the paper's defaults."""
+    fields = dict(cfg.data)
+    fields.setdefault("input_size", cfg.input_size or input_size(cfg.model))
+    try:
+        return gt_data.DataConfig(**fields)
+    except TypeError as e:  # an unknown field name
+        raise RunError(f"recipe 'data:' section: {e}") from None
 
 
 def resolve_teacher_path(path):
@@ -186,15 +196,21 @@ def top1_correct(outputs, label, ctx):
 
 
 def evaluate(net, loader, epoch, contexts, dtype, dist):
-    """Exact top-1/top-5 over the whole validation set (counts summed over ranks)."""
+    """Exact top-1/top-5 over the whole validation set (counts summed over ranks).
+
+    A short last batch is padded back to the full batch size (only its real rows count), so
+    that the network always sees one input shape and every device a full share."""
     counts = np.zeros(3)
     for data, label in loader.epoch(epoch):
+        n = data.shape[0]
+        if n < loader.batch_size:
+            data = mx.nd.concat(data, mx.nd.zeros((loader.batch_size - n,) + data.shape[1:],
+                                                  dtype=data.dtype), dim=0)
         xs = mx.gluon.utils.split_and_load(data.astype(dtype, copy=False), contexts,
                                            even_split=False)
-        ys = mx.gluon.utils.split_and_load(label, contexts, even_split=False)
-        for x, y in zip(xs, ys):
-            c1, c5 = topk_correct(net(x), y)
-            counts += (c1, c5, y.shape[0])
+        logits = mx.nd.concat(*[net(x).as_in_context(mx.cpu()) for x in xs], dim=0)[:n]
+        c1, c5 = topk_correct(logits, label)
+        counts += (c1, c5, n)
     c1, c5, n = dist.allreduce_sum(counts)
     return c1 / max(n, 1), c5 / max(n, 1), int(n)
 
@@ -248,12 +264,14 @@ def epoch_seed(seed, epoch):
 
 
 def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False, dist=None,
-          on_start=None):
+          on_start=None, stop_after=None):
     """Train ``cfg`` on ``rec_train``, validating on ``rec_val`` every epoch; checkpoints and
     logs go to the folder ``out``. Returns a :class:`RunResult`.
 
     Every check that can fail (recipe, data files, classes, devices, teacher, run folder) runs
     before anything is written. ``on_start()`` is called once the run folder is ready.
+    ``stop_after``: train at most this many epochs in this call (a job slot shorter than the
+    run); ``resume=True`` continues it later exactly as if it had not stopped.
     """
     dist = dist or SingleProcess()
     contexts = contexts or [mx.cpu()]
@@ -261,35 +279,35 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     for rec in (rec_train, rec_val):
         gt_data.check_rec(rec)
     check_classes(cfg, (rec_train, rec_val))
-    if cfg.distill:
-        resolve_teacher_path(cfg.teacher)
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
+    # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
+    rank_batch = cfg.batch_size // dist.size
+    train_loader, val_loader = gt_data.make_loaders(
+        make_data_config(cfg), rec_train, rec_val, rank_batch, num_parts=dist.size,
+        part_index=dist.rank, seed=cfg.seed)
+    if train_loader.batches_per_epoch == 0:
+        raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
+                       f"of {rank_batch}; lower --batch-size")
+    teacher = load_teacher(cfg, contexts) if cfg.distill else None
+
     prepare_run_dir(out, resume, force, dist.is_root)
     dist.barrier()
-
     runlog = RunLog(out, dist.is_root)
     if dist.is_root and not resume:
         save_config(cfg, os.path.join(out, "config.yaml"))
     if on_start is not None:
         on_start()
 
-    # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
-    size = cfg.input_size or input_size(cfg.model)
-    data_cfg = gt_data.DataConfig(input_size=size, num_workers=cfg.num_workers, **cfg.data)
-    rank_batch = cfg.batch_size // dist.size
-    train_loader, val_loader = gt_data.make_loaders(
-        data_cfg, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
-        seed=cfg.seed)
-    if train_loader.batches_per_epoch == 0:
-        raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
-                       f"of {rank_batch}; lower --batch-size")
-
     # §2.1 model and §3 efficient training
     mx.random.seed(cfg.seed)
     net = build_net(cfg, contexts)
+    crop_px = train_loader.cfg.input_size
+    materialize_parameters(net, (1, 3, crop_px, crop_px), contexts, cfg.dtype)
     dist.broadcast_parameters(net.collect_params())
-    net.hybridize(static_alloc=True, static_shape=True)
+    # not static_alloc: its memory plan, shared by the training and the inference graph,
+    # made training differ between identical runs once validation ran in between
+    net.hybridize()
     if cfg.no_bias_decay:
         set_no_bias_decay(net)
     schedule = LRSchedule(peak_lr=cfg.peak_lr(), batches_per_epoch=train_loader.batches_per_epoch,
@@ -299,7 +317,6 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
                                multi_precision=cfg.dtype == "float16")
     trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
     scaler = make_scaler(cfg)
-    teacher = load_teacher(cfg, contexts) if cfg.distill else None
     step = TrainStep(cfg, net, trainer, contexts, teacher, scaler)
 
     checkpoints = ckpt.Checkpointer(out, keep=cfg.keep_checkpoints)
@@ -318,7 +335,8 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
                 cfg.batch_size, dist.size, contexts, cfg.peak_lr())
 
     top1 = top5 = float("nan")
-    for epoch in range(start_epoch, cfg.epochs):
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         tic = time.time()
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
         mx.random.seed(epoch_seed(cfg.seed, epoch))
@@ -356,6 +374,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
         train_top1 = None if mixing else totals[2] / totals[1]
         samples_per_sec = totals[1] / train_time
 
+        dist.average_running_stats(net.collect_params())
         top1, top5, n_val = evaluate(net, val_loader, epoch, contexts, cfg.dtype, dist)
         is_best = top1 > best_top1
         best_top1 = max(best_top1, top1)
@@ -375,5 +394,5 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
                 record, global_batch=i, seed=cfg.seed,
                 loss_scaler=scaler.state_dict() if scaler is not None else None), is_best)
         dist.barrier()
-    return RunResult(epochs=cfg.epochs, val_top1=top1, val_top5=top5, best_top1=best_top1,
+    return RunResult(epochs=end_epoch, val_top1=top1, val_top5=top5, best_top1=best_top1,
                      run_dir=out)

@@ -1,0 +1,194 @@
+"""The training loop end to end on the digits demo set: logs, checkpoints, exact resume,
+kill -9, and one-line errors that never touch a finished checkpoint."""
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_tricks.errors import UserError
+from gluon_tricks.train.config import TrainConfig
+from gluon_tricks.train.loop import train
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+TRAIN_PY = os.path.join(ROOT, "recipes", "train_imagenet.py")
+
+
+def tiny(**changes):
+    """ResNet-18-D on the 32 px digits with the paper's bag; one decoding thread so that
+    batches are reproducible."""
+    fields = dict(model="resnet18_v1d", classes=10, input_size=32, batch_size=64,
+                  base_lr_per_256=0.8, epochs=2, warmup_epochs=1, lr_mode="cosine",
+                  zero_gamma=True, no_bias_decay=True, label_smoothing=0.1, mixup_alpha=0.2,
+                  log_interval=5, data={"num_workers": 1})
+    fields.update(changes)
+    return TrainConfig(**fields)
+
+
+def params_of(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def epochs_logged(run):
+    with open(os.path.join(run, "log.jsonl")) as f:
+        return [r["epoch"] for r in map(json.loads, f) if r["type"] == "epoch"]
+
+
+TINY = ["--set", "model=resnet18_v1d", "--set", "classes=10", "--set", "input_size=32",
+        "--batch-size", "64", "--set", "base_lr_per_256=0.8", "--epochs", "2",
+        "--set", "warmup_epochs=1", "--set", "lr_mode=cosine", "--set", "zero_gamma=true",
+        "--set", "no_bias_decay=true", "--set", "label_smoothing=0.1",
+        "--set", "mixup_alpha=0.2", "--set", "log_interval=5", "--set", "data.num_workers=1"]
+
+
+def cli(*args, timeout=300):
+    """The training command line in a process of its own (CPU: MXNet's naive engine)."""
+    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cli_ok(*args):
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def straight(demo32, tmp_path_factory):
+    """A 2-epoch run of the command line, shared by the tests that only read it."""
+    run = str(tmp_path_factory.mktemp("straight"))
+    cli_ok("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run, *TINY)
+    with open(os.path.join(run, "best.json")) as f:
+        return run, json.load(f)
+
+
+def test_run_writes_logs_and_checkpoints(straight):
+    run, best = straight
+    with open(os.path.join(run, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for r in epochs:
+        for key in ("epoch", "lr", "train_loss", "val_top1", "val_top5", "samples_per_sec",
+                    "time_s"):
+            assert r[key] is not None, key
+        assert r["val_images"] == 360  # every validation record, every epoch
+        assert r["train_top1"] is None  # mixup: no training accuracy
+        assert 0 <= r["val_top1"] <= r["val_top5"] <= 1
+    assert any(r["type"] == "interval" for r in records)
+    for name in ("config.yaml", "train.log", "best.params", "best.json",
+                 "checkpoints/epoch-0002.params", "checkpoints/epoch-0002.states",
+                 "checkpoints/epoch-0002.json"):
+        assert os.path.exists(os.path.join(run, name)), name
+    assert best["val_top1"] == max(r["val_top1"] for r in epochs)
+
+
+def test_resume_gives_the_same_parameters_as_a_straight_run(straight, demo32, tmp_path):
+    """Bit-equal: the resumed run restores weights, momentum, schedule position and every
+    seed, and the naive engine the CLI uses on CPU makes identical runs identical."""
+    run, _ = straight
+    split = str(tmp_path / "split")
+    cli_ok("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", split, *TINY,
+           "--stop-after", "1")
+    assert epochs_logged(split) == [1]
+    cli_ok("--out", split, "--resume")
+    assert epochs_logged(split) == [1, 2]
+    a = params_of(os.path.join(run, "checkpoints", "epoch-0002.params"))
+    b = params_of(os.path.join(split, "checkpoints", "epoch-0002.params"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_learning_to_classify_digits(straight):
+    """Two epochs (one of them warmup, all under mixup) beat chance on held-out digits:
+    10% +- 1.6% for 360 images, so 15% is three standard deviations above it."""
+    _, best = straight
+    assert best["val_top1"] > 0.15
+
+
+def test_kill_9_mid_epoch_then_resume_finishes(demo32, tmp_path):
+    run = str(tmp_path / "killed")
+    args = [sys.executable, TRAIN_PY, "--rec-train", demo32["train"], "--rec-val", demo32["val"],
+            "--out", run, "--set", "model=resnet18_v1d", "--set", "classes=10", "--set",
+            "input_size=32", "--batch-size", "64", "--epochs", "3", "--set", "log_interval=1",
+            "--set", "data.num_workers=1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # wait until epoch 1 is checkpointed and epoch 2 is under way, then kill -9
+    deadline = time.time() + 120
+    log = os.path.join(run, "log.jsonl")
+    while time.time() < deadline:
+        if os.path.exists(log):
+            with open(log) as f:
+                if any('"epoch": 2' in line and '"interval"' in line for line in f):
+                    break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert epochs_logged(run) == [1]
+    resumed = subprocess.run([sys.executable, TRAIN_PY, "--out", run, "--resume"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert epochs_logged(run) == [1, 2, 3]
+    assert "resuming" in resumed.stdout
+
+
+MXNET_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \.\./src/")  # MXNet's own INFO lines
+
+
+def assert_one_line_error(proc, *words):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if not MXNET_LOG.match(line)]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def test_bad_input_is_one_line_and_touches_no_checkpoint(straight, demo32, tmp_path):
+    run, _ = straight
+    before = {p: sha(os.path.join(run, p)) for p in
+              ("checkpoints/epoch-0002.params", "log.jsonl", "best.params")}
+    common = ["--rec-train", demo32["train"], "--rec-val", demo32["val"]]
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("model: resnet18_v1d\nlabel_smothing: 0.1\n")
+    assert_one_line_error(cli("--recipe", str(recipe), *common, "--out", run),
+                          "label_smothing", str(recipe))
+    assert_one_line_error(cli("--rec-train", str(tmp_path / "nope.rec"), "--rec-val",
+                                  demo32["val"], "--out", str(tmp_path / "r1"),
+                                  "--set", "classes=10"), "nope.rec")
+    assert_one_line_error(cli(*common, "--out", str(tmp_path / "r2")), "classes")
+    assert_one_line_error(cli(*common, "--out", str(tmp_path / "r3"), "--set", "classes=10",
+                                  "--set", "dtype=float16"), "float16", "GPU")
+    assert_one_line_error(cli(*common, "--out", run, "--set", "classes=10"), run, "--resume")
+    assert_one_line_error(cli(*common, "--out", str(tmp_path / "r4"), "--set", "classes=10",
+                                  "--set", "distill=true", "--set",
+                                  f"teacher={tmp_path / 'none.params'}"), "teacher")
+    after = {p: sha(os.path.join(run, p)) for p in before}
+    assert before == after
+    for d in ("r1", "r2", "r3", "r4"):
+        assert not os.path.exists(tmp_path / d / "checkpoints")
+
+
+def test_distillation_from_a_checkpoint(straight, demo32, tmp_path):
+    """A teacher given as a run folder (its best.params) trains a student; the loss now has
+    the T^2-weighted soft term, so it is larger than the hard loss alone would be."""
+    run, _ = straight
+    cfg = tiny(epochs=1, warmup_epochs=0, distill=True, teacher=run, teacher_model="resnet18_v1d",
+               temperature=20.0, mixup_alpha=0.0)
+    result = train(cfg, demo32["train"], demo32["val"], str(tmp_path / "student"))
+    assert result.epochs == 1
+    with pytest.raises(UserError, match="teacher"):
+        train(tiny(distill=True, teacher=str(tmp_path / "missing")), demo32["train"],
+              demo32["val"], str(tmp_path / "student2"))
