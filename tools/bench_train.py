@@ -2,11 +2,19 @@
 
     python tools/bench_train.py                 # the issue's two cases, CPU
     python tools/bench_train.py --steps 30 --case resnet18_v1d:32:128
+    python tools/bench_train.py --horovod       # 1 and 2 Horovod ranks on this machine
 
 Both loops train the same hybridized network with the same NAG optimizer on the same
 in-memory batch; ours adds what the paper's recipe needs (per-batch learning rate, dense
 targets through the label-smoothing path, gradient reduction before the update). Each
 measurement runs in a fresh process, so peak resident memory (ru_maxrss) is its own.
+
+With --horovod: images/s of our step with hvd.DistributedTrainer under
+``horovodrun -np R --gloo`` on this machine (BATCH per rank): 1 rank on all cores, 1 rank and
+2 ranks on cores / 2 OpenMP threads each, the speed relative to 1 rank on all cores, and the
+scaling efficiency img/s(R ranks) / (R x img/s(1 rank with the same threads)). The ranks
+share the machine's cores, so this measures the cost of the gradient allreduce and of
+splitting the cores, not the scaling across GPUs or machines.
 """
 import argparse
 import json
@@ -17,6 +25,7 @@ import sys
 import time
 
 CASES = ["resnet50_v1d:224:16", "resnet18_v1d:32:128"]
+HOROVOD_CASES = ["resnet18_v1d:32:64"]
 
 
 def measure(loop, model, size, batch, steps, warmup):
@@ -67,6 +76,80 @@ def measure(loop, model, size, batch, steps, warmup):
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def measure_rank(model, size, batch, steps, warmup):
+    """Images/s over all ranks of our step with the job's trainer (hvd.DistributedTrainer
+    under horovodrun), BATCH images per rank; each rank trains on its own random batch."""
+    import mxnet as mx
+
+    from gluon_tricks.models import get_model, initializer
+    from gluon_tricks.train.config import TrainConfig
+    from gluon_tricks.train.distributed import detect
+    from gluon_tricks.train.loop import TrainStep
+    from gluon_tricks.train.optim import make_optimizer
+
+    dist = detect(force_horovod=True)
+    classes = 1000
+    mx.random.seed(dist.rank)
+    data = mx.nd.random.normal(shape=(batch, 3, size, size))
+    label = mx.nd.array([(i + dist.rank) % classes for i in range(batch)])
+    net = get_model(model, classes=classes)
+    net.initialize(initializer())
+    dist.broadcast_parameters(net.collect_params())
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = dist.trainer(net.collect_params(), make_optimizer(0.1), 1)
+    step = TrainStep(TrainConfig(model=model, classes=classes, batch_size=batch * dist.size),
+                     net, trainer, [mx.cpu()])
+    for _ in range(warmup):
+        step(data, label)[0].wait_to_read()
+    dist.barrier()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        step(data, label)[0].wait_to_read()
+    dist.barrier()
+    elapsed = time.perf_counter() - tic
+    return dict(images_per_sec=steps * batch * dist.size / elapsed, is_root=dist.is_root)
+
+
+def bench_horovod(cases, steps, warmup, repeat):
+    """The --horovod table: 1 rank on all cores, 1 rank on half of them, 2 ranks on half each
+    (horovodrun on this machine)."""
+    cores = os.cpu_count() or 1
+    bindir = os.path.dirname(sys.executable)
+    horovodrun = os.path.join(bindir, "horovodrun")
+    # (ranks, OpenMP threads per rank); the middle one is the per-rank reference of the last
+    configs = sorted({(1, cores), (1, max(1, cores // 2)), (2, max(1, cores // 2))},
+                     key=lambda c: (c[0], -c[1]))
+    print(f"CPU, {cores} cores, Horovod over Gloo on one machine, {steps} timed steps, best of "
+          f"{repeat}; the ranks share the cores")
+    print("| model | input | batch/rank | ranks | OpenMP threads/rank | img/s | "
+          "vs 1 rank on all cores | scaling efficiency |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in cases or HOROVOD_CASES:
+        model, size, batch = case.split(":")
+        speeds = {}
+        for _ in range(repeat):
+            for ranks, threads in configs:  # interleaved, so drift hits all alike
+                env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+                           PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+                out = subprocess.run(
+                    [horovodrun, "-np", str(ranks), "-H", f"localhost:{ranks}", "--gloo",
+                     sys.executable, __file__, "--one-rank", case, "--steps", str(steps),
+                     "--warmup", str(warmup)],
+                    env=env, capture_output=True, text=True, check=True, timeout=1800).stdout
+                # horovodrun prefixes each line with [rank]<stdout>:; rank 0 reports
+                line = [x for x in out.splitlines() if x.startswith("[0]<stdout>:{")][-1]
+                r = json.loads(line.split(":", 1)[1])
+                key = (ranks, threads)
+                speeds[key] = max(speeds.get(key, 0.0), r["images_per_sec"])
+        for ranks, threads in configs:
+            # scaling efficiency: img/s of R ranks / (R x img/s of 1 rank with as many threads)
+            print(f"| {model} | {size} | {batch} | {ranks} | {threads} | "
+                  f"{speeds[ranks, threads]:.1f} | "
+                  f"{speeds[ranks, threads] / speeds[1, cores]:.3f} | "
+                  f"{speeds[ranks, threads] / (ranks * speeds[1, threads]):.3f} |")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", action="append", help="MODEL:SIZE:BATCH (repeatable); default: "
@@ -74,8 +157,21 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--repeat", type=int, default=2, help="measurements per loop; best is kept")
+    p.add_argument("--horovod", action="store_true",
+                   help="images/s of 1 and 2 Horovod ranks (horovodrun --gloo) on this "
+                   "machine and the scaling efficiency; BATCH is per rank; default case: "
+                   + ", ".join(HOROVOD_CASES))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: "LOOP:MODEL:SIZE:BATCH"
+    p.add_argument("--one-rank", help=argparse.SUPPRESS)  # internal: "MODEL:SIZE:BATCH"
     args = p.parse_args(argv)
+    if args.one_rank:
+        model, size, batch = args.one_rank.split(":")
+        r = measure_rank(model, int(size), int(batch), args.steps, args.warmup)
+        if r.pop("is_root"):
+            print(json.dumps(r))
+        return 0
+    if args.horovod:
+        return bench_horovod(args.case, args.steps, args.warmup, args.repeat)
     if args.one:
         loop, model, size, batch = args.one.split(":")
         print(json.dumps(measure(loop, model, int(size), int(batch), args.steps, args.warmup)))
