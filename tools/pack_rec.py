@@ -1,5 +1,6 @@
-"""Pack a folder of images into MXNet RecordIO: PREFIX.rec, PREFIX.idx, PREFIX.lst and
-PREFIX_classes.txt (one class name per line; line i names label i).
+"""Pack a folder of images into MXNet RecordIO (PREFIX.rec, .idx, .lst, _classes.txt).
+
+PREFIX_classes.txt has one class name per line; line i names label i.
 
     python tools/pack_rec.py ~/imagenet/train data/imagenet/train --resize 480 --workers 8
     python tools/pack_rec.py ~/imagenet/val data/imagenet/val --labels val_labels.txt
