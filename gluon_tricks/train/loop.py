@@ -38,14 +38,18 @@ def check_devices(cfg, contexts):
                        "pass --gpus, or --set dtype=float32 to train on CPU")
 
 
-def check_classes(cfg, rec_paths):
-    """The recipe's `classes` must match the labels the data holds."""
-    for rec in rec_paths:
-        labels = gt_data.label_set(rec)
-        if max(labels) >= cfg.classes or len(labels) != cfg.classes:
-            raise RunError(f"{rec}: holds {len(labels)} classes (labels {min(labels)}.."
-                           f"{max(labels)}) but the recipe says classes={cfg.classes}; "
-                           f"--set classes={len(labels)}")
+def check_classes(cfg, rec_train, rec_val):
+    """The recipe's `classes` must match the labels the data holds: every class in the
+    training set, and no validation label outside them."""
+    labels = gt_data.label_set(rec_train)
+    if len(labels) != cfg.classes or labels[-1] >= cfg.classes:
+        raise RunError(f"{rec_train}: holds {len(labels)} classes (labels {labels[0]}.."
+                       f"{labels[-1]}) but the recipe says classes={cfg.classes}; "
+                       f"--set classes={len(labels)}")
+    val = gt_data.label_set(rec_val)
+    if val[0] < 0 or val[-1] >= cfg.classes:
+        raise RunError(f"{rec_val}: labels {val[0]}..{val[-1]} fall outside the "
+                       f"{cfg.classes} classes of the recipe")
 
 
 def make_data_config(cfg):
@@ -278,7 +282,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     check_devices(cfg, contexts)
     for rec in (rec_train, rec_val):
         gt_data.check_rec(rec)
-    check_classes(cfg, (rec_train, rec_val))
+    check_classes(cfg, rec_train, rec_val)
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
     # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
