@@ -177,7 +177,10 @@ def main(argv=None):
         print(json.dumps(measure(loop, model, int(size), int(batch), args.steps, args.warmup)))
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    print(f"CPU, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {args.steps} timed steps, "
+    # both loops on the engine the trainer's command line uses on CPU
+    os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
+    print(f"CPU, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
+          f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, {args.steps} timed steps, "
           f"best of {args.repeat}")
     print("| model | input | batch | bare img/s | ours img/s | speed ratio | bare MiB | ours MiB "
           "| memory ratio |")
