@@ -1,0 +1,238 @@
+"""The paper's Figure 4: how far the largest logit stands above the others, with and without
+label smoothing (§5.2).
+
+The gap of one image is, as in the paper's Fig. 4 ("the gap between the maximum prediction
+and the average of the rest"), computed on the logits z (the network's output before the
+softmax, shape (K,))::
+
+    gap = max_k z_k - (sum_k z_k - max_k z_k) / (K - 1)
+
+i.e. the largest logit minus the mean of the other K - 1. It does not use the label: for an
+image the network classifies correctly it is z_y minus the mean of the rest, the quantity
+whose optimum label smoothing fixes. With paper-style targets (1 - eps on the true class,
+eps / (K - 1) on each other) the cross entropy is minimised when z_y - z_i = log((K - 1)
+(1 - eps) / eps) for every i != y (:func:`gluon_tricks.paper.optimal_logit_gap`; 9.1 for
+K = 1000, eps = 0.1); with one-hot targets the optimum is +infinity.
+"""
+import os
+from dataclasses import dataclass
+
+import mxnet as mx
+import numpy as np
+
+from .. import data as gt_data
+from ..errors import UserError
+from ..models import MODEL_NAMES, get_model, input_size
+from ..paper import optimal_logit_gap
+from .runs import RunFolderError, read_config
+
+
+class LogitGapError(UserError):
+    """A checkpoint or run folder whose logits cannot be computed; the message names it."""
+
+
+def logit_gaps(logits):
+    """Per-row gap between the largest logit and the mean of the others.
+
+    logits : (N, K) array-like of floats, K >= 2.
+    Returns (N,) float64 numpy array: max_k z_k - (sum_k z_k - max_k z_k) / (K - 1).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(f"logits must be (N, K) with K >= 2, got shape {z.shape}")
+    top = z.max(axis=1)
+    return top - (z.sum(axis=1) - top) / (z.shape[1] - 1)
+
+
+def optimum(num_classes, eps, mode="paper"):
+    """The gap z_y - z_i at which the cross entropy with smoothed targets is smallest, or
+    None for one-hot targets (eps = 0: the optimum is unbounded).
+
+    mode "paper": targets 1 - eps / eps/(K-1), log((K-1)(1-eps)/eps) (paper §5.2).
+    mode "mxnet": targets 1 - eps + eps/K / eps/K (GluonCV's), log(1 + K(1-eps)/eps); the
+    paper's formula does not apply to those targets, hence the second branch.
+    """
+    if not eps:
+        return None
+    if mode == "mxnet":
+        return float(np.log1p(num_classes * (1 - eps) / eps))
+    return optimal_logit_gap(num_classes, eps)
+
+
+@dataclass
+class Checkpoint:
+    """A network to evaluate: its .params file and what is needed to rebuild and read it.
+
+    label : legend/table name. model, classes : as get_model takes them. eps, mode : the
+    label smoothing it was trained with (0 if unknown). data : DataConfig fields of its
+    validation pipeline (input_size in pixels, crop ratio, normalisation, ...).
+    """
+    label: str
+    params: str
+    model: str
+    classes: int
+    eps: float
+    mode: str
+    data: dict
+
+    @property
+    def optimum(self):
+        return optimum(self.classes, self.eps, self.mode)
+
+
+def _read_classes(params_path):
+    try:
+        params = mx.nd.load(params_path)
+    except Exception as e:  # MXNetError for anything that is not an NDArray file
+        raise LogitGapError(f"{params_path}: not an MXNet .params file "
+                            f"({' '.join(str(e).split())[:120]})") from None
+    for key in ("fc.weight", "output.weight"):
+        if isinstance(params, dict) and key in params:
+            return int(params[key].shape[0])
+    raise LogitGapError(f"{params_path}: no classifier weight (fc.weight) to read the number "
+                        "of classes from; pass --classes")
+
+
+def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None):
+    """Describe the network ``path`` holds: a run folder (its best.params, with model,
+    classes, input size and label smoothing from its config.yaml; arguments given here
+    override those) or a .params file (``model`` required; classes read from the classifier
+    weight if not given; eps 0 unless given). Raises LogitGapError/RunFolderError (one line).
+    """
+    config = {}
+    if os.path.isdir(path):
+        config = read_config(os.path.join(path, "config.yaml"))
+        params = os.path.join(path, "best.params")
+        if not os.path.isfile(params):
+            raise RunFolderError(f"{path}: no best.params (no epoch has finished); pass a "
+                                 "checkpoints/epoch-NNNN.params with --model")
+        default_label = os.path.basename(os.path.normpath(path))
+    elif os.path.isfile(path):
+        params = path
+        default_label = os.path.splitext(os.path.basename(path))[0]
+        if model is None:
+            raise LogitGapError(f"{path}: a bare .params file needs --model (or pass its run "
+                                "folder)")
+    else:
+        raise LogitGapError(f"{path}: no such run folder or .params file")
+    model = model or config.get("model")
+    if model not in MODEL_NAMES:
+        raise LogitGapError(f"{path}: model {model!r} is not one of {', '.join(MODEL_NAMES)}")
+    classes = classes or config.get("classes") or _read_classes(params)
+    data = dict(config.get("data") or {})
+    data["input_size"] = input_px or config.get("input_size") or input_size(model)
+    return Checkpoint(label=label or default_label, params=params, model=model,
+                      classes=int(classes),
+                      eps=float(eps if eps is not None else config.get("label_smoothing", 0.0)),
+                      mode=config.get("label_smoothing_mode", "paper"), data=data)
+
+
+def load_net(ckpt, ctx):
+    """The network of ``ckpt`` with its weights, in FP32 (FP16 checkpoints are cast)."""
+    net = get_model(ckpt.model, classes=ckpt.classes)
+    try:
+        net.load_parameters(ckpt.params, ctx=ctx, cast_dtype=True, dtype_source="current")
+    except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
+        raise LogitGapError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
+                            f"classes ({' '.join(str(e).split())[:160]})") from None
+    return net
+
+
+def val_logits(ckpt, rec_val, batch_size=100, ctx=None):
+    """Logits of every image of ``rec_val`` through the validation pipeline of ``ckpt``.
+
+    Returns (logits (N, K) float32 numpy, labels (N,) int64 numpy), N = records of the file.
+    Inference mode (BatchNorm running statistics), no augmentation.
+    """
+    ctx = ctx or mx.cpu()
+    try:
+        cfg = gt_data.DataConfig(**ckpt.data)
+    except TypeError as e:  # an unknown field in the run's data section
+        raise LogitGapError(f"{ckpt.label}: data section of its config: {e}") from None
+    loader = gt_data.make_loader(cfg, rec_val, batch_size, train=False)
+    labels = set(gt_data.label_set(rec_val))
+    if max(labels) >= ckpt.classes:
+        raise LogitGapError(f"{rec_val}: labels up to {max(labels)} but {ckpt.label} has "
+                            f"{ckpt.classes} classes")
+    net = load_net(ckpt, ctx)
+    logits, targets = [], []
+    for data, label in loader.epoch(0):
+        logits.append(net(data.as_in_context(ctx)).astype("float32").asnumpy())
+        targets.append(label.asnumpy().astype(np.int64))
+    return np.concatenate(logits), np.concatenate(targets)
+
+
+def gap_stats(gaps):
+    """{'mean', 'median', 'std'} of a 1-D array of gaps (std with ddof 0), as floats."""
+    gaps = np.asarray(gaps, dtype=np.float64)
+    return dict(mean=float(gaps.mean()), median=float(np.median(gaps)),
+                std=float(gaps.std()))
+
+
+def plot_gaps(series, prefix, title="Gap between the largest logit and the rest (Fig. 4)"):
+    """Figure 4: (a) the optimal gap against eps for the runs' numbers of classes (and
+    ImageNet's 1000), each run's eps marked; (b) overlaid histograms of the gaps of each
+    run, with its own optimum as a dashed line (runs with eps > 0).
+
+    series : list of (Checkpoint, gaps (N,) numpy). Writes PREFIX.png and PREFIX.pdf;
+    returns their paths.
+    """
+    import matplotlib.pyplot as plt
+
+    from .figures import _save
+
+    fig, (ax_eps, ax_hist) = plt.subplots(1, 2, figsize=(11, 4),
+                                          gridspec_kw=dict(width_ratios=(2, 3)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    eps_grid = np.linspace(0.01, 0.99, 197)
+    # the curves in greys, so that a colour always means a run
+    for k in sorted({c.classes for c, _ in series} | {1000}):
+        ax_eps.plot(eps_grid, [optimum(k, e) for e in eps_grid], label=f"K = {k}",
+                    color="0.55" if k == 1000 else "0.15",
+                    linestyle="--" if k == 1000 else "-", linewidth=1.2)
+    paper_gap = optimum(1000, 0.1)
+    ax_eps.plot([0.1], [paper_gap], "x", color="0.55")
+    ax_eps.annotate(f"ImageNet, ε = 0.1: {paper_gap:.1f}", (0.1, paper_gap),
+                    textcoords="offset points", xytext=(8, 4), fontsize="small")
+    for i, (ckpt, _) in enumerate(series):
+        if ckpt.optimum is not None:
+            ax_eps.plot([ckpt.eps], [ckpt.optimum], "o", color=colors[i % len(colors)])
+    ax_eps.set_xlabel("label smoothing ε")
+    ax_eps.set_ylabel("optimal gap log((K−1)(1−ε)/ε)")
+    ax_eps.set_title("(a) theoretical gap")
+    ax_eps.grid(alpha=0.3)
+    ax_eps.legend(fontsize="small")
+
+    everything = np.concatenate([g for _, g in series])
+    bins = np.linspace(min(0.0, everything.min()), everything.max(), 60)
+    for i, (ckpt, gaps) in enumerate(series):
+        color = colors[i % len(colors)]
+        ax_hist.hist(gaps, bins=bins, density=True, alpha=0.45, color=color,
+                     label=f"{ckpt.label} (ε = {ckpt.eps:g}): mean {gaps.mean():.2f}")
+        if ckpt.optimum is not None:
+            ax_hist.axvline(ckpt.optimum, color=color, linestyle="--", linewidth=1.5,
+                            label=f"optimum, K = {ckpt.classes}, ε = {ckpt.eps:g}: "
+                                  f"{ckpt.optimum:.2f}")
+    ax_hist.set_xlabel("max logit − mean of the other logits")
+    ax_hist.set_ylabel("density")
+    ax_hist.set_title("(b) empirical gap on the validation set")
+    ax_hist.grid(alpha=0.3)
+    ax_hist.legend(fontsize="x-small")
+    fig.suptitle(title)
+    paths = _save(fig, prefix)
+    plt.close(fig)
+    return paths
+
+
+def table(rows):
+    """Markdown table of ``rows`` = [dict(label, model, classes, eps, images, mean, median,
+    std, optimum)] (optimum None for one-hot), str ending in a newline."""
+    head = ("run", "model", "K", "ε", "images", "mean gap", "median", "std",
+            "optimum log((K−1)(1−ε)/ε)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r["label"], r["model"], str(r["classes"]), f"{r['eps']:g}", str(r["images"]),
+            f"{r['mean']:.3f}", f"{r['median']:.3f}", f"{r['std']:.3f}",
+            "∞ (one-hot)" if r["optimum"] is None else f"{r['optimum']:.3f}"]) + " |")
+    return "\n".join(lines) + "\n"
