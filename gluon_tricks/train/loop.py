@@ -309,8 +309,9 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     crop_px = train_loader.cfg.input_size
     materialize_parameters(net, (1, 3, crop_px, crop_px), contexts, cfg.dtype)
     dist.broadcast_parameters(net.collect_params())
-    # not static_alloc: its memory plan, shared by the training and the inference graph,
-    # made training differ between identical runs once validation ran in between
+    # Plain hybridize: static_alloc was taken out while chasing irreproducible CPU runs,
+    # whose cause proved to be the threaded engine (see cli.main); whether static_alloc
+    # speeds up GPU training here has not been measured.
     net.hybridize()
     if cfg.no_bias_decay:
         set_no_bias_decay(net)
