@@ -197,4 +197,7 @@ def test_a_dead_rank_stops_the_job(demo32, tmp_path):
             job.wait()
     assert time.time() - tic < 60
     assert job.returncode != 0
-    assert "Process name: 1" in rest, rest[-2000:]
+    # horovodrun names the killed rank; if rank 0 notices the lost peer first, the launcher
+    # reports rank 0's exit as the failure and rank 1's SIGKILL status (137) after it
+    assert "Process name: 1" in rest or "Process 1 exit with status code 137" in rest, \
+        rest[-2000:]
