@@ -4,6 +4,7 @@ the ranks stay identical, they compute what one process computes on the global b
 writes, a run resumes, and a dead rank stops the job."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,10 +47,21 @@ def check(result):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def launch(command, timeout=150, **env):
-    """Run ``command`` from the checkout with the ranks' environment (plus ``env``)."""
-    return subprocess.run(command, cwd=ROOT, env=rank_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+def launch(command, timeout=150, before_retry=None, **env):
+    """Run ``command`` from the checkout with the ranks' environment (plus ``env``).
+
+    Known, not understood: once in three fresh-clone runs a rank died of a segmentation
+    fault right after start-up (MXNet 1.9.1 + Horovod 0.28.1, Gloo, CPU). Such a launch
+    is retried once, after ``before_retry()`` clears what it left; any other failure is not.
+    """
+    result = subprocess.run(command, cwd=ROOT, env=rank_env(**env), capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0 and "Segmentation fault" in result.stdout + result.stderr:
+        if before_retry is not None:
+            before_retry()
+        result = subprocess.run(command, cwd=ROOT, env=rank_env(**env), capture_output=True,
+                                text=True, timeout=timeout)
+    return result
 
 
 def test_ranks_equal_one_process_without_batchnorm(tmp_path):
@@ -78,10 +90,16 @@ def two_rank_run(demo32, tmp_path_factory):
     folder, dump = base / "run", base / "dump"
     dump.mkdir()
     out = str(base / "rank{rank}")  # rank 0 -> rank0/, rank 1 -> rank1/
+
+    def clear_first():
+        for leftover in (base / "rank0", base / "rank1", dump):
+            shutil.rmtree(leftover, ignore_errors=True)
+        dump.mkdir()
+
     first = launch(horovodrun_command(2, CLI_WORKER, *TINY, "--rec-train", demo32["train"],
                                       "--rec-val", demo32["val"], "--out", out, "--epochs",
                                       "2", "--stop-after", "1"),
-                   GT_TEST_DUMP=str(dump))
+                   before_retry=clear_first, GT_TEST_DUMP=str(dump))
     check(first)
     rank1_wrote = os.path.exists(base / "rank1")
     os.rename(base / "rank0", folder)
