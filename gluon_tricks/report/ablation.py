@@ -17,11 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 
 from ..errors import UserError
 from ..paper import PAPER
-from .runs import Run, RunFolderError, load_run, read_config
+from .runs import Run, RunFolderError, config_changes, load_run, read_config
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN_SCRIPT = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -103,19 +102,14 @@ def plan(recipes, seeds, epochs, runs_dir, teacher_recipe=DEFAULT_TEACHER, teach
     return ([teacher] if teacher else []) + specs
 
 
-def _yaml_roundtrip(d):
-    return yaml.safe_load(yaml.safe_dump(d))
-
-
 def state(spec):
     """"done" (every planned epoch logged and best.params written), "partial" (a run folder
     of this configuration that stopped early: resume it) or "new". A folder trained with
     another configuration is an AblationError (retrain with --force, or another --out)."""
     if not os.path.exists(os.path.join(spec.out, "config.yaml")):
         return "new"
-    planned = _yaml_roundtrip(spec.config().to_dict())
-    saved = read_config(os.path.join(spec.out, "config.yaml"))
-    differ = sorted(k for k in set(planned) | set(saved) if planned.get(k) != saved.get(k))
+    planned = spec.config().to_dict()
+    differ = config_changes(planned, read_config(os.path.join(spec.out, "config.yaml")))
     if differ:
         raise AblationError(f"{spec.out}: trained with another configuration ({', '.join(differ)}"
                             " differ); pass --force to retrain it, or another --out")

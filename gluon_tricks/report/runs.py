@@ -3,11 +3,12 @@
 A run folder (``recipes/train_imagenet.py --out RUN``) holds ``config.yaml`` (the resolved
 :class:`~gluon_tricks.train.config.TrainConfig`), ``log.jsonl`` (one JSON object per line;
 ``"type": "epoch"`` records carry ``epoch`` (1-based), ``val_top1``/``val_top5`` as
-fractions in [0, 1], ``samples_per_sec``, ...), ``best.params`` and ``best.json``.
+fractions in [0, 1], ``samples_per_sec``, ...), ``command.json`` (the command line and
+recipe file that started it), ``best.params`` and ``best.json``.
 """
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -30,6 +31,7 @@ class Run:
     path: str
     config: dict
     epochs: list
+    command: dict = field(default_factory=dict)
 
     @property
     def name(self):
@@ -40,6 +42,24 @@ class Run:
     def paper_key(self):
         """The paper row this run reproduces ("table6/resnet50_v1d/cosine"), or None."""
         return self.config.get("paper") or None
+
+    @property
+    def recipe(self):
+        """The recipe file the run was started from (command.json), or None if unknown."""
+        return self.command.get("recipe") or None
+
+    def changes(self):
+        """The configuration keys in which the run departs from its recipe file (``--set``,
+        ``--epochs``, ``--batch-size``), sorted, ``data.`` keys by their dotted name; None
+        if the recipe is unknown or no longer resolves (moved, edited into an error)."""
+        if not self.recipe:
+            return None
+        from ..train.config import ConfigError, resolve
+        try:
+            planned = resolve(self.recipe).to_dict()
+        except (ConfigError, OSError):
+            return None
+        return config_changes(planned, self.config)
 
     @property
     def label(self):
@@ -61,6 +81,37 @@ class Run:
     def best(self):
         """The epoch record of highest val_top1 (earliest on ties), as best.json keeps it."""
         return max(self.epochs, key=lambda r: (r["val_top1"], -r["epoch"]))
+
+
+def _plain(value):
+    """A value as YAML reads it back (tuples -> lists, ...), so a dataclass and the
+    config.yaml written from it compare equal."""
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def config_changes(planned, saved):
+    """Sorted keys whose values differ between two configurations (dicts of TrainConfig
+    fields); a nested mapping (``data``) is compared key by key as ``data.<key>``."""
+    planned, saved = _plain(planned), _plain(saved)
+    changed = []
+    for key in set(planned) | set(saved):
+        a, b = planned.get(key), saved.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += [f"{key}.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)]
+        elif a != b:
+            changed.append(key)
+    return sorted(changed)
+
+
+def read_command(path):
+    """command.json of a run folder as a dict; {} if the run has none (written before it
+    existed) or it cannot be read, as it only adds the recipe column of a table."""
+    try:
+        with open(path) as f:
+            command = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return command if isinstance(command, dict) else {}
 
 
 def read_config(path):
@@ -116,4 +167,5 @@ def load_run(path):
     if not os.path.isdir(path):
         raise RunFolderError(f"{path}: not a run folder (no such directory)")
     return Run(path=path, config=read_config(os.path.join(path, "config.yaml")),
-               epochs=_read_epochs(os.path.join(path, "log.jsonl")))
+               epochs=_read_epochs(os.path.join(path, "log.jsonl")),
+               command=read_command(os.path.join(path, "command.json")))

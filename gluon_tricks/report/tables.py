@@ -4,15 +4,23 @@
 highest validation top-1 (the one ``best.params`` holds). The difference to the paper is
 final minus paper, in percentage points. Images/second is the mean training throughput
 over the logged epochs (``samples_per_sec`` of log.jsonl).
+
+"recipe" is the recipe file the run started from (relative to the project when inside
+it) and "changed" the configuration keys in which the run departs from that file
+(``--set``, ``--epochs``, ``--batch-size``): a run beside the paper's numbers with
+``epochs, input_size`` changed is not the paper's setting. "?" where the recipe is unknown
+(no command.json) or no longer resolves.
 """
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Optional
 
 from ..paper import PAPER
 
-COLUMNS = ("run", "paper key", "model", "epochs", "top-1", "top-5", "best top-1",
-           "best top-5", "best epoch", "images/s", "paper top-1", "paper top-5",
-           "diff top-1", "diff top-5")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+COLUMNS = ("run", "recipe", "changed", "paper key", "model", "epochs", "top-1", "top-5",
+           "best top-1", "best top-5", "best epoch", "images/s", "paper top-1",
+           "paper top-5", "diff top-1", "diff top-5")
 
 
 @dataclass
@@ -31,6 +39,8 @@ class Row:
     images_per_sec: Optional[float]
     paper_top1: Optional[float]
     paper_top5: Optional[float]
+    recipe: Optional[str] = None
+    changed: Optional[list] = field(default=None)
 
     @property
     def diff_top1(self):
@@ -53,7 +63,16 @@ def row_of(run):
                best_epoch=best["epoch"],
                images_per_sec=sum(speeds) / len(speeds) if speeds else None,
                paper_top1=None if paper is None else paper.top1,
-               paper_top5=None if paper is None else paper.top5)
+               paper_top5=None if paper is None else paper.top5,
+               recipe=_shown_path(run.recipe), changed=run.changes())
+
+
+def _shown_path(path):
+    """A recipe path relative to the project when inside it, else as recorded."""
+    if not path:
+        return None
+    relative = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if relative.startswith("..") else relative
 
 
 def _fmt(value, spec=".2f", sign=False):
@@ -67,7 +86,8 @@ def markdown(rows):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         epochs = f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
-        cells = [r.run, r.paper_key or "-", r.model, epochs, _fmt(r.top1), _fmt(r.top5),
+        changed = "?" if r.changed is None else (", ".join(r.changed) or "none")
+        cells = [r.run, r.recipe or "?", changed, r.paper_key or "-", r.model, epochs, _fmt(r.top1), _fmt(r.top5),
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]

@@ -82,7 +82,7 @@ def run(args):
         print(dumps(cfg))
     result = train(cfg, rec_train, rec_val, args.out, contexts=contexts, resume=args.resume,
                    force=args.force, dist=dist, stop_after=args.stop_after,
-                   on_start=lambda: _write_command(args.out, rec_train, rec_val, recipe)
+                   on_start=lambda: _write_command(args.out, rec_train, rec_val, recipe, saved)
                    if dist.is_root else None)
     if dist.is_root:
         print(f"done after epoch {result.epochs}/{cfg.epochs}: val top-1 {result.val_top1:.4f} top-5 {result.val_top5:.4f} "
@@ -92,11 +92,18 @@ def run(args):
     return 0
 
 
-def _write_command(out, rec_train, rec_val, recipe):
+def _write_command(out, rec_train, rec_val, recipe, saved=None):
+    """command.json: the command line that started the run and its recipe file (what
+    ``tools/results_table.py`` compares the run's configuration with). A resume keeps the
+    first command and recipe and appends its own command line to ``resumed``."""
     from .checkpoint import write_json
-    write_json(os.path.join(out, "command.json"),
-               dict(argv=sys.argv, rec_train=os.path.abspath(rec_train),
-                    rec_val=os.path.abspath(rec_val), recipe=recipe))
+    record = dict(argv=sys.argv, rec_train=os.path.abspath(rec_train),
+                  rec_val=os.path.abspath(rec_val),
+                  recipe=os.path.abspath(recipe) if recipe else recipe)
+    if saved:
+        record = dict(saved, rec_train=record["rec_train"], rec_val=record["rec_val"],
+                      resumed=saved.get("resumed", []) + [sys.argv])
+    write_json(os.path.join(out, "command.json"), record)
 
 
 def main(argv=None):

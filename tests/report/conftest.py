@@ -2,11 +2,26 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-TOOLS = os.path.join(os.path.dirname(__file__), "..", "..", "tools")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TOOLS = os.path.join(ROOT, "tools")
+TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
+
+
+def train_run(demo32, out, *flags, recipe="recipes/demo.yaml"):
+    """Train a real run folder ``out`` on the 32 px digits with recipe (relative to the
+    project) and extra trainer flags; asserts the trainer succeeded. Returns str(out)."""
+    argv = [sys.executable, TRAIN, "--recipe", os.path.join(ROOT, recipe), "--rec-train",
+            demo32["train"], "--rec-val", demo32["val"], "--out", str(out), *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, MPLBACKEND="Agg"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return str(out)
 
 
 def load_tool(name):
@@ -47,3 +62,9 @@ def tool():
 @pytest.fixture
 def make_run():
     return write_run
+
+
+@pytest.fixture(scope="session")
+def trainer():
+    """:func:`train_run`: a real trained run folder."""
+    return train_run

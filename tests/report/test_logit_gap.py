@@ -14,7 +14,6 @@ from gluon_tricks.report.cli import run_cli
 from gluon_tricks.report.logit_gap import logit_gaps, optimum
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
 TOOL = os.path.join(ROOT, "tools", "logit_gap.py")
 
 
@@ -47,23 +46,18 @@ def test_optimum_reproduces_the_smoothed_target(k, eps, mode, on_value):
     assert optimum(k, 0.0) is None  # one-hot: unbounded
 
 
-def _train(out, demo32, eps):
-    argv = [sys.executable, TRAIN, "--recipe", os.path.join(ROOT, "recipes", "demo.yaml"),
-            "--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", str(out),
-            "--epochs", "3", "--set", "warmup_epochs=1", "--set", "mixup_alpha=0",
-            "--set", "mixup_off_epochs=0", "--set", f"label_smoothing={eps}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, MPLBACKEND="Agg"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return str(out)
+def _train(trainer, out, demo32, eps):
+    return trainer(demo32, out, "--epochs", "3", "--set", "warmup_epochs=1",
+                     "--set", "mixup_alpha=0", "--set", "mixup_off_epochs=0",
+                     "--set", f"label_smoothing={eps}")
 
 
 @pytest.fixture(scope="module")
-def runs(demo32, tmp_path_factory):
+def runs(demo32, trainer, tmp_path_factory):
     """Two 3-epoch ResNet-18-D runs on the 32 px digits, no mixup: one-hot and eps = 0.1."""
     root = tmp_path_factory.mktemp("logit_gap")
-    return dict(onehot=_train(root / "onehot", demo32, 0.0),
-                smoothed=_train(root / "smoothed", demo32, 0.1))
+    return dict(onehot=_train(trainer, root / "onehot", demo32, 0.0),
+                smoothed=_train(trainer, root / "smoothed", demo32, 0.1))
 
 
 def test_label_smoothing_shrinks_the_gap(tool, runs, demo32, tmp_path, capsys):

@@ -1,8 +1,20 @@
-"""tools/results_table.py and tools/plot_curves.py on run folders written by hand with known
-numbers (the trainer is not needed)."""
+"""tools/results_table.py and tools/plot_curves.py: on run folders written by hand with known
+numbers, and on two tiny real runs of the trainer on the digits demo set (a row of the
+paper's Table 1, MobileNet baseline, scaled down with flags; and the demo recipe, with no
+paper row, stopped and resumed). For the real runs the expected cells are read from the
+runs' own log.jsonl and from the paper's Table 1 as printed, not from the tool's code."""
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
+# Table 1 of the paper, MobileNet 1.0, "Baseline" column: top-1 69.03, top-5 88.71
+PAPER_MOBILENET = (69.03, 88.71)
 
 COSINE = dict(model="resnet50_v1d", epochs=120, batch_size=1024, label_smoothing=0.0,
               paper="table6/resnet50_v1d/cosine", description="Table 6, ResNet-50-D: + cosine")
@@ -32,13 +44,13 @@ def test_rows_and_paper_numbers(tool, two_runs, tmp_path):
     cosine, plain = parse(out.read_text())
     # the paper's Table 6, ResNet-50-D + cosine decay: 77.91 / 93.81
     assert cosine == {
-        "run": "r50d_cosine", "paper key": "table6/resnet50_v1d/cosine",
+        "run": "r50d_cosine", "recipe": "?", "changed": "?", "paper key": "table6/resnet50_v1d/cosine",
         "model": "resnet50_v1d", "epochs": "3/120", "top-1": "78.00", "top-5": "94.00",
         "best top-1": "78.50", "best top-5": "94.10", "best epoch": "2", "images/s": "110.0",
         "paper top-1": "77.91", "paper top-5": "93.81", "diff top-1": "+0.09",
         "diff top-5": "+0.19"}
     assert plain == {
-        "run": "tiny", "paper key": "-", "model": "resnet18_v1b", "epochs": "2/3",
+        "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b", "epochs": "2/3",
         "top-1": "50.00", "top-5": "80.00", "best top-1": "50.00", "best top-5": "80.00",
         "best epoch": "2", "images/s": "600.0", "paper top-1": "-", "paper top-5": "-",
         "diff top-1": "-", "diff top-5": "-"}
@@ -92,3 +104,90 @@ def test_bad_run_folder_is_one_line_error(tool, tmp_path, make_run, capsys, name
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert bad in err and message in err, err
+
+
+
+def _epochs(run):
+    with open(os.path.join(run, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    by_epoch = {r["epoch"]: r for r in records if r["type"] == "epoch"}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+@pytest.fixture(scope="module")
+def real_runs(demo32, trainer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("results_table")
+    mobilenet, demo = root / "mobilenet_table1", root / "demo"
+    trainer(demo32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
+            "--set", "input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
+    common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
+    trainer(demo32, demo, *common, "--stop-after", "1")
+    # the resume names no recipe: the table must still know the run came from demo.yaml
+    subprocess.run([sys.executable, TRAIN, "--out", str(demo), "--resume"], check=True,
+                   capture_output=True, timeout=600)
+    return str(mobilenet), str(demo)
+
+
+def _pct(x):
+    return f"{100 * x:.2f}"
+
+
+def test_rows_of_real_runs(tool, real_runs, tmp_path):
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([*real_runs, "--out", str(out)]) == 0
+    mobilenet, demo = parse(out.read_text())
+
+    (m,) = _epochs(real_runs[0])
+    top1, top5 = 100 * m["val_top1"], 100 * m["val_top5"]
+    assert mobilenet == {
+        "run": "mobilenet_table1", "recipe": "recipes/table1/mobilenet1.0.yaml",
+        "changed": "batch_size, classes, epochs, input_size",
+        "paper key": "table1/mobilenet1.0/baseline", "model": "mobilenet1.0",
+        "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
+        "best top-1": f"{top1:.2f}", "best top-5": f"{top5:.2f}", "best epoch": "1",
+        "images/s": f"{m['samples_per_sec']:.1f}",
+        "paper top-1": "69.03", "paper top-5": "88.71",
+        "diff top-1": f"{top1 - PAPER_MOBILENET[0]:+.2f}",
+        "diff top-5": f"{top5 - PAPER_MOBILENET[1]:+.2f}"}
+    assert m["val_images"] == 360
+
+    epochs = _epochs(real_runs[1])
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    best = max(epochs, key=lambda e: (e["val_top1"], -e["epoch"]))
+    speed = sum(e["samples_per_sec"] for e in epochs) / 2
+    assert demo == {
+        "run": "demo", "recipe": "recipes/demo.yaml",
+        "changed": "epochs, mixup_off_epochs, warmup_epochs", "paper key": "-",
+        "model": "resnet18_v1d", "epochs": "2/2", "top-1": _pct(epochs[-1]["val_top1"]),
+        "top-5": _pct(epochs[-1]["val_top5"]), "best top-1": _pct(best["val_top1"]),
+        "best top-5": _pct(best["val_top5"]), "best epoch": str(best["epoch"]),
+        "images/s": f"{speed:.1f}", "paper top-1": "-", "paper top-5": "-",
+        "diff top-1": "-", "diff top-5": "-"}
+
+
+def test_resume_keeps_the_first_command(real_runs):
+    with open(os.path.join(real_runs[1], "command.json")) as f:
+        command = json.load(f)
+    assert command["recipe"] == os.path.join(ROOT, "recipes", "demo.yaml")
+    assert "--stop-after" in command["argv"]
+    assert len(command["resumed"]) == 1 and "--resume" in command["resumed"][0]
+
+
+def test_plot_curves_on_real_runs(tool, real_runs, tmp_path):
+    prefix = str(tmp_path / "fig3b")
+    assert tool("plot_curves").main([*real_runs, "--out", prefix]) == 0
+    for ext in ("png", "pdf"):
+        assert os.path.getsize(f"{prefix}.{ext}") > 1000
+
+
+def test_moved_recipe_is_shown_as_unknown(tool, real_runs, tmp_path, capsys):
+    # a run whose recipe file is gone still gets its row; "changed" becomes "?"
+    copy = tmp_path / "copied_run"
+    shutil.copytree(real_runs[1], copy)
+    with open(copy / "command.json") as f:
+        command = json.load(f)
+    command["recipe"] = str(tmp_path / "gone.yaml")
+    (copy / "command.json").write_text(json.dumps(command))
+    assert tool("results_table").main([str(copy)]) == 0
+    (row,) = parse(capsys.readouterr().out)
+    assert row["recipe"] == str(tmp_path / "gone.yaml") and row["changed"] == "?"
