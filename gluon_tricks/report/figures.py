@@ -114,7 +114,8 @@ def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)"):
     ax.set_ylabel("validation top-1 accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    # below the axes: run descriptions are long and would cover the curves
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     paths = _save(fig, prefix)
     plt.close(fig)
     return paths
