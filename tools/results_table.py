@@ -2,10 +2,12 @@
 
     python tools/results_table.py runs/* --out docs/results/results.md
 
-One row per run folder: run, paper key, model, epochs (done/planned), validation top-1 and
-top-5 in percent at the last epoch and at the best epoch (by top-1), mean training
-images/second, and, where the recipe's ``paper:`` key is a result of the paper, the paper's
-top-1/top-5 and our final minus the paper's (percentage points).
+One row per run folder: run, the recipe file it started from, the keys in which it
+departs from that recipe ("changed": --set, --epochs, --batch-size; "?" if the recipe is
+unknown), paper key, model, epochs (done/planned), validation top-1 and top-5 in percent
+at the last epoch and at the best epoch (by top-1), mean training images/second, and,
+where the recipe's ``paper:`` key is a result of the paper, the paper's top-1/top-5 and our
+final minus the paper's (percentage points).
 """
 import argparse
 import os
