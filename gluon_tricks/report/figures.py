@@ -49,10 +49,7 @@ def recipe_curve(cfg, images, label):
     batches = images // cfg.batch_size
     if batches < 1:
         raise ValueError(f"{images} images make no batch of {cfg.batch_size}")
-    return LRCurve(label, LRSchedule(
-        peak_lr=cfg.peak_lr(), batches_per_epoch=batches, epochs=cfg.epochs,
-        warmup_epochs=cfg.warmup_epochs, mode=cfg.lr_mode,
-        step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor))
+    return LRCurve(label, LRSchedule.of_config(cfg, batches))
 
 
 def write_lr_csv(path, curves):

@@ -315,9 +315,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     net.hybridize()
     if cfg.no_bias_decay:
         set_no_bias_decay(net)
-    schedule = LRSchedule(peak_lr=cfg.peak_lr(), batches_per_epoch=train_loader.batches_per_epoch,
-                          epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, mode=cfg.lr_mode,
-                          step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor)
+    schedule = LRSchedule.of_config(cfg, train_loader.batches_per_epoch)
     optimizer = make_optimizer(schedule.lr(1), momentum=cfg.momentum, wd=cfg.wd,
                                multi_precision=cfg.dtype == "float16")
     trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
