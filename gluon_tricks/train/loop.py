@@ -280,16 +280,14 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     dist = dist or SingleProcess()
     contexts = contexts or [mx.cpu()]
     check_devices(cfg, contexts)
-    for rec in (rec_train, rec_val):
-        gt_data.check_rec(rec)
-    check_classes(cfg, rec_train, rec_val)
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
     # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
     rank_batch = cfg.batch_size // dist.size
     train_loader, val_loader = gt_data.make_loaders(
         make_data_config(cfg), rec_train, rec_val, rank_batch, num_parts=dist.size,
-        part_index=dist.rank, seed=cfg.seed)
+        part_index=dist.rank, seed=cfg.seed)  # the loaders check both files (check_rec)
+    check_classes(cfg, rec_train, rec_val)
     if train_loader.batches_per_epoch == 0:
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
                        f"of {rank_batch}; lower --batch-size")
