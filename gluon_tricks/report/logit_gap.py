@@ -24,6 +24,7 @@ from .. import data as gt_data
 from ..errors import UserError
 from ..models import MODEL_NAMES, get_model, input_size
 from ..paper import optimal_logit_gap
+from .export import ExportError, infer_classes, read_params
 from .runs import RunFolderError, read_config
 
 
@@ -81,16 +82,11 @@ class Checkpoint:
 
 
 def _read_classes(params_path):
+    params = read_params(params_path)
     try:
-        params = mx.nd.load(params_path)
-    except Exception as e:  # MXNetError for anything that is not an NDArray file
-        raise LogitGapError(f"{params_path}: not an MXNet .params file "
-                            f"({' '.join(str(e).split())[:120]})") from None
-    for key in ("fc.weight", "output.weight"):
-        if isinstance(params, dict) and key in params:
-            return int(params[key].shape[0])
-    raise LogitGapError(f"{params_path}: no classifier weight (fc.weight) to read the number "
-                        "of classes from; pass --classes")
+        return infer_classes(params, params_path)
+    except ExportError as e:
+        raise LogitGapError(f"{e}; pass --classes") from None
 
 
 def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None):
