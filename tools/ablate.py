@@ -12,7 +12,8 @@ Each run is ``recipes/train_imagenet.py`` in a subprocess, its folder
 RUNS/<row>_e<epochs>_s<seed>; finished runs are skipped and unfinished ones resumed, so the
 command can be re-run after an interruption. Writes OUT/table.md (mean ± std top-1 per row,
 with the command, seeds and machine) and OUT/curves.png/.pdf (validation top-1 per epoch,
-mean over the seeds).
+mean over the seeds); OUT is runs/ablation unless --out says otherwise (`make ablation`
+redraws the committed docs/results/ablation).
 """
 import argparse
 import os
@@ -25,7 +26,7 @@ from gluon_tricks.report.cli import run_cli
 from gluon_tricks.report.figures import plot_val_top1
 from gluon_tricks.train.config import parse_override
 
-OUT = "docs/results/ablation"
+OUT = "runs/ablation"  # docs/results/ablation is redrawn with --out (make ablation)
 QUICK = dict(seeds="0", epochs=2, out="runs/ablation/quick")
 
 
@@ -50,7 +51,7 @@ def demo_data(directory):
     return train, val
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipes", nargs="*", metavar="RECIPE",
                    help="one row per recipe, in order (default: recipes/ablation/ ladder)")
@@ -69,14 +70,17 @@ def main(argv=None):
                    help="folder with train.rec/val.rec; the digits demo set is built there "
                    "if missing (default: %(default)s)")
     p.add_argument("--out", help="folder for table.md and curves.png/.pdf (default: "
-                   f"{OUT}; --quick: {QUICK['out']}, beside the runs, as its numbers mean "
-                   "nothing)")
+                   f"{OUT}; --quick: {QUICK['out']})")
     p.add_argument("--runs", default="runs/ablation",
                    help="folder of the run folders (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="retrain runs that already finished")
     p.add_argument("--dry-run", action="store_true",
                    help="print the runs and their state (done/partial/new), train nothing")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     seeds = seeds_of(args.seeds or (QUICK["seeds"] if args.quick else "0,1,2"))
     epochs = args.epochs or (QUICK["epochs"] if args.quick else None)
     out = args.out or (QUICK["out"] if args.quick else OUT)

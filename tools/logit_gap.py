@@ -1,7 +1,7 @@
 """Paper Figure 4: histograms of the gap between the largest logit and the rest.
 
     python tools/logit_gap.py runs/onehot runs/smoothed --label one-hot --label "label smoothing" \\
-        --rec-val data/demo/val.rec --out docs/results/fig4_logit_gap --json gaps.json
+        --rec-val data/demo/val.rec --out runs/figures/fig4 --json gaps.json
     python tools/logit_gap.py run/checkpoints/epoch-0030.params --model resnet18_v1d \\
         --classes 10 --input-size 32 --rec-val data/demo/val.rec
 
@@ -19,12 +19,12 @@ import json
 import os
 import sys
 
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
 from gluon_tricks.report.logit_gap import (gap_stats, logit_gaps, open_checkpoint, plot_gaps,
                                            table, val_logits)
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                    help="run folders (train_imagenet.py --out) or .params files")
@@ -38,9 +38,14 @@ def main(argv=None):
     p.add_argument("--eps", type=float, help="label smoothing of .params files, for the "
                    "optimum (run folders: their config's)")
     p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
-    p.add_argument("--out", default="docs/results/fig4_logit_gap",
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "fig4_logit_gap"),
                    help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
     p.add_argument("--json", metavar="PATH", help="also write the statistics as JSON here")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     args = p.parse_args(argv)
     if len(args.label) > len(args.checkpoints):
         p.error(f"{len(args.label)} --label for {len(args.checkpoints)} checkpoints")

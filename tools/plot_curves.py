@@ -1,26 +1,31 @@
 """Paper Figure 3(b): validation top-1 accuracy per epoch of one or more runs.
 
-    python tools/plot_curves.py runs/r50d_step runs/r50d_cosine --out docs/results/fig3b_val_top1
+    python tools/plot_curves.py runs/r50d_step runs/r50d_cosine --out runs/figures/fig3b
 
 Reads each run folder's log.jsonl (epoch records); each curve is labelled with its recipe's
 description, else its paper key, else the folder name.
 """
 import argparse
+import os
 import sys
 
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
 from gluon_tricks.report.figures import plot_val_top1
 from gluon_tricks.report.runs import load_run
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders (train_imagenet.py --out)")
-    p.add_argument("--out", default="docs/results/fig3b_val_top1",
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "fig3b_val_top1"),
                    help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
     p.add_argument("--title", help="figure title")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     runs = [load_run(path) for path in args.runs]
     kwargs = {"title": args.title} if args.title else {}
     for path in plot_val_top1(runs, args.out, **kwargs):

@@ -1,9 +1,10 @@
 """Paper Figure 3(a): learning rate against epoch, step and cosine decay with 5 warmup epochs.
 
-    python tools/plot_lr.py                        # docs/results/fig3a_lr.{png,pdf}
-    python tools/plot_lr.py --csv docs/results/fig3a_lr.csv
+    python tools/plot_lr.py                        # runs/figures/fig3a_lr.{png,pdf}
+    python tools/plot_lr.py --out docs/results/fig3a_lr   # the README's figure (make figures)
+    python tools/plot_lr.py --csv fig3a_lr.csv
     python tools/plot_lr.py --recipe recipes/table6/resnet50_v1d_efficient.yaml \
-        --recipe recipes/table6/resnet50_v1d_cosine.yaml --out docs/results/r50d_lr
+        --recipe recipes/table6/resnet50_v1d_cosine.yaml --out runs/figures/r50d_lr
 
 The curves come from gluon_tricks.train.schedule, the code the trainer calls. Default: the
 paper's batch 1024 (peak lr 0.4), 120 epochs, ImageNet's 1,281,167 images (1251 batches per
@@ -17,7 +18,7 @@ import sys
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
 from gluon_tricks.report.figures import fig3a_curves, plot_lr, recipe_curve, write_lr_csv
 from gluon_tricks.train.config import resolve
 
@@ -34,17 +35,21 @@ def curves_of(recipes, images):
     return curves
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", action="append", default=[], metavar="PATH",
                    help="plot this recipe's schedule instead (repeatable)")
     p.add_argument("--images", type=int, default=IMAGENET_TRAIN_IMAGES,
                    help="training images per epoch for --recipe (default: ImageNet's %(default)d)")
-    p.add_argument("--out", default="docs/results/fig3a_lr",
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "fig3a_lr"),
                    help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
     p.add_argument("--csv", metavar="PATH", help="also write the curves as CSV")
     p.add_argument("--title", help="figure title")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     curves = curves_of(args.recipe, args.images) if args.recipe else fig3a_curves()
     title = args.title or (f"Learning rate schedules, {args.images:,} images per epoch"
                            if args.recipe else None)

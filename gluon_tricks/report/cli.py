@@ -1,8 +1,14 @@
 """The one error convention of the report command lines (``tools/plot_*.py``,
 ``tools/results_table.py``, ``tools/export_gluoncv.py``)."""
+import os
 import sys
 
 from ..errors import UserError
+
+# Where a tool writes when no --out is given: an untracked folder (runs/ is ignored by git),
+# so that running a tool never changes the repository; the figures under docs/results are
+# redrawn only on request (`make figures`, or an explicit --out).
+DEFAULT_OUT = os.path.join("runs", "figures")
 
 
 def run_cli(main, argv=None):

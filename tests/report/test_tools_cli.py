@@ -24,3 +24,27 @@ def test_script_error_is_one_line(argv, tmp_path):
     assert done.stderr.startswith("error: no/such/run") and done.stderr.count("\n") == 1, \
         done.stderr
     assert not os.listdir(tmp_path)
+
+
+def tracked_files():
+    done = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip("not a git checkout: no tracked files to protect")
+    return {os.path.normpath(p) for p in done.stdout.split()}
+
+
+def test_tools_write_nothing_tracked_by_default(tool, tmp_path, monkeypatch):
+    """Run from the checkout's root, a tool without --out writes under runs/ (ignored by
+    git), never over the committed figures of docs/results: their defaults say so, and
+    plot_lr, which needs no input, is run for real in an empty folder."""
+    tracked = tracked_files()
+    for name in ("plot_lr", "plot_curves", "logit_gap", "ablate"):
+        module = tool(name)
+        out = module.parser().get_default("out") or module.OUT
+        assert out.startswith("runs" + os.sep), (name, out)
+        assert not any(p.startswith(out) for p in tracked), (name, out)
+    monkeypatch.chdir(tmp_path)
+    assert tool("plot_lr").main([]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["runs"]
+    assert os.path.exists(tmp_path / "runs" / "figures" / "fig3a_lr.png")
+
