@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 DEMO_DATA := data/demo
 DEMO_RUN  := runs/demo
 
-.PHONY: demo test install horovod clean
+.PHONY: demo test install horovod figures ablation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ demo: install $(DEMO_DATA)/train.rec
 
 test: install horovod
 	$(PY) -m pytest -q tests
+
+# The committed figures and tables under docs/results are redrawn only by these targets
+# (the tools themselves write under runs/ unless told otherwise).
+figures: install
+	$(PY) tools/plot_lr.py --out docs/results/fig3a_lr
+
+ablation: install
+	$(PY) tools/ablate.py --data $(DEMO_DATA) --out docs/results/ablation
 
 clean:
 	rm -rf $(VENV) build *.egg-info
