@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-# MXNet uses a single OpenMP thread on 2 vCPUs unless told otherwise (SPEC §8).
+# MXNet uses a single OpenMP thread on 2 vCPUs unless told otherwise (docs/notes.md §4).
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
 export OMP_NUM_THREADS ?= $(NPROC)
 export MPLBACKEND ?= Agg

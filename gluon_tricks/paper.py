@@ -9,8 +9,7 @@ Networks carry the project's model names (``resnet50_v1`` .. ``resnet50_v1d``,
 ``inception_v3``, ``mobilenet1.0``). Accuracies are ImageNet validation percentages
 (Places365 for Table 7) from single 224x224 centre crops (299 for Inception-V3).
 
-Tables 8 and 9 (detection, segmentation) are not here: SPEC.md does not quote them and
-their runs live in GluonCV, not in this project.
+Tables 8 and 9 (detection, segmentation) are not recorded here yet.
 """
 import math
 from dataclasses import dataclass
@@ -104,7 +103,8 @@ TABLE7 = _table("table7", {
 
 PAPER = {**TABLE1, **TABLE3, **TABLE4, **TABLE5, **TABLE6, **TABLE7}
 
-# GluonCV model zoo top-1 (SPEC §7): longer schedules and the full bag, for reference only.
+# GluonCV model zoo top-1 (docs/notes.md §3): longer schedules and the full bag, for
+# reference only.
 GLUONCV_ZOO_TOP1 = {
     "resnet50_v1": 77.36, "resnet50_v1b": 77.67, "resnet50_v1c": 78.03,
     "resnet50_v1d": 78.48, "resnet101_v1d": 80.51, "resnet152_v1d": 80.61,

@@ -1,4 +1,4 @@
-"""Our ResNets against GluonCV's own implementation (SPEC §3): same parameters, same outputs."""
+"""Our ResNets against GluonCV's own implementation (paper §4): same parameters, same outputs."""
 import re
 
 import mxnet as mx
@@ -14,7 +14,8 @@ X = mx.nd.array(np.random.RandomState(0).uniform(-2, 2, size=(2, 3, 64, 64)))
 
 
 def gluoncv_net(name, **kwargs):
-    """GluonCV's network of that name; its zoo lacks 18/34-layer v1c/v1d, built as SPEC §8 says."""
+    """GluonCV's network of that name; its zoo lacks 18/34-layer v1c/v1d, built as
+    docs/notes.md §3 says."""
     depth, version = name[len("resnet"):].split("_")
     if version in ("v1c", "v1d") and depth in ("18", "34"):
         layers = [2, 2, 2, 2] if depth == "18" else [3, 4, 6, 3]
