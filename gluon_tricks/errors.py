@@ -1,5 +1,7 @@
-"""Errors that are the user's to fix (a flag, a file, a record): the command lines print
-their one-line message and exit 2; everything else is a bug and keeps its traceback."""
+"""Errors that are the user's to fix (a flag, a file, a record), and the one convention of
+every command line for them: the message on one line of stderr (``error: ...``) and exit
+status 2. Everything else is a bug and keeps its traceback."""
+import sys
 
 
 class UserError(ValueError):
@@ -8,3 +10,19 @@ class UserError(ValueError):
 
 class RunError(UserError):
     """A training run cannot start or go on as asked (flags, devices, run folder, teacher)."""
+
+
+def one_line(e, limit=200):
+    """An exception's message folded onto one line, at most ``limit`` characters: for
+    quoting MXNet's multi-line errors inside ours."""
+    return " ".join(str(e).split())[:limit]
+
+
+def run_cli(main, argv=None):
+    """Call ``main(argv)``; a UserError becomes ``error: ...`` on stderr and exit status 2.
+    Returns the exit status (``main``'s, 0 if it returns None)."""
+    try:
+        return main(argv) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -22,7 +22,7 @@ import sys
 import time
 
 from gluon_tricks.report import ablation
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.errors import run_cli
 from gluon_tricks.report.figures import plot_val_top1
 from gluon_tricks.train.config import parse_override
 

@@ -7,7 +7,7 @@ pipelines, at 1 and 2 decoding threads.
     python tools/bench_data.py --data data/demo256 --threads 1 2 4 --repeats 5
 
 ImageRecordIter caps decoding threads at max(cores / 2 - 1, 1): on 2 cores every row
-decodes with one thread, whatever it asks for (SPEC.md §8).
+decodes with one thread, whatever it asks for (docs/notes.md §4).
 """
 import argparse
 import os
@@ -17,9 +17,11 @@ import time
 
 import mxnet as mx
 
-from gluon_tricks.data import DataConfig, DataError, make_loader
+from gluon_tricks.data import DataConfig, make_loader
 from gluon_tricks.data.demo import make_demo_data
 from gluon_tricks.data.loaders import train_iter_args, val_iter_args
+from gluon_tricks.errors import run_cli
+from gluon_tricks.report.tables import markdown_header, markdown_row
 
 
 def images_per_sec(run):
@@ -95,18 +97,13 @@ def main(argv=None):
         print(f"{os.cpu_count()} cores; input {args.size} px, batch {args.batch_size}, "
               f"{args.batches} batches, best of {args.repeats} (gluon {args.gluon_repeats}); "
               "threads = preprocess_threads asked (ImageRecordIter uses max(cores/2 - 1, 1))")
-        print("| pipeline | threads | bare ImageRecordIter img/s | ours img/s | ours / bare "
-              "| gluon img/s | gluon / bare |")
-        print("|---|---|---|---|---|---|---|")
+        print(markdown_header(("pipeline", "threads", "bare ImageRecordIter img/s", "ours img/s",
+                               "ours / bare", "gluon img/s", "gluon / bare")))
         for split, train in (("train", True), ("val", False)):
             rec = os.path.join(data, f"{split}.rec")
             for threads in args.threads:
                 cfg = DataConfig(input_size=args.size, num_workers=threads)
-                try:
-                    loader = make_loader(cfg, rec, args.batch_size, train)
-                except DataError as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    return 2
+                loader = make_loader(cfg, rec, args.batch_size, train)
                 nb = min(args.batches, loader.batches_per_epoch)
                 runs = {"bare": (bare(cfg, rec, args.batch_size, train, nb), args.repeats),
                         "ours": (ours(cfg, rec, args.batch_size, train, nb), args.repeats)}
@@ -117,10 +114,10 @@ def main(argv=None):
                 r_bare, r_ours = rate["bare"], rate["ours"]
                 gluon = (f"{rate['gluon']:.0f}", f"{rate['gluon'] / r_bare:.2f}x"
                          ) if "gluon" in rate else ("-", "-")
-                print(f"| {split} | {threads} | {r_bare:.0f} | {r_ours:.0f} | "
-                      f"{r_ours / r_bare:.2f}x | {gluon[0]} | {gluon[1]} |", flush=True)
+                print(markdown_row((split, threads, f"{r_bare:.0f}", f"{r_ours:.0f}",
+                                    f"{r_ours / r_bare:.2f}x", *gluon)), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -4,10 +4,11 @@
     python tools/bench_train.py --steps 30 --case resnet18_v1d:32:128
     python tools/bench_train.py --horovod       # 1 and 2 Horovod ranks on this machine
 
-Both loops train the same hybridized network with the same NAG optimizer on the same
-in-memory batch; ours adds what the paper's recipe needs (per-batch learning rate, dense
-targets through the label-smoothing path, gradient reduction before the update). Each
-measurement runs in a fresh process, so peak resident memory (ru_maxrss) is its own.
+Both loops train the same network, hybridized as the trainer does
+(``loop.hybridize_student``), with the same NAG optimizer on the same in-memory batch; ours
+adds what the paper's recipe needs (per-batch learning rate, dense targets through the
+label-smoothing path, gradient reduction before the update). Each measurement runs in a fresh
+process, so peak resident memory (ru_maxrss) is its own.
 
 With --horovod: images/s of our step with hvd.DistributedTrainer under
 ``horovodrun -np R --gloo`` on this machine (BATCH per rank): 1 rank on all cores, 1 rank and
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from gluon_tricks.report.tables import markdown_header, markdown_row
+
 CASES = ["resnet50_v1d:224:16", "resnet18_v1d:32:128"]
 HOROVOD_CASES = ["resnet18_v1d:32:64"]
 
@@ -35,7 +38,7 @@ def measure(loop, model, size, batch, steps, warmup):
 
     from gluon_tricks.models import get_model, initializer
     from gluon_tricks.train.config import TrainConfig
-    from gluon_tricks.train.loop import TrainStep
+    from gluon_tricks.train.loop import TrainStep, hybridize_student
     from gluon_tricks.train.optim import make_optimizer
     from gluon_tricks.train.schedule import LRSchedule
 
@@ -45,7 +48,7 @@ def measure(loop, model, size, batch, steps, warmup):
     label = mx.nd.array([i % classes for i in range(batch)])
     net = get_model(model, classes=classes)
     net.initialize(initializer())
-    net.hybridize(static_alloc=True, static_shape=True)
+    hybridize_student(net, [mx.cpu()])
     trainer = gluon.Trainer(net.collect_params(), make_optimizer(0.1))
     if loop == "ours":
         cfg = TrainConfig(model=model, classes=classes, batch_size=batch)
@@ -55,7 +58,7 @@ def measure(loop, model, size, batch, steps, warmup):
 
         def one(i):
             trainer.set_learning_rate(schedule.lr(i))
-            loss, _, _ = step(data, label)
+            loss, _ = step(data, label)
             return loss
     else:
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -84,7 +87,7 @@ def measure_rank(model, size, batch, steps, warmup):
     from gluon_tricks.models import get_model, initializer
     from gluon_tricks.train.config import TrainConfig
     from gluon_tricks.train.distributed import detect
-    from gluon_tricks.train.loop import TrainStep
+    from gluon_tricks.train.loop import TrainStep, hybridize_student
     from gluon_tricks.train.optim import make_optimizer
 
     dist = detect(force_horovod=True)
@@ -95,7 +98,7 @@ def measure_rank(model, size, batch, steps, warmup):
     net = get_model(model, classes=classes)
     net.initialize(initializer())
     dist.broadcast_parameters(net.collect_params())
-    net.hybridize(static_alloc=True, static_shape=True)
+    hybridize_student(net, [mx.cpu()])
     trainer = dist.trainer(net.collect_params(), make_optimizer(0.1), 1)
     step = TrainStep(TrainConfig(model=model, classes=classes, batch_size=batch * dist.size),
                      net, trainer, [mx.cpu()])
@@ -121,9 +124,8 @@ def bench_horovod(cases, steps, warmup, repeat):
                      key=lambda c: (c[0], -c[1]))
     print(f"CPU, {cores} cores, Horovod over Gloo on one machine, {steps} timed steps, best of "
           f"{repeat}; the ranks share the cores")
-    print("| model | input | batch/rank | ranks | OpenMP threads/rank | img/s | "
-          "vs 1 rank on all cores | scaling efficiency |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(markdown_header(("model", "input", "batch/rank", "ranks", "OpenMP threads/rank",
+                           "img/s", "vs 1 rank on all cores", "scaling efficiency")))
     for case in cases or HOROVOD_CASES:
         model, size, batch = case.split(":")
         speeds = {}
@@ -143,10 +145,10 @@ def bench_horovod(cases, steps, warmup, repeat):
                 speeds[key] = max(speeds.get(key, 0.0), r["images_per_sec"])
         for ranks, threads in configs:
             # scaling efficiency: img/s of R ranks / (R x img/s of 1 rank with as many threads)
-            print(f"| {model} | {size} | {batch} | {ranks} | {threads} | "
-                  f"{speeds[ranks, threads]:.1f} | "
-                  f"{speeds[ranks, threads] / speeds[1, cores]:.3f} | "
-                  f"{speeds[ranks, threads] / (ranks * speeds[1, threads]):.3f} |")
+            print(markdown_row((model, size, batch, ranks, threads,
+                                f"{speeds[ranks, threads]:.1f}",
+                                f"{speeds[ranks, threads] / speeds[1, cores]:.3f}",
+                                f"{speeds[ranks, threads] / (ranks * speeds[1, threads]):.3f}")))
     return 0
 
 
@@ -182,9 +184,8 @@ def main(argv=None):
     print(f"CPU, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
           f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, {args.steps} timed steps, "
           f"best of {args.repeat}")
-    print("| model | input | batch | bare img/s | ours img/s | speed ratio | bare MiB | ours MiB "
-          "| memory ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(markdown_header(("model", "input", "batch", "bare img/s", "ours img/s", "speed ratio",
+                           "bare MiB", "ours MiB", "memory ratio")))
     for case in args.case or CASES:
         model, size, batch = case.split(":")
         best = {}
@@ -198,10 +199,11 @@ def main(argv=None):
                 if loop not in best or r["images_per_sec"] > best[loop]["images_per_sec"]:
                     best[loop] = r
         b, o = best["bare"], best["ours"]
-        print(f"| {model} | {size} | {batch} | {b['images_per_sec']:.1f} | "
-              f"{o['images_per_sec']:.1f} | {o['images_per_sec'] / b['images_per_sec']:.3f} | "
-              f"{b['peak_rss_mib']:.0f} | {o['peak_rss_mib']:.0f} | "
-              f"{o['peak_rss_mib'] / b['peak_rss_mib']:.3f} |")
+        print(markdown_row((model, size, batch, f"{b['images_per_sec']:.1f}",
+                            f"{o['images_per_sec']:.1f}",
+                            f"{o['images_per_sec'] / b['images_per_sec']:.3f}",
+                            f"{b['peak_rss_mib']:.0f}", f"{o['peak_rss_mib']:.0f}",
+                            f"{o['peak_rss_mib'] / b['peak_rss_mib']:.3f}")))
     return 0
 
 

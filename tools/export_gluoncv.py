@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from gluon_tricks.errors import UserError
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.errors import run_cli
 from gluon_tricks.report.export import (export_to_gluoncv, gluoncv_name, import_from_gluoncv,
                                          model_of_run)
 

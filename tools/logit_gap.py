@@ -19,7 +19,8 @@ import json
 import os
 import sys
 
-from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
+from gluon_tricks.errors import run_cli
+from gluon_tricks.report.figures import DEFAULT_OUT
 from gluon_tricks.report.logit_gap import (gap_stats, logit_gaps, open_checkpoint, plot_gaps,
                                            table, val_logits)
 

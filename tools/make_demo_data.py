@@ -8,8 +8,8 @@ import argparse
 import logging
 import sys
 
-from gluon_tricks.data import DataError
 from gluon_tricks.data.demo import make_demo_data
+from gluon_tricks.errors import run_cli
 from gluon_tricks.data.pack import default_workers
 
 
@@ -23,16 +23,12 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="rebuild an existing set")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        out = make_demo_data(args.out_dir, size=args.size, seed=args.seed, workers=args.workers,
-                             force=args.force, progress=sys.stderr.isatty())
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    out = make_demo_data(args.out_dir, size=args.size, seed=args.seed, workers=args.workers,
+                         force=args.force, progress=sys.stderr.isatty())
     for split, s in out.items():
         print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

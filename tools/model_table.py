@@ -6,9 +6,11 @@
 import argparse
 import sys
 
+from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.models import MODEL_NAMES, get_model, input_size
 from gluon_tricks.models.complexity import count
 from gluon_tricks.paper import PAPER
+from gluon_tricks.report.tables import markdown_header, markdown_row
 
 DEFAULT = ["resnet50_v1", "resnet50_v1b", "resnet50_v1c", "resnet50_v1d"]
 
@@ -28,21 +30,19 @@ def main(argv=None):
     args = p.parse_args(argv)
     unknown = [m for m in args.models if m not in MODEL_NAMES]
     if unknown:
-        print(f"error: unknown model {unknown[0]!r}; valid names: {', '.join(MODEL_NAMES)}",
-              file=sys.stderr)
-        return 2
-    print("| model | input | params (M) | paper | mult-adds (G) | paper | diff |")
-    print("|---|---|---|---|---|---|---|")
+        raise UserError(f"unknown model {unknown[0]!r}; valid names: {', '.join(MODEL_NAMES)}")
+    print(markdown_header(("model", "input", "params (M)", "paper", "mult-adds (G)", "paper",
+                           "diff")))
     for name, size, params, macs, paper in rows(args.models, args.size):
         if paper is not None and size == 224:
             ref = (f"{paper.params_millions} M", f"{paper.gflops} G",
                    f"{100 * (macs / 1e9 / paper.gflops - 1):+.1f}%")
         else:
             ref = ("-", "-", "-")
-        print(f"| {name} | {size} | {params / 1e6:.2f} | {ref[0]} | {macs / 1e9:.2f} | {ref[1]} "
-              f"| {ref[2]} |")
+        print(markdown_row((name, size, f"{params / 1e6:.2f}", ref[0], f"{macs / 1e9:.2f}", ref[1],
+                            ref[2])))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -12,8 +12,8 @@ import argparse
 import logging
 import sys
 
-from gluon_tricks.data import DataError
 from gluon_tricks.data.pack import default_workers, pack_images
+from gluon_tricks.errors import run_cli
 
 
 def main(argv=None):
@@ -32,14 +32,10 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
-                        resize=args.resize, quality=args.quality, encoding=args.encoding,
-                        workers=args.workers, seed=args.seed, force=args.force,
-                        progress=sys.stderr.isatty())
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
+                    resize=args.resize, quality=args.quality, encoding=args.encoding,
+                    workers=args.workers, seed=args.seed, force=args.force,
+                    progress=sys.stderr.isatty())
     print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes, {s.skipped} skipped"
           + (f" (first: {s.skipped_files[0]})" if s.skipped else "")
           + f"; classes in {s.paths[3]}")
@@ -47,4 +43,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

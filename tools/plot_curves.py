@@ -9,7 +9,8 @@ import argparse
 import os
 import sys
 
-from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
+from gluon_tricks.errors import run_cli
+from gluon_tricks.report.figures import DEFAULT_OUT
 from gluon_tricks.report.figures import plot_val_top1
 from gluon_tricks.report.runs import load_run
 

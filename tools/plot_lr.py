@@ -18,7 +18,8 @@ import sys
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
-from gluon_tricks.report.cli import DEFAULT_OUT, run_cli
+from gluon_tricks.errors import run_cli
+from gluon_tricks.report.figures import DEFAULT_OUT
 from gluon_tricks.report.figures import fig3a_curves, plot_lr, recipe_curve, write_lr_csv
 from gluon_tricks.train.config import resolve
 

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.errors import run_cli
 from gluon_tricks.report.runs import load_run
 from gluon_tricks.report.tables import markdown, row_of
 

@@ -2,9 +2,9 @@
 
 For the trainer::
 
-    cfg = DataConfig(input_size=224, num_workers=4)          # defaults: SPEC.md §1
+    cfg = DataConfig(input_size=224, num_workers=4)          # docs/notes.md §1
     check_rec("train.rec")                                    # DataError, one line, if bad
-    label_set("train.rec"), count_records("train.rec")       # from .lst/.idx, no decoding
+    label_set("train.rec"), count_records("train.rec")       # from headers, no decoding
     train, val = make_loaders(cfg, "train.rec", "val.rec", batch_size=32,
                               num_parts=ranks, part_index=rank, seed=0)
     for data, label in train.epoch(e): ...                    # (N,3,S,S), (N,) float32, CPU
@@ -12,11 +12,11 @@ For the trainer::
 Packing (``pack.pack_images``) and the digits demo set (``demo.make_demo_data``) live in
 their own modules, used by ``tools/pack_rec.py`` and ``tools/make_demo_data.py``.
 """
-from .config import DataConfig, IMAGENET_EIGVAL, IMAGENET_EIGVEC
+from .config import DataConfig
 from .loaders import GluonLoader, RecordIOLoader, make_loader, make_loaders
-from .records import (DataError, check_rec, count_records, label_set, num_classes,
+from .records import (DataError, check_images, check_labels, check_rec, count_records, label_set,
                       read_classes, shard_range)
 
-__all__ = ["DataConfig", "DataError", "GluonLoader", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
-           "RecordIOLoader", "check_rec", "count_records", "label_set", "make_loader",
-           "make_loaders", "num_classes", "read_classes", "shard_range"]
+__all__ = ["DataConfig", "DataError", "GluonLoader", "RecordIOLoader", "check_images",
+           "check_labels", "check_rec", "count_records", "label_set", "make_loader", "make_loaders",
+           "read_classes", "shard_range"]

@@ -1,5 +1,5 @@
 """The data pipeline's configuration: one plain dataclass whose defaults are the paper's
-§2.1 (SPEC.md §1) and GluonCV's ``train_imagenet.py``.
+§2.1 (docs/notes.md §1) and GluonCV's ``train_imagenet.py``.
 
 Hue: the paper says it scales "hue, saturation and brightness" by U[0.6, 1.4], but the
 authors' code (GluonCV ``train_imagenet.py``, both its RecordIO and its Gluon pipeline)
@@ -12,15 +12,9 @@ refused by the RecordIO backend.
 """
 import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 from .records import DataError
-
-# AlexNet's PCA of ImageNet RGB pixels, as MXNet's ImageRecordIter (pca_noise) and Gluon's
-# transforms.RandomLighting hard-code them; listed here for readers and tests.
-IMAGENET_EIGVAL = (55.46, 4.794, 1.148)
-IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
-                   (-0.5808, -0.0045, -0.8140),
-                   (-0.5836, -0.6948, 0.4203))
 
 BACKENDS = ("recordio", "gluon")
 
@@ -31,7 +25,8 @@ class DataConfig:
 
     backend: "recordio" (MXNet's C++ ImageRecordIter, the authors' fast path) or "gluon"
         (ImageRecordDataset + gluon.data.vision.transforms + DataLoader).
-    input_size: side of the square network input (224; 299 for Inception-V3).
+    input_size: side of the square network input (224; 299 for Inception-V3). None only
+        before a training configuration fills in its network's own size.
     crop_ratio: validation centre crop / short edge; the short edge is
         round(input_size / crop_ratio) unless ``val_resize`` is set (256 at 224, 342 at 299).
     min_area, max_area: random-resized-crop area fraction of the image, U[min, max].
@@ -43,13 +38,13 @@ class DataConfig:
     mean_rgb, std_rgb: per-channel normalisation, in [0, 255] units.
     interpolation: OpenCV interpolation for every resize (1 = bilinear, MXNet's default).
     num_workers: decoding threads (recordio) or worker processes (gluon, 0 = in-process).
-        ImageRecordIter caps threads at max(cores / 2 - 1, 1) (SPEC.md §8).
+        ImageRecordIter caps threads at max(cores / 2 - 1, 1) (docs/notes.md §4).
     prefetch_batches: batches decoded ahead (ImageRecordIter's prefetch_buffer).
     """
     backend: str = "recordio"
-    input_size: int = 224
+    input_size: Optional[int] = None
     crop_ratio: float = 0.875
-    val_resize: int = None
+    val_resize: Optional[int] = None
     min_area: float = 0.08
     max_area: float = 1.0
     min_aspect_ratio: float = 3.0 / 4.0
@@ -74,6 +69,8 @@ class DataConfig:
     @property
     def resize(self):
         """Short edge (pixels) of validation images before the centre crop."""
+        if self.input_size is None:
+            raise ValueError("DataConfig.input_size is not set")
         return self.val_resize or int(round(self.input_size / self.crop_ratio))
 
     def validate(self):
@@ -81,7 +78,8 @@ class DataConfig:
         if self.backend not in BACKENDS:
             raise DataError(f"data.backend {self.backend!r}: expected one of "
                             f"{', '.join(BACKENDS)}")
-        if self.input_size <= 0 or not 0 < self.crop_ratio <= 1:
+        if (self.input_size is not None and self.input_size <= 0) or \
+                not 0 < self.crop_ratio <= 1:
             raise DataError(f"data.input_size {self.input_size} / data.crop_ratio "
                             f"{self.crop_ratio}: expected a positive size and a ratio in (0, 1]")
         if not 0 < self.min_area <= self.max_area <= 1:

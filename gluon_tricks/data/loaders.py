@@ -28,7 +28,7 @@ the last shard may be a few records short and then tops up its last batch with r
 already served that epoch.
 
 Validation: each epoch reads every record of its shard exactly once. A reused
-``ImageRecordIter`` does not (SPEC.md §8: after ``reset()`` the wrapped-around images of the
+``ImageRecordIter`` does not (docs/notes.md §4: after ``reset()`` the wrapped-around images of the
 last batch count as consumed), hence a fresh iterator per epoch, and the last batch's padding
 is trimmed, so its N may be smaller than the batch size.
 
@@ -39,19 +39,8 @@ import random
 import mxnet as mx
 import numpy as np
 
-from .config import DataConfig
+from .. import seeds
 from .records import DataError, check_rec, paths, shard_range
-
-_STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2
-
-
-def derived_seed(seed, epoch, part_index, stream, pass_index=0):
-    """A 31-bit seed (int) for one random stream of one epoch of one shard: independent
-    streams from one user seed, the same on every run."""
-    state = np.random.SeedSequence([seed, epoch, part_index, stream, pass_index]
-                                   ).generate_state(1)[0]
-    return int(state % (2 ** 31 - 1))
-
 
 class _Loader:
     """What both backends share: shard bookkeeping and the loader interface."""
@@ -59,6 +48,8 @@ class _Loader:
     def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0):
         if batch_size <= 0:
             raise DataError(f"batch_size {batch_size}: expected a positive number")
+        if cfg.input_size is None:
+            raise ValueError("DataConfig.input_size must be set to build a loader")
         self.cfg = cfg
         self.rec_path, self.idx_path = paths(rec_path)[:2]
         self.batch_size = batch_size
@@ -137,13 +128,14 @@ class RecordIOLoader(_Loader):
             # `seed` seeds the shuffle of the index, `seed_aug` the augmenters' generators
             return mx.io.ImageRecordIter(
                 shuffle=True,
-                seed=derived_seed(self.seed, epoch, self.part_index, _STREAM_SHUFFLE,
+                seed=seeds.derived_seed(self.seed, epoch, self.part_index, seeds.SHUFFLE,
                                   pass_index),
-                seed_aug=derived_seed(self.seed, epoch, self.part_index, _STREAM_AUGMENT,
+                seed_aug=seeds.derived_seed(self.seed, epoch, self.part_index, seeds.AUGMENT,
                                       pass_index),
                 **common, **train_iter_args(cfg, self.batch_size))
         # round_batch=True (the default) fills the last batch with wrapped-around records and
-        # reports how many in `pad`; with False the pad is reported 0 over garbage (SPEC §8)
+        # reports how many in `pad`; with False the pad is reported 0 over garbage
+        # (docs/notes.md §4)
         return mx.io.ImageRecordIter(shuffle=False, round_batch=True, **common,
                                      **val_iter_args(cfg, self.batch_size))
 
@@ -183,7 +175,7 @@ class _ShardDataset(mx.gluon.data.Dataset):
     def __getitem__(self, i):
         img, label = self._records[self._begin + i]
         if self._seed is not None:
-            s = derived_seed(self._seed, i, 0, _STREAM_AUGMENT)
+            s = seeds.derived_seed(self._seed, i, 0, seeds.AUGMENT)
             # RandomResizedCrop draws from `random`; flip, jitter and lighting from MXNet's
             random.seed(s)
             mx.random.seed(s)
@@ -244,8 +236,8 @@ class GluonLoader(_Loader):
     def epoch(self, epoch):
         cfg = self.cfg
         if self.train:
-            aug_seed = derived_seed(self.seed, epoch, self.part_index, _STREAM_AUGMENT)
-            perm_seed = derived_seed(self.seed, epoch, self.part_index, _STREAM_SHUFFLE)
+            aug_seed = seeds.derived_seed(self.seed, epoch, self.part_index, seeds.AUGMENT)
+            perm_seed = seeds.derived_seed(self.seed, epoch, self.part_index, seeds.SHUFFLE)
         else:
             aug_seed = perm_seed = None
         dataset = _ShardDataset(self.rec_path, self.begin, self.end,
@@ -265,20 +257,9 @@ def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, see
     return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed)
 
 
-def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0,
-                 num_classes=None):
+def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0):
     """(train_loader, val_loader) over ``rec_train`` and ``rec_val`` for data-parallel rank
-    ``part_index`` of ``num_parts``; ``batch_size`` is this rank's. If ``num_classes`` is
-    given, both sets must hold labels in [0, num_classes). Raises DataError."""
-    from .records import label_set
-
-    cfg = cfg if cfg is not None else DataConfig()
+    ``part_index`` of ``num_parts``; ``batch_size`` is this rank's. Raises DataError."""
     train = make_loader(cfg, rec_train, batch_size, True, num_parts, part_index, seed)
     val = make_loader(cfg, rec_val, batch_size, False, num_parts, part_index, seed)
-    if num_classes is not None:
-        for rec in (rec_train, rec_val):
-            labels = label_set(rec)
-            if labels[0] < 0 or labels[-1] >= num_classes:
-                raise DataError(f"{rec}: labels {labels[0]}..{labels[-1]} do not fit "
-                                f"num_classes={num_classes}")
     return train, val

@@ -8,9 +8,14 @@ File layout, as MXNet's ``im2rec`` writes it:
 - ``X.rec``: records ``magic (u32) | cflag << 29 | length (u32) | payload | pad to 4 bytes``;
   a payload is an ``IRHeader`` (``flag u32, label f32, id u64, id2 u64``) then the image.
 - ``X.idx``: one ``key<TAB>byte offset`` line per record.
-- ``X.lst``: one ``key<TAB>label<TAB>relative path`` line per record (written by our packer).
+- ``X.lst``: one ``key<TAB>label<TAB>relative path`` line per record (written by our packer,
+  for people and MXNet's tools; labels are always read from the ``.rec`` itself, as a
+  ``.lst`` may be stale).
+- ``X.labels.json``: the label set, cached with the ``.rec``'s size, time and record count.
 - ``X_classes.txt``: one class name per line; line i is the name of label i.
 """
+import json
+import math
 import os
 import struct
 
@@ -113,36 +118,10 @@ def count_records(rec_path):
     return len(read_index(rec_path))
 
 
-def read_lst(rec_path):
-    """The ``.lst`` beside ``rec_path`` as {key: (label float, relative path)}, or None if
-    there is none."""
-    _, _, lst, _ = paths(rec_path)
-    if not os.path.isfile(lst):
-        return None
-    out = {}
-    with open(lst, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            try:
-                out[int(fields[0])] = (float(fields[1]), fields[-1])
-            except (ValueError, IndexError):
-                raise DataError(f"{lst}:{n}: expected 'key<TAB>label<TAB>path', got "
-                                f"{line.strip()[:60]!r}") from None
-    return out
-
-
 def labels(rec_path):
-    """Labels of every record, as a list of float in ``.idx`` order.
-
-    Read from the ``.lst`` when it lists exactly the keys of the ``.idx`` (one small text
-    file); otherwise from each record's header in the ``.rec`` (one 32-byte read per record).
-    Raises DataError."""
+    """Labels of every record, as a list of float in ``.idx`` order, read from each record's
+    own header in the ``.rec`` (one 32-byte read per record). Raises DataError."""
     entries = read_index(rec_path)
-    lst = read_lst(rec_path)
-    if lst is not None and len(lst) == len(entries) and all(k in lst for k, _ in entries):
-        return [lst[k][0] for k, _ in entries]
     rec = paths(rec_path)[0]
     out = []
     with open(rec, "rb") as f:
@@ -159,13 +138,102 @@ def labels(rec_path):
 
 
 def label_set(rec_path):
-    """Sorted list of the distinct integer class labels in ``rec_path``; raises DataError."""
-    return sorted({int(round(x)) for x in labels(rec_path)})
+    """Sorted list of the distinct class labels (ints) of ``rec_path``, from the records
+    themselves. A label that is not a whole number (or NaN) is a DataError naming the record.
+
+    The set is cached beside the ``.rec`` (``<name>.labels.json``) and the cache is used
+    only while the ``.rec`` has the size, modification time and record count it was made
+    from, so an ImageNet-sized set is read once, not at every start of every rank."""
+    rec = paths(rec_path)[0]
+    cache = os.path.splitext(rec)[0] + ".labels.json"
+    stat = os.stat(rec) if os.path.isfile(rec) else None
+    count = len(read_index(rec_path))
+    stamp = stat and dict(size=stat.st_size, mtime_ns=stat.st_mtime_ns, records=count)
+    try:
+        with open(cache) as f:
+            cached = json.load(f)
+        if cached.get("rec") == stamp:
+            return cached["labels"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    found = set()
+    for i, x in enumerate(labels(rec_path)):
+        if not math.isfinite(x) or x != int(x):
+            raise DataError(f"{rec}: record {i} has label {x!r}, not a class index (a whole "
+                            "number); re-pack it with integer labels")
+        found.add(int(x))
+    result = sorted(found)
+    try:
+        tmp = f"{cache}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(dict(rec=stamp, labels=result), f)
+        os.replace(tmp, cache)
+    except OSError:  # a read-only data folder: read the headers again next time
+        pass
+    return result
 
 
-def num_classes(rec_path):
-    """Number of distinct labels in ``rec_path`` (int); raises DataError."""
-    return len(label_set(rec_path))
+def _decodes(fd, offset):
+    """Whether the image of the record at ``offset`` decodes to a non-empty picture (split
+    records, which only images over 512 MiB need, are not checked)."""
+    import cv2
+    import numpy as np
+
+    head = os.pread(fd, _REC_HEAD.size + _IR_HEAD.size, offset)
+    magic, lrec = _REC_HEAD.unpack_from(head)
+    if lrec >> 29:
+        return True
+    flag = _IR_HEAD.unpack_from(head, _REC_HEAD.size)[0]
+    start = _IR_HEAD.size + 4 * flag  # multi-label records keep their labels first
+    payload = os.pread(fd, (lrec & _LENGTH_MASK) - start,
+                       offset + _REC_HEAD.size + start)
+    img = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+    return img is not None and img.size > 0
+
+
+def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None):
+    """Decode the images of shard ``part_index`` of ``num_parts`` of ``rec_path`` (all of
+    them, or ``sample`` evenly spaced ones) with OpenCV, as MXNet's iterator will: an
+    undecodable image is a DataError naming the file and the record, before training starts
+    (MXNet's iterator would end the process with no message, possibly after an epoch). Runs
+    on ``threads`` threads (default: every core; OpenCV decodes outside the GIL). Returns
+    the number of images checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rec = paths(rec_path)[0]
+    entries = read_index(rec_path)
+    begin, end = shard_range(len(entries), num_parts, part_index)
+    positions = range(begin, end)
+    if sample is not None and sample < len(positions):
+        step = len(positions) / sample
+        positions = sorted({begin + int(i * step) for i in range(sample)} | {end - 1})
+    fd = os.open(rec, os.O_RDONLY)
+    try:
+        with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+            ok = list(pool.map(lambda i: _decodes(fd, entries[i][1]), positions))
+    finally:
+        os.close(fd)
+    bad = [i for i, good in zip(positions, ok) if not good]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise DataError(f"{rec}: the image of record {bad[0]} (key {entries[bad[0]][0]}, "
+                        f"byte {entries[bad[0]][1]}){more} cannot be decoded; re-pack the "
+                        "set (tools/pack_rec.py skips unreadable images)")
+    return len(positions)
+
+
+def check_labels(rec_path, classes, every_class=False):
+    """Every label of ``rec_path`` must be a class index in [0, classes); with
+    ``every_class`` (a training set) every class must also occur. DataError otherwise, one
+    line with the ``classes`` value the labels suggest."""
+    labels = label_set(rec_path)
+    fits = labels[0] >= 0 and labels[-1] < classes
+    if fits and (not every_class or len(labels) == classes):
+        return
+    hint = (f"; --set classes={labels[-1] + 1}" if labels[0] >= 0 and labels[-1] + 1 != classes
+            else "")
+    raise DataError(f"{rec_path}: holds {len(labels)} classes (labels {labels[0]}.."
+                    f"{labels[-1]}) that do not fit classes={classes}{hint}")
 
 
 def read_classes(rec_path):

@@ -86,11 +86,6 @@ class ResidualBlock(gluon.HybridBlock):
                     self.downsample.add(_conv(in_channels, out_channels, 1, strides))
                 self.downsample.add(_bn(out_channels))
 
-    @property
-    def last_bn(self):
-        """The BatchNorm whose output is added to the shortcut (zero gamma's target)."""
-        return self.bn2 if self.kind == BASIC else self.bn3
-
     def hybrid_forward(self, F, x):
         out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
         out = self.bn2(self.conv2(out))

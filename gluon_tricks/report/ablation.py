@@ -20,7 +20,10 @@ import numpy as np
 
 from ..errors import UserError
 from ..paper import PAPER
-from .runs import Run, RunFolderError, config_changes, load_run, read_config
+from ..runfolder import RunFolder, RunFolderError
+from ..train.config import from_saved, resolve
+from .runs import Run, config_changes, load_run
+from .tables import markdown_table
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN_SCRIPT = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -49,7 +52,6 @@ class RunSpec:
 
     def config(self):
         """The resolved TrainConfig this run trains with (ConfigError if it does not resolve)."""
-        from ..train.config import resolve
         return resolve(self.recipe, self.overrides)
 
 
@@ -106,10 +108,12 @@ def state(spec):
     """"done" (every planned epoch logged and best.params written), "partial" (a run folder
     of this configuration that stopped early: resume it) or "new". A folder trained with
     another configuration is an AblationError (retrain with --force, or another --out)."""
-    if not os.path.exists(os.path.join(spec.out, "config.yaml")):
+    folder = RunFolder(spec.out)
+    if not os.path.exists(folder.config_path):
         return "new"
     planned = spec.config().to_dict()
-    differ = config_changes(planned, read_config(os.path.join(spec.out, "config.yaml")))
+    differ = config_changes(planned, from_saved(folder.read_config(),
+                                                folder.config_path).to_dict())
     if differ:
         raise AblationError(f"{spec.out}: trained with another configuration ({', '.join(differ)}"
                             " differ); pass --force to retrain it, or another --out")
@@ -117,7 +121,7 @@ def state(spec):
         last = load_run(spec.out).final["epoch"]
     except RunFolderError:
         return "partial"
-    done = last >= planned["epochs"] and os.path.isfile(os.path.join(spec.out, "best.params"))
+    done = last >= planned["epochs"] and os.path.isfile(folder.best_params)
     return "done" if done else "partial"
 
 
@@ -228,7 +232,7 @@ COLUMNS = ("row", "recipe", "seeds", "top-1 (%)", "top-5 (%)", "Δ top-1", "best
 def markdown(rows):
     """The rows as a Markdown table (columns :data:`COLUMNS`); Δ is the change of the mean
     final top-1 from the row above, "paper" the ResNet-50-D ImageNet numbers of Table 6."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = []
     previous = previous_paper = None
     for r in rows:
         mean = float(np.mean(r.top1))
@@ -236,12 +240,12 @@ def markdown(rows):
         delta = "-" if previous is None else f"{mean - previous:+.2f}"
         paper_delta = ("-" if paper is None or previous_paper is None
                        else f"{paper - previous_paper:+.2f}")
-        lines.append("| " + " | ".join([
-            r.name, os.path.relpath(r.recipe, ROOT), str(len(r.runs)), mean_std(r.top1),
+        lines.append([
+            r.name, os.path.relpath(r.recipe, ROOT), len(r.runs), mean_std(r.top1),
             mean_std(r.top5), delta, mean_std(r.best_top1), f"{r.train_minutes:.1f}",
-            "-" if paper is None else f"{paper:.2f}", paper_delta]) + " |")
+            "-" if paper is None else f"{paper:.2f}", paper_delta])
         previous, previous_paper = mean, paper
-    return "\n".join(lines) + "\n"
+    return markdown_table(COLUMNS, lines)
 
 
 def machine():

@@ -15,31 +15,13 @@ import os
 import mxnet as mx
 from mxnet.gluon import nn
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..models import RESNETS, ZOO, get_model
-from .runs import RunFolderError, read_config
+from ..runfolder import RunFolder, RunFolderError, params_of
 
 
 class ExportError(UserError):
     """A checkpoint or parameter file that cannot be exported or imported; names the file."""
-
-
-def _one_line(e, limit=200):
-    return " ".join(str(e).split())[:limit]
-
-
-def resolve_checkpoint(path):
-    """The .params file a CHECKPOINT argument means: a run folder's ``best.params``, or
-    ``path`` itself when it is a file."""
-    if os.path.isdir(path):
-        best = os.path.join(path, "best.params")
-        if not os.path.isfile(best):
-            raise ExportError(f"{path}: a folder without best.params (not a run folder, or "
-                              "no epoch has finished); pass a checkpoints/epoch-NNNN.params")
-        return best
-    if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such file or run folder")
-    return path
 
 
 def model_of_run(path):
@@ -47,7 +29,7 @@ def model_of_run(path):
     if not os.path.isdir(path):
         return None
     try:
-        return read_config(os.path.join(path, "config.yaml")).get("model")
+        return RunFolder(path).read_config().get("model")
     except RunFolderError:
         return None
 
@@ -57,7 +39,7 @@ def read_params(path):
     try:
         params = mx.nd.load(path)
     except Exception as e:  # MXNetError for files that are not NDArray lists
-        raise ExportError(f"{path}: not an MXNet .params file ({_one_line(e, 120)})") from None
+        raise ExportError(f"{path}: not an MXNet .params file ({one_line(e, 120)})") from None
     if not isinstance(params, dict) or not params:
         raise ExportError(f"{path}: holds no named parameters (not a saved network)")
     return params
@@ -111,7 +93,7 @@ def _load(net, path, what, ctx=None):
     try:
         net.load_parameters(path, ctx=ctx, cast_dtype=True, dtype_source="current")
     except Exception as e:  # MXNet reports missing/extra/mis-shaped parameters variously
-        raise ExportError(f"{path}: does not hold {what} parameters ({_one_line(e)})") from None
+        raise ExportError(f"{path}: does not hold {what} parameters ({one_line(e)})") from None
 
 
 def export_to_gluoncv(checkpoint, out, model):
@@ -119,7 +101,7 @@ def export_to_gluoncv(checkpoint, out, model):
     ``gluoncv.model_zoo.get_model(model, pretrained=False, classes=K).load_parameters(out)``
     accepts it (FP32; GluonCV's V1 layout for ``*_v1``). Checks that it does; returns K."""
     _check_model(model)
-    src = resolve_checkpoint(checkpoint)
+    src = params_of(checkpoint)
     classes = infer_classes(read_params(src), src)
     net = get_model(model, classes=classes)
     _load(net, src, f"our {model}")
@@ -148,6 +130,8 @@ def import_from_gluoncv(src, out, model):
 
 
 def _makedirs_for(path):
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise ExportError(f"{path}: a folder; name the .params file to write")
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)

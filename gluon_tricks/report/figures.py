@@ -12,6 +12,11 @@ import numpy as np
 from ..paper import IMAGENET_TRAIN_IMAGES
 from ..train.schedule import LRSchedule, scaled_lr
 
+# Where a tool writes when no --out is given: an untracked folder (runs/ is ignored by git),
+# so that running a tool never changes the repository; the figures under docs/results are
+# redrawn only on request (`make figures`, or an explicit --out).
+DEFAULT_OUT = os.path.join("runs", "figures")
+
 # Figure 3(a): batch 1024 (peak lr 0.4 by linear scaling), 5 warmup epochs, 120 epochs
 # of ImageNet's 1,281,167 images, i.e. 1251 full batches per epoch.
 FIG3A_BATCH = 1024

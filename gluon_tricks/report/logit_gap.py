@@ -21,11 +21,13 @@ import mxnet as mx
 import numpy as np
 
 from .. import data as gt_data
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..models import MODEL_NAMES, get_model, input_size
 from ..paper import optimal_logit_gap
+from ..runfolder import RunFolder, params_of
+from ..train.config import from_saved
 from .export import ExportError, infer_classes, read_params
-from .runs import RunFolderError, read_config
+from .tables import markdown_table
 
 
 class LogitGapError(UserError):
@@ -50,12 +52,12 @@ def optimum(num_classes, eps, mode="paper"):
     None for one-hot targets (eps = 0: the optimum is unbounded).
 
     mode "paper": targets 1 - eps / eps/(K-1), log((K-1)(1-eps)/eps) (paper §5.2).
-    mode "mxnet": targets 1 - eps + eps/K / eps/K (GluonCV's), log(1 + K(1-eps)/eps); the
+    mode "gluoncv": targets 1 - eps + eps/K / eps/K (GluonCV's), log(1 + K(1-eps)/eps); the
     paper's formula does not apply to those targets, hence the second branch.
     """
     if not eps:
         return None
-    if mode == "mxnet":
+    if mode == "gluoncv":
         return float(np.log1p(num_classes * (1 - eps) / eps))
     return optimal_logit_gap(num_classes, eps)
 
@@ -65,8 +67,8 @@ class Checkpoint:
     """A network to evaluate: its .params file and what is needed to rebuild and read it.
 
     label : legend/table name. model, classes : as get_model takes them. eps, mode : the
-    label smoothing it was trained with (0 if unknown). data : DataConfig fields of its
-    validation pipeline (input_size in pixels, crop ratio, normalisation, ...).
+    label smoothing it was trained with (0 if unknown). data : the DataConfig of its
+    validation pipeline (input size, resize, normalisation).
     """
     label: str
     params: str
@@ -74,7 +76,7 @@ class Checkpoint:
     classes: int
     eps: float
     mode: str
-    data: dict
+    data: gt_data.DataConfig
 
     @property
     def optimum(self):
@@ -90,37 +92,32 @@ def _read_classes(params_path):
 
 
 def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None):
-    """Describe the network ``path`` holds: a run folder (its best.params, with model,
-    classes, input size and label smoothing from its config.yaml; arguments given here
-    override those) or a .params file (``model`` required; classes read from the classifier
-    weight if not given; eps 0 unless given). Raises LogitGapError/RunFolderError (one line).
+    """Describe the network ``path`` holds: a run folder (its best.params; model, classes,
+    validation pipeline and label smoothing from its config.yaml, arguments given here
+    override them) or a .params file (``model`` required; classes read from the classifier
+    weight if not given; the network's own input size; eps 0 unless given). Raises
+    LogitGapError/RunFolderError (one line).
     """
-    config = {}
     if os.path.isdir(path):
-        config = read_config(os.path.join(path, "config.yaml"))
-        params = os.path.join(path, "best.params")
-        if not os.path.isfile(params):
-            raise RunFolderError(f"{path}: no best.params (no epoch has finished); pass a "
-                                 "checkpoints/epoch-NNNN.params with --model")
-        default_label = os.path.basename(os.path.normpath(path))
-    elif os.path.isfile(path):
-        params = path
-        default_label = os.path.splitext(os.path.basename(path))[0]
-        if model is None:
+        folder = RunFolder(path)
+        cfg = from_saved(folder.read_config(), folder.config_path)
+        model, classes = model or cfg.model, classes or cfg.classes
+        eps = cfg.label_smoothing if eps is None else eps
+        mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
+    else:
+        if model is None and os.path.isfile(path):
             raise LogitGapError(f"{path}: a bare .params file needs --model (or pass its run "
                                 "folder)")
-    else:
-        raise LogitGapError(f"{path}: no such run folder or .params file")
-    model = model or config.get("model")
+        mode, data = "paper", gt_data.DataConfig()
+        default_label = os.path.splitext(os.path.basename(path))[0]
+    params = params_of(path)
     if model not in MODEL_NAMES:
         raise LogitGapError(f"{path}: model {model!r} is not one of {', '.join(MODEL_NAMES)}")
-    classes = classes or config.get("classes") or _read_classes(params)
-    data = dict(config.get("data") or {})
-    data["input_size"] = input_px or config.get("input_size") or input_size(model)
+    if input_px or data.input_size is None:
+        data = data.replace(input_size=input_px or input_size(model), val_resize=None)
     return Checkpoint(label=label or default_label, params=params, model=model,
-                      classes=int(classes),
-                      eps=float(eps if eps is not None else config.get("label_smoothing", 0.0)),
-                      mode=config.get("label_smoothing_mode", "paper"), data=data)
+                      classes=int(classes or _read_classes(params)),
+                      eps=float(eps or 0.0), mode=mode, data=data)
 
 
 def load_net(ckpt, ctx):
@@ -130,7 +127,7 @@ def load_net(ckpt, ctx):
         net.load_parameters(ckpt.params, ctx=ctx, cast_dtype=True, dtype_source="current")
     except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
         raise LogitGapError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
-                            f"classes ({' '.join(str(e).split())[:160]})") from None
+                            f"classes ({one_line(e, 160)})") from None
     return net
 
 
@@ -141,15 +138,8 @@ def val_logits(ckpt, rec_val, batch_size=100, ctx=None):
     Inference mode (BatchNorm running statistics), no augmentation.
     """
     ctx = ctx or mx.cpu()
-    try:
-        cfg = gt_data.DataConfig(**ckpt.data)
-    except TypeError as e:  # an unknown field in the run's data section
-        raise LogitGapError(f"{ckpt.label}: data section of its config: {e}") from None
-    loader = gt_data.make_loader(cfg, rec_val, batch_size, train=False)
-    labels = set(gt_data.label_set(rec_val))
-    if max(labels) >= ckpt.classes:
-        raise LogitGapError(f"{rec_val}: labels up to {max(labels)} but {ckpt.label} has "
-                            f"{ckpt.classes} classes")
+    loader = gt_data.make_loader(ckpt.data, rec_val, batch_size, train=False)
+    gt_data.check_labels(rec_val, ckpt.classes)
     net = load_net(ckpt, ctx)
     logits, targets = [], []
     for data, label in loader.epoch(0):
@@ -225,10 +215,7 @@ def table(rows):
     std, optimum)] (optimum None for one-hot), str ending in a newline."""
     head = ("run", "model", "K", "ε", "images", "mean gap", "median", "std",
             "optimum log((K−1)(1−ε)/ε)")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append("| " + " | ".join([
-            r["label"], r["model"], str(r["classes"]), f"{r['eps']:g}", str(r["images"]),
-            f"{r['mean']:.3f}", f"{r['median']:.3f}", f"{r['std']:.3f}",
-            "∞ (one-hot)" if r["optimum"] is None else f"{r['optimum']:.3f}"]) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(head, [[
+        r["label"], r["model"], r["classes"], f"{r['eps']:g}", r["images"],
+        f"{r['mean']:.3f}", f"{r['median']:.3f}", f"{r['std']:.3f}",
+        "∞ (one-hot)" if r["optimum"] is None else f"{r['optimum']:.3f}"] for r in rows])

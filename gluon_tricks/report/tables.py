@@ -81,9 +81,24 @@ def _fmt(value, spec=".2f", sign=False):
     return format(value, ("+" if sign else "") + spec)
 
 
+def markdown_row(cells):
+    """One Markdown table row of ``cells`` (any values, shown with str)."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown_header(columns):
+    """A Markdown table's header line and its separator line."""
+    return markdown_row(columns) + "\n|" + "---|" * len(columns)
+
+
+def markdown_table(columns, rows):
+    """A Markdown table (str ending in a newline) of ``rows``, sequences of cells."""
+    return "\n".join([markdown_header(columns), *map(markdown_row, rows)]) + "\n"
+
+
 def markdown(rows):
     """The rows as a Markdown table (str ending in a newline), columns :data:`COLUMNS`."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = []
     for r in rows:
         epochs = f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
         changed = "?" if r.changed is None else (", ".join(r.changed) or "none")
@@ -91,5 +106,5 @@ def markdown(rows):
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append(cells)
+    return markdown_table(COLUMNS, lines)

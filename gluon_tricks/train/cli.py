@@ -4,7 +4,6 @@ Users' mistakes end in one line on stderr (``error: ...``) and exit status 2; tr
 left for bugs.
 """
 import argparse
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,12 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="train at most N epochs now, then exit (continue with --resume)")
-    p.add_argument("--force", action="store_true", help="replace a run that --out already holds")
+    p.add_argument("--force", action="store_true",
+                   help="replace a run that --out already holds (it is kept in OUT/replaced/ "
+                   "until the new run's first checkpoint)")
+    p.add_argument("--trust-pickled-states", action="store_true",
+                   help="--resume a run folder written by an older gluon-tricks, whose optimizer "
+                   "state is a pickle: loading it runs any code it holds")
     p.add_argument("--horovod", action="store_true",
                    help="one process per rank under horovodrun (detected when launched by it)")
     p.add_argument("--print-config", action="store_true",
@@ -45,24 +49,18 @@ def _overrides(args):
     return pairs
 
 
-def _saved_command(out):
-    path = os.path.join(out, "command.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
-
-
 def run(args):
     from .config import dumps, resolve
     from .distributed import detect
     from ..errors import RunError
+    from ..runfolder import RunFolder
     from .loop import train
 
-    saved = _saved_command(args.out) if (args.resume and args.out) else {}
+    folder = RunFolder(args.out) if args.out else None
+    saved = folder.read_command() if (args.resume and folder) else {}
     recipe = args.recipe
-    if recipe is None and args.resume and args.out:
-        recipe = os.path.join(args.out, "config.yaml")
+    if recipe is None and args.resume and folder:
+        recipe = folder.config_path
     cfg = resolve(recipe, _overrides(args))
     if args.print_config:
         print(dumps(cfg))
@@ -76,38 +74,35 @@ def run(args):
         gpus = [int(g) for g in args.gpus.split(",") if g.strip()]
     except ValueError:
         raise RunError(f"--gpus {args.gpus!r}: expected comma-separated integers") from None
+    import mxnet as mx
+    visible = mx.context.num_gpus()
+    if any(not 0 <= g < visible for g in gpus):
+        raise RunError(f"--gpus {args.gpus}: this machine shows {visible} GPU(s) to MXNet "
+                       f"(ids 0..{visible - 1})" if visible else
+                       f"--gpus {args.gpus}: MXNet sees no GPU here (a CPU build of MXNet, or "
+                       "no CUDA device); leave --gpus out to train on the CPU")
+    if args.stop_after is not None and args.stop_after <= 0:
+        raise RunError(f"--stop-after {args.stop_after}: expected a positive number of epochs")
     dist = detect(args.horovod)
     contexts = dist.contexts(gpus)
     if dist.is_root:
         print(dumps(cfg))
+    command = dict(argv=sys.argv, rec_train=os.path.abspath(rec_train),
+                   rec_val=os.path.abspath(rec_val),
+                   recipe=os.path.abspath(recipe) if recipe else recipe)
     result = train(cfg, rec_train, rec_val, args.out, contexts=contexts, resume=args.resume,
-                   force=args.force, dist=dist, stop_after=args.stop_after,
-                   on_start=lambda: _write_command(args.out, rec_train, rec_val, recipe, saved)
-                   if dist.is_root else None)
+                   force=args.force, dist=dist, stop_after=args.stop_after, command=command,
+                   trust_pickled_states=args.trust_pickled_states)
     if dist.is_root:
-        print(f"done after epoch {result.epochs}/{cfg.epochs}: val top-1 {result.val_top1:.4f} top-5 {result.val_top5:.4f} "
-              f"(best top-1 {result.best_top1:.4f}); log {os.path.join(args.out, 'log.jsonl')}, "
-              f"checkpoints {os.path.join(args.out, 'checkpoints')}, best "
-              f"{os.path.join(args.out, 'best.params')}")
+        print(f"done after epoch {result.epochs}/{cfg.epochs}: val top-1 {result.val_top1:.4f} "
+              f"top-5 {result.val_top5:.4f} (best top-1 {result.best_top1:.4f}); log "
+              f"{folder.log_path}, checkpoints {folder.checkpoint_dir}, best "
+              f"{folder.best_params}")
     return 0
 
 
-def _write_command(out, rec_train, rec_val, recipe, saved=None):
-    """command.json: the command line that started the run and its recipe file (what
-    ``tools/results_table.py`` compares the run's configuration with). A resume keeps the
-    first command and recipe and appends its own command line to ``resumed``."""
-    from .checkpoint import write_json
-    record = dict(argv=sys.argv, rec_train=os.path.abspath(rec_train),
-                  rec_val=os.path.abspath(rec_val),
-                  recipe=os.path.abspath(recipe) if recipe else recipe)
-    if saved:
-        record = dict(saved, rec_train=record["rec_train"], rec_val=record["rec_val"],
-                      resumed=saved.get("resumed", []) + [sys.argv])
-    write_json(os.path.join(out, "command.json"), record)
-
-
 def main(argv=None):
-    # MXNet sizes its OpenMP pool at import: one thread on 2 vCPUs unless told (SPEC §8);
+    # MXNet sizes its OpenMP pool at import: one thread on 2 vCPUs unless told (docs/notes.md §4);
     # ranks sharing a machine share its cores.
     local_ranks = int(os.environ.get("HOROVOD_LOCAL_SIZE", "1"))
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // local_ranks)))
@@ -118,12 +113,9 @@ def main(argv=None):
         # each operation as it is issued, and identical runs and resumed runs are bit-equal.
         os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from ..errors import UserError
+    from ..errors import run_cli
     try:
-        return run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return run_cli(run, args)
     except Exception as e:
         from .distributed import lost_a_rank
         if not lost_a_rank(e):

@@ -7,10 +7,10 @@ A Horovod job keeps its ranks identical by construction:
   are broadcast from rank 0 before the first step;
 - ``hvd.DistributedTrainer`` averages the gradients over ranks; with the loop's
   ``trainer.update(rank_batch * loss_scale)`` the update uses the mean gradient over the
-  global batch (see :meth:`HorovodRanks.trainer`);
+  global batch (see :meth:`HorovodRank.trainer`);
 - BatchNorm running statistics, which no gradient touches and each rank accumulates from its
   own shard, are averaged over ranks before every validation and checkpoint
-  (:meth:`HorovodRanks.average_running_stats`).
+  (:meth:`HorovodRank.average_running_stats`).
 
 A rank that dies ends the job: horovodrun (Gloo) terminates the other ranks when one exits
 non-zero, and names the rank that failed first.
@@ -35,7 +35,7 @@ def materialize_parameters(net, sample_shape, contexts, dtype="float32"):
     on the first forward pass (shape inference on the graph, then the deferred initialiser),
     without running the network: a forward pass would move BatchNorm running statistics
     and, in inference mode, leave the weights in oneDNN layout, which Horovod then fails to
-    broadcast ("We can't generate TBlob for MKLDNN data", SPEC.md §8)."""
+    broadcast ("We can't generate TBlob for MKLDNN data", docs/notes.md §4)."""
     params = net.collect_params()
     if not any(p._deferred_init for p in params.values()):
         return
@@ -81,7 +81,7 @@ def launched_by_horovod():
     return any(k in os.environ for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"))
 
 
-class HorovodRanks:
+class HorovodRank:
     """One rank of a Horovod job, one device per rank: gradients averaged by
     hvd.DistributedTrainer, parameters broadcast from rank 0, BatchNorm running statistics
     averaged and metrics summed over ranks."""
@@ -161,5 +161,5 @@ def lost_a_rank(exc):
 def detect(force_horovod=False):
     """Horovod ranks when launched by horovodrun (or asked with --horovod), else one process."""
     if force_horovod or launched_by_horovod():
-        return HorovodRanks()
+        return HorovodRank()
     return SingleProcess()

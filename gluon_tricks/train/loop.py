@@ -1,11 +1,13 @@
 """The training loop, read top to bottom as the paper: §2.1 baseline, §3 efficient
 training, §5 refinements. Every trick is a small function of its own module; this file
 only composes them.
+
+:func:`train` is the whole run: :func:`set_up` (every check, then the run folder, the
+network, the optimizer, a resumed state), then per epoch :func:`train_one_epoch`,
+:func:`evaluate` and :func:`end_epoch` (log record, checkpoint). :class:`TrainStep` is one
+update and :class:`EpochSums` the epoch's running sums.
 """
-import json
 import logging
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -15,21 +17,24 @@ import numpy as np
 from mxnet import autograd
 
 from .. import data as gt_data
-from ..errors import RunError
-from ..models import get_model, initializer, input_size
-from . import checkpoint as ckpt
-from .config import save as save_config
+from .. import seeds
+from ..errors import RunError, one_line
+from ..models import get_model, initializer
+from ..runfolder import RunFolder, RunFolderError, params_of
 from .distributed import SingleProcess, materialize_parameters
 from .loss_scale import DynamicLossScaler, StaticLossScaler
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
 from .mixup import mixup, sample_lambda
-from .optim import make_optimizer, set_no_bias_decay
+from .config import ConfigError, from_saved, resume_changes
+from .optim import make_optimizer, optimizer_state, restore_optimizer_state, set_no_bias_decay
 from .schedule import LRSchedule
 
 log = logging.getLogger("gluon_tricks")
 
+TRAIN_IMAGES_CHECKED = 2000  # training images decoded at start-up (all validation images are)
 
-# ----------------------------------------------------------------------------- set-up
+
+# ----------------------------------------------------------------------------- checks
 
 def check_devices(cfg, contexts):
     """FP16 needs a GPU: MXNet has no FP16 GEMM on CPU."""
@@ -38,82 +43,35 @@ def check_devices(cfg, contexts):
                        "pass --gpus, or --set dtype=float32 to train on CPU")
 
 
-def check_classes(cfg, rec_train, rec_val):
-    """The recipe's `classes` must match the labels the data holds: every class in the
-    training set, and no validation label outside them."""
-    labels = gt_data.label_set(rec_train)
-    if len(labels) != cfg.classes or labels[-1] >= cfg.classes:
-        raise RunError(f"{rec_train}: holds {len(labels)} classes (labels {labels[0]}.."
-                       f"{labels[-1]}) but the recipe says classes={cfg.classes}; "
-                       f"--set classes={len(labels)}")
-    val = gt_data.label_set(rec_val)
-    if val[0] < 0 or val[-1] >= cfg.classes:
-        raise RunError(f"{rec_val}: labels {val[0]}..{val[-1]} fall outside the "
-                       f"{cfg.classes} classes of the recipe")
+# ----------------------------------------------------------------------------- networks
 
-
-def make_data_config(cfg):
-    """The data pipeline's settings: the recipe's `data:` fields over the paper's defaults."""
-    fields = dict(cfg.data)
-    fields.setdefault("input_size", cfg.input_size or input_size(cfg.model))
-    try:
-        return gt_data.DataConfig(**fields)
-    except TypeError as e:  # an unknown field name
-        raise RunError(f"recipe 'data:' section: {e}") from None
-
-
-def resolve_teacher_path(path):
-    """A teacher is a .params file, or a run folder whose best.params is used."""
-    if path is not None and os.path.isdir(path):
-        path = os.path.join(path, "best.params")
-    if path is None or not os.path.isfile(path):
-        raise RunError(f"distillation teacher {path!r} not found: --set teacher=RUN_DIR or "
-                       "a .params file (ours or GluonCV's)")
-    return path
-
-
-def prepare_run_dir(out, resume, force, is_root):
-    """A run folder that holds a run is never overwritten without --resume or --force."""
-    holds_run = os.path.isdir(out) and any(
-        os.path.exists(os.path.join(out, f)) for f in ("config.yaml", "log.jsonl", "checkpoints"))
-    if resume:
-        if not holds_run:
-            raise RunError(f"--resume: {out} holds no run to resume")
-        return
-    if holds_run and not force:
-        raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
-                       "to replace it")
-    if is_root:
-        if holds_run:
-            for name in ("checkpoints", "log.jsonl", "train.log", "config.yaml", "best.params",
-                         "best.json"):
-                path = os.path.join(out, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                elif os.path.exists(path):
-                    os.remove(path)
-        os.makedirs(out, exist_ok=True)
-
-
-def build_net(cfg, contexts, classes=None, model=None):
+def build_net(cfg, contexts):
     """The network of the recipe (§2.1 init, §3.1 zero gamma), cast for FP16 (§3.2)."""
-    net = get_model(model or cfg.model, classes=classes or cfg.classes,
-                    zero_gamma=cfg.zero_gamma if model is None else False)
+    net = get_model(cfg.model, classes=cfg.classes, zero_gamma=cfg.zero_gamma)
     net.initialize(initializer(), ctx=contexts)
     if cfg.dtype == "float16":
         net.cast("float16")
     return net
 
 
+def hybridize_student(net, contexts):
+    """Hybridize the network being trained. On GPUs with static memory and shapes (as
+    GluonCV trains); on CPU plainly: identical CPU runs and resumed runs are bit-equal with
+    it (naive engine), and static_alloc was not seen to be faster there."""
+    on_gpu = any(c.device_type == "gpu" for c in contexts)
+    net.hybridize(static_alloc=on_gpu, static_shape=on_gpu)
+
+
 def load_teacher(cfg, contexts):
     """The distillation teacher (§5.3): inference mode, no gradient."""
-    path = resolve_teacher_path(cfg.teacher)
+    path = params_of(cfg.teacher, "; --set teacher=RUN_DIR or a .params file of the teacher "
+                     "(ours or GluonCV's)")
     teacher = get_model(cfg.teacher_model, classes=cfg.classes)
     try:
         teacher.load_parameters(path, ctx=contexts)
     except Exception as e:  # MXNet reports shape/name mismatches as AssertionError/MXNetError
         raise RunError(f"{path}: cannot load it as {cfg.teacher_model} with {cfg.classes} "
-                       f"classes ({' '.join(str(e).split())[:160]})") from None
+                       f"classes ({one_line(e, 160)})") from None
     teacher.collect_params().setattr("grad_req", "null")
     if cfg.dtype == "float16":
         teacher.cast("float16")
@@ -143,8 +101,8 @@ class TrainStep:
 
     def __call__(self, data, label, lam=None):
         """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
-        lam: mixup coefficient, or None for no mixing. Returns (loss sum NDArray on the first
-        device, list of per-device logits, whether the update was applied)."""
+        lam: mixup coefficient, or None for no mixing. Returns (loss summed over the batch,
+        a (1,) NDArray on the first device; the list of per-device logits)."""
         cfg = self.cfg
         targets = smooth_labels(label, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
         if lam is not None:
@@ -176,7 +134,7 @@ class TrainStep:
         total = losses[0].sum().as_in_context(self.contexts[0])
         for loss in losses[1:]:
             total = total + loss.sum().as_in_context(self.contexts[0])
-        return total, outputs, not overflow
+        return total, outputs
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -189,14 +147,42 @@ def topk_correct(logits, label, ks=(1, 5)):
     return [int(hit[:, :min(k, k_max)].any(axis=1).sum()) for k in ks]
 
 
-def top1_correct(outputs, label, ctx):
-    """Number of correct top-1 predictions over the per-device outputs, as a (1,) NDArray."""
-    total, start = mx.nd.zeros((1,), ctx=ctx), 0
-    for z in outputs:
-        y = label[start:start + z.shape[0]].as_in_context(z.context)
-        total = total + (mx.nd.argmax(z, axis=1).astype("float32") == y).sum().as_in_context(ctx)
-        start += z.shape[0]
-    return total
+class EpochSums:
+    """Running sums of one training epoch: loss and top-1 hits stay on the device (adding
+    them costs no host synchronisation), samples are counted on the host. ``mixing``: the
+    epoch trains under mixup, so top-1 hits mean nothing (§5.4) and are not counted.
+    ``lr`` (last learning rate) and ``seconds`` (training time) are set by the loop."""
+
+    def __init__(self, ctx, mixing):
+        self.ctx, self.mixing = ctx, mixing
+        self.loss = mx.nd.zeros((1,), ctx=ctx)
+        self.correct = mx.nd.zeros((1,), ctx=ctx)
+        self.samples = 0
+        self.lr = self.seconds = None
+
+    def add(self, loss, outputs, label):
+        """loss: (1,) batch loss sum; outputs: per-device logits of the batch in order;
+        label: (N,) class indices."""
+        self.loss = self.loss + loss
+        start = 0
+        for z in outputs:
+            if not self.mixing:
+                y = label[start:start + z.shape[0]].as_in_context(z.context)
+                hits = (mx.nd.argmax(z.astype("float32"), axis=1) == y).sum()
+                self.correct = self.correct + hits.as_in_context(self.ctx)
+            start += z.shape[0]
+        self.samples += start
+
+    def mean_loss(self):
+        """This rank's mean loss so far (one host synchronisation)."""
+        return self.loss.asscalar() / max(self.samples, 1)
+
+    def reduce(self, dist):
+        """(mean loss, top-1 accuracy or None under mixup, samples) over every rank (one
+        host synchronisation)."""
+        loss, samples, correct = dist.allreduce_sum(
+            [self.loss.asscalar(), self.samples, self.correct.asscalar()])
+        return loss / samples, None if self.mixing else correct / samples, int(samples)
 
 
 def evaluate(net, loader, epoch, contexts, dtype, dist):
@@ -222,13 +208,13 @@ def evaluate(net, loader, epoch, contexts, dtype, dist):
 # ----------------------------------------------------------------------------- logging
 
 class RunLog:
-    """Lines for people (stdout and train.log) and records for programs (log.jsonl)."""
+    """Lines for people (stdout and train.log) and records for programs (log.jsonl); only
+    the root rank writes."""
 
-    def __init__(self, out, enabled):
-        self.enabled = enabled
-        self.jsonl = os.path.join(out, "log.jsonl")
+    def __init__(self, folder, enabled):
+        self.folder, self.enabled = folder, enabled
         if enabled:
-            handler = logging.FileHandler(os.path.join(out, "train.log"))
+            handler = logging.FileHandler(folder.text_log_path)
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
             log.addHandler(handler)
 
@@ -238,19 +224,29 @@ class RunLog:
 
     def record(self, **fields):
         if self.enabled:
-            with open(self.jsonl, "a") as f:
-                f.write(json.dumps(fields) + "\n")
-
-    def truncate_after(self, epoch):
-        """On resume: drop records of epochs after the checkpoint (they will be redone)."""
-        if not (self.enabled and os.path.exists(self.jsonl)):
-            return
-        with open(self.jsonl) as f:
-            kept = [line for line in f if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
-        ckpt._replace_via_tmp(self.jsonl, lambda tmp: open(tmp, "w").writelines(kept))
+            self.folder.append_log(fields)
 
 
 # ----------------------------------------------------------------------------- the run
+
+@dataclass
+class Session:
+    """What one run is made of, built by :func:`set_up`."""
+    cfg: object
+    dist: object
+    contexts: list
+    folder: RunFolder
+    log: RunLog
+    train_loader: object
+    val_loader: object
+    net: object
+    trainer: object
+    step: TrainStep
+    schedule: LRSchedule
+    start_epoch: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = None
+
 
 @dataclass
 class RunResult:
@@ -261,56 +257,44 @@ class RunResult:
     run_dir: str
 
 
-def epoch_seed(seed, epoch):
-    """Every source of randomness of an epoch derives from (seed, epoch), so a resumed run
-    sees exactly the batches, augmentations and mixup coefficients it would have seen."""
-    return seed * 100003 + epoch
-
-
-def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False, dist=None,
-          on_start=None, stop_after=None):
-    """Train ``cfg`` on ``rec_train``, validating on ``rec_val`` every epoch; checkpoints and
-    logs go to the folder ``out``. Returns a :class:`RunResult`.
-
-    Every check that can fail (recipe, data files, classes, devices, teacher, run folder) runs
-    before anything is written. ``on_start()`` is called once the run folder is ready.
-    ``stop_after``: train at most this many epochs in this call (a job slot shorter than the
-    run); ``resume=True`` continues it later exactly as if it had not stopped.
-    """
-    dist = dist or SingleProcess()
-    contexts = contexts or [mx.cpu()]
+def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
+           trust_pickled_states=False):
+    """Check everything that can fail (devices, data files, classes, teacher, run folder),
+    build the network and optimizer, and only then touch the run folder: replace (--force)
+    or resume it, write config.yaml and command.json. Returns a :class:`Session`."""
     check_devices(cfg, contexts)
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
     # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
     rank_batch = cfg.batch_size // dist.size
     train_loader, val_loader = gt_data.make_loaders(
-        make_data_config(cfg), rec_train, rec_val, rank_batch, num_parts=dist.size,
-        part_index=dist.rank, seed=cfg.seed)  # the loaders check both files (check_rec)
-    check_classes(cfg, rec_train, rec_val)
+        cfg.data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
+        seed=cfg.seed)  # the loaders check both files (check_rec)
+    # the recipe's classes: every one in the training set, no validation label outside them
+    gt_data.check_labels(rec_train, cfg.classes, every_class=True)
+    gt_data.check_labels(rec_val, cfg.classes)
+    # an image MXNet cannot decode ends the process without a word: find them first where
+    # it is cheap (the validation set is small; the training set is sampled)
+    for rec, sample in ((rec_val, None), (rec_train, TRAIN_IMAGES_CHECKED)):
+        gt_data.check_images(rec, sample, num_parts=dist.size, part_index=dist.rank)
     if train_loader.batches_per_epoch == 0:
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
                        f"of {rank_batch}; lower --batch-size")
+    folder = RunFolder(out)
+    if resume and not folder.holds_run():
+        raise RunError(f"--resume: {out} holds no run to resume")
+    if not resume and folder.holds_run() and not force:
+        raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
+                       "to replace it")
     teacher = load_teacher(cfg, contexts) if cfg.distill else None
-
-    prepare_run_dir(out, resume, force, dist.is_root)
-    dist.barrier()
-    runlog = RunLog(out, dist.is_root)
-    if dist.is_root and not resume:
-        save_config(cfg, os.path.join(out, "config.yaml"))
-    if on_start is not None:
-        on_start()
 
     # §2.1 model and §3 efficient training
     mx.random.seed(cfg.seed)
     net = build_net(cfg, contexts)
-    crop_px = train_loader.cfg.input_size
-    materialize_parameters(net, (1, 3, crop_px, crop_px), contexts, cfg.dtype)
+    px = cfg.data.input_size
+    materialize_parameters(net, (1, 3, px, px), contexts, cfg.dtype)
     dist.broadcast_parameters(net.collect_params())
-    # Plain hybridize: static_alloc was taken out while chasing irreproducible CPU runs,
-    # whose cause proved to be the threaded engine (see cli.main); whether static_alloc
-    # speeds up GPU training here has not been measured.
-    net.hybridize()
+    hybridize_student(net, contexts)
     if cfg.no_bias_decay:
         set_no_bias_decay(net)
     schedule = LRSchedule.of_config(cfg, train_loader.batches_per_epoch)
@@ -320,80 +304,178 @@ def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False
     scaler = make_scaler(cfg)
     step = TrainStep(cfg, net, trainer, contexts, teacher, scaler)
 
-    checkpoints = ckpt.Checkpointer(out, keep=cfg.keep_checkpoints)
-    start_epoch, best_top1 = 0, -1.0
+    changed = check_resume_changes(folder, cfg) if resume else {}
+    if dist.is_root:
+        if not resume:
+            folder.set_aside()  # deleted after this run's first checkpoint
+            folder.make()
+        if not resume or changed:
+            folder.write_config(cfg.to_dict())
+        if command is not None:
+            folder.record_command(dict(command, changed=changed) if changed else command,
+                                  resume)
+    dist.barrier()
+    session = Session(cfg, dist, contexts, folder, RunLog(folder, dist.is_root), train_loader,
+                      val_loader, net, trainer, step, schedule)
     if resume:
-        start_epoch = checkpoints.latest() or 0
-        if start_epoch:
-            record = checkpoints.load(start_epoch, net, trainer, contexts)
-            best_top1 = record.get("best_top1", -1.0)
-            if scaler is not None and record.get("loss_scaler"):
-                scaler.load_state_dict(record["loss_scaler"])
-        runlog.truncate_after(start_epoch)
-        runlog.info("resuming %s after epoch %d", out, start_epoch)
-    runlog.info("%s: %s, %d images/epoch, global batch %d on %d rank(s) x %s, peak lr %.4g",
-                cfg.paper or "run", cfg.model, train_loader.batches_per_epoch * cfg.batch_size,
-                cfg.batch_size, dist.size, contexts, cfg.peak_lr())
+        resume_from_checkpoint(session, trust_pickled_states)
+    session.log.info("%s: %s, %d images/epoch, global batch %d on %d rank(s) x %s, peak lr %.4g",
+                     cfg.paper or "run", cfg.model,
+                     train_loader.batches_per_epoch * cfg.batch_size, cfg.batch_size, dist.size,
+                     contexts, cfg.peak_lr())
+    return session
 
-    top1 = top5 = float("nan")
-    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
-    for epoch in range(start_epoch, end_epoch):
+
+def check_resume_changes(folder, cfg):
+    """The settings in which ``cfg`` departs from the run's config.yaml, {key: [old, new]};
+    RunError (one line) if any may not change on resume."""
+    saved = from_saved(folder.read_config(), folder.config_path)
+    try:
+        return resume_changes(saved, cfg)
+    except ConfigError as e:
+        raise RunError(f"--resume {folder.path}: {e}") from None
+
+
+def resume_from_checkpoint(s, trust_pickled_states=False):
+    """Restore weights, optimizer state, loss scale and best accuracy of the newest
+    checkpoint that loads (newer unreadable ones are set aside, and said so); repair
+    best.params after a kill in its write; drop the log records of epochs after the
+    checkpoint (they will be redone)."""
+    unreadable, record = [], None
+    for epoch in reversed(s.folder.checkpoint_epochs()):
+        try:
+            record, arrays = s.folder.load_checkpoint(epoch, s.net, s.contexts)
+        except RunFolderError as e:
+            s.log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
+                       epoch, e)
+            unreadable.append(epoch)
+            continue
+        if arrays is not None:
+            try:
+                restore_optimizer_state(s.trainer, s.net, arrays, record["optimizer"])
+            except (KeyError, ValueError, TypeError) as e:
+                s.log.info("checkpoint of epoch %d cannot be used (%s: optimizer state does not "
+                           "fit: %s); trying the one before", epoch,
+                           s.folder.checkpoint(epoch, "optimizer"), e)
+                unreadable.append(epoch)
+                continue
+        elif trust_pickled_states:
+            s.trainer.load_states(s.folder.checkpoint(epoch, "states"))
+        else:
+            raise RunError(f"{s.folder.checkpoint(epoch, 'states')}: optimizer state in "
+                           "Python's pickle format (written by an older gluon-tricks); loading "
+                           "it runs any code it holds: pass --trust-pickled-states only if you "
+                           "trust whoever wrote this run folder")
+        s.start_epoch = epoch
+        break
+    if record is not None:
+        s.best_top1 = record.get("best_top1", -1.0)
+        s.best_epoch = record.get("best_epoch")
+        if s.step.scaler is not None and record.get("loss_scaler"):
+            s.step.scaler.load_state_dict(record["loss_scaler"])
+    if s.cfg.epochs < s.start_epoch:
+        raise RunError(f"--resume {s.folder.path}: epochs={s.cfg.epochs} but {s.start_epoch} "
+                       "are done already")
+    s.dist.barrier()  # every rank has read the checkpoint before any file moves
+    if s.dist.is_root:
+        for epoch in unreadable:
+            s.log.info("set aside the unreadable checkpoint of epoch %d in %s", epoch,
+                       s.folder.set_aside_checkpoint(epoch))
+        if record is not None and s.folder.repair_best(record):
+            s.log.info("best.params was newer than the last checkpoint (a kill during its "
+                       "write); put back that of epoch %d", record["best_epoch"])
+        s.folder.truncate_log_after(s.start_epoch)
+    s.log.info("resuming %s after epoch %d", s.folder.path, s.start_epoch)
+
+
+def train_one_epoch(s, epoch):
+    """One pass over this rank's shard (0-based ``epoch``); returns its :class:`EpochSums`.
+    Host synchronisations: one per log interval."""
+    cfg, loader = s.cfg, s.train_loader
+    tic = time.time()
+    # mixup's coefficients and MXNet's own generator, from (seed, epoch) as every stream
+    epoch_seed = seeds.derived_seed(cfg.seed, epoch, 0, seeds.MIXUP)  # same on every rank
+    rng = np.random.default_rng(epoch_seed)
+    mx.random.seed(epoch_seed)
+    mixing = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
+    sums = EpochSums(s.contexts[0], mixing)
+    batches = loader.epoch(epoch)
+    if s.dist.is_root and sys.stderr.isatty():
+        from tqdm import tqdm
+        batches = tqdm(batches, total=loader.batches_per_epoch, leave=False,
+                       desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    i = epoch * loader.batches_per_epoch  # updates before this epoch
+    interval_tic = time.time()
+    for b, (data, label) in enumerate(batches, start=1):
+        lr = sums.lr = s.schedule.lr(i + b)
+        s.trainer.set_learning_rate(lr)
+        lam = sample_lambda(cfg.mixup_alpha, rng) if mixing else None
+        loss, outputs = s.step(data, label, lam)
+        sums.add(loss, outputs, label)
+        if b % cfg.log_interval == 0:
+            mean_loss = sums.mean_loss()
+            speed = cfg.log_interval * data.shape[0] * s.dist.size / (time.time() - interval_tic)
+            s.log.info("epoch %d batch %d/%d lr %.5f loss %.4f %.1f samples/s", epoch + 1, b,
+                       loader.batches_per_epoch, lr, mean_loss, speed)
+            s.log.record(type="interval", epoch=epoch + 1, batch=b, lr=lr,
+                         train_loss=mean_loss, samples_per_sec=speed)
+            interval_tic = time.time()
+    sums.seconds = time.time() - tic
+    return sums
+
+
+def end_epoch(s, epoch, sums, val, seconds):
+    """Log the epoch (people and programs) and checkpoint it (root rank). ``val``: (top-1,
+    top-5, images) of :func:`evaluate`; ``seconds``: the epoch's time with validation."""
+    cfg, scaler = s.cfg, s.step.scaler
+    train_loss, train_top1, samples = sums.reduce(s.dist)
+    top1, top5, n_val = val
+    is_best = top1 > s.best_top1
+    if is_best:
+        s.best_top1, s.best_epoch = top1, epoch + 1
+    record = dict(type="epoch", epoch=epoch + 1, lr=sums.lr, train_loss=train_loss,
+                  train_top1=train_top1, val_top1=top1, val_top5=top5, val_images=n_val,
+                  samples_per_sec=samples / sums.seconds, time_s=seconds,
+                  loss_scale=scaler.scale if scaler is not None else None,
+                  best_top1=s.best_top1)
+    s.log.info("epoch %d/%d lr %.5f train loss %.4f%s val top-1 %.4f top-5 %.4f "
+               "(%d images) %.1f samples/s %.1fs", epoch + 1, cfg.epochs, sums.lr, train_loss,
+               "" if train_top1 is None else f" top-1 {train_top1:.4f}", top1, top5, n_val,
+               record["samples_per_sec"], seconds)
+    s.log.record(**record)
+    if s.dist.is_root:
+        arrays, optimizer = optimizer_state(s.trainer, s.net)
+        s.folder.save_checkpoint(epoch + 1, s.net, arrays, dict(
+            record, best_epoch=s.best_epoch, optimizer=optimizer,
+            global_batch=(epoch + 1) * s.train_loader.batches_per_epoch, seed=cfg.seed,
+            loss_scaler=scaler.state_dict() if scaler is not None else None), is_best,
+            keep=cfg.keep_checkpoints)
+        s.folder.drop_set_aside()  # a run replaced by --force: this one has checkpointed
+    s.dist.barrier()
+
+
+def train(cfg, rec_train, rec_val, out, contexts=None, resume=False, force=False, dist=None,
+          stop_after=None, command=None, trust_pickled_states=False):
+    """Train ``cfg`` on ``rec_train``, validating on ``rec_val`` every epoch; checkpoints and
+    logs go to the run folder ``out``. Returns a :class:`RunResult`.
+
+    Every check that can fail runs before the run folder is touched. ``stop_after``: train
+    at most this many epochs in this call (a job slot shorter than the run); ``resume=True``
+    continues it later exactly as if it had not stopped. ``command``: what started the run
+    (argv, data files, recipe), kept in the folder's command.json. ``trust_pickled_states``:
+    resume from an old checkpoint whose optimizer state is a pickle (runs its code).
+    """
+    dist = dist or SingleProcess()
+    s = set_up(cfg, rec_train, rec_val, out, contexts or [mx.cpu()], resume, force, dist,
+               command, trust_pickled_states)
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, s.start_epoch + stop_after)
+    val = (float("nan"),) * 2
+    for epoch in range(s.start_epoch, end):
         tic = time.time()
-        rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
-        mx.random.seed(epoch_seed(cfg.seed, epoch))
-        mixing = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
-        # sums stay on the device: one host sync per log interval, not per batch
-        loss_sum = correct = mx.nd.zeros((1,), ctx=contexts[0])
-        seen, interval_tic = 0, time.time()
-        batches = train_loader.epoch(epoch)
-        if dist.is_root and sys.stderr.isatty():
-            from tqdm import tqdm
-            batches = tqdm(batches, total=train_loader.batches_per_epoch, leave=False,
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        i = epoch * train_loader.batches_per_epoch
-        for b, (data, label) in enumerate(batches, start=1):
-            i += 1
-            lr = schedule.lr(i)
-            trainer.set_learning_rate(lr)
-            lam = sample_lambda(cfg.mixup_alpha, rng) if mixing else None
-            loss, outputs, _ = step(data, label, lam)
-            loss_sum = loss_sum + loss
-            seen += data.shape[0]
-            if not mixing:  # under mixup a training accuracy means nothing (§5.4)
-                correct = correct + top1_correct(outputs, label, contexts[0])
-            if b % cfg.log_interval == 0:
-                speed = cfg.log_interval * data.shape[0] * dist.size / (time.time() - interval_tic)
-                mean_loss = loss_sum.asscalar() / seen
-                runlog.info("epoch %d batch %d/%d lr %.5f loss %.4f %.1f samples/s", epoch + 1,
-                            b, train_loader.batches_per_epoch, lr, mean_loss, speed)
-                runlog.record(type="interval", epoch=epoch + 1, batch=b, lr=lr,
-                              train_loss=mean_loss, samples_per_sec=speed)
-                interval_tic = time.time()
-        totals = dist.allreduce_sum([loss_sum.asscalar(), seen, correct.asscalar()])
-        train_time = time.time() - tic
-        train_loss = totals[0] / totals[1]
-        train_top1 = None if mixing else totals[2] / totals[1]
-        samples_per_sec = totals[1] / train_time
-
-        dist.average_running_stats(net.collect_params())
-        top1, top5, n_val = evaluate(net, val_loader, epoch, contexts, cfg.dtype, dist)
-        is_best = top1 > best_top1
-        best_top1 = max(best_top1, top1)
-        elapsed = time.time() - tic
-        record = dict(type="epoch", epoch=epoch + 1, lr=lr, train_loss=train_loss,
-                      train_top1=train_top1, val_top1=top1, val_top5=top5, val_images=n_val,
-                      samples_per_sec=samples_per_sec, time_s=elapsed,
-                      loss_scale=scaler.scale if scaler is not None else None,
-                      best_top1=best_top1)
-        runlog.info("epoch %d/%d lr %.5f train loss %.4f%s val top-1 %.4f top-5 %.4f "
-                    "(%d images) %.1f samples/s %.1fs", epoch + 1, cfg.epochs, lr, train_loss,
-                    "" if train_top1 is None else f" top-1 {train_top1:.4f}", top1, top5, n_val,
-                    samples_per_sec, elapsed)
-        runlog.record(**record)
-        if dist.is_root:
-            checkpoints.save(epoch + 1, net, trainer, dict(
-                record, global_batch=i, seed=cfg.seed,
-                loss_scaler=scaler.state_dict() if scaler is not None else None), is_best)
-        dist.barrier()
-    return RunResult(epochs=end_epoch, val_top1=top1, val_top5=top5, best_top1=best_top1,
+        sums = train_one_epoch(s, epoch)
+        # every rank must hold the network that is validated and saved
+        dist.average_running_stats(s.net.collect_params())
+        val = evaluate(s.net, s.val_loader, epoch, s.contexts, cfg.dtype, dist)
+        end_epoch(s, epoch, sums, val, time.time() - tic)
+    return RunResult(epochs=end, val_top1=val[0], val_top5=val[1], best_top1=s.best_top1,
                      run_dir=out)

@@ -10,7 +10,7 @@ not need; the cast to float32 is the reason for :func:`soft_cross_entropy`.
 """
 import mxnet as mx
 
-SMOOTHING_MODES = ("paper", "mxnet")
+SMOOTHING_MODES = ("paper", "gluoncv")
 
 
 def smooth_labels(labels, num_classes, eps, mode="paper"):
@@ -20,14 +20,14 @@ def smooth_labels(labels, num_classes, eps, mode="paper"):
     num_classes : K.
     eps : smoothing epsilon in [0, 1) (the paper: 0.1).
     mode : "paper": 1 - eps on the true class and eps / (K - 1) on each other class
-        (paper §5.2, SPEC §4). "mxnet": GluonCV's ``--label-smoothing``, eps spread over
+        (paper §5.2). "gluoncv": GluonCV's ``--label-smoothing``, eps spread over
         all K classes: 1 - eps + eps / K on the true class, eps / K elsewhere.
     Returns (N, K) float32 NDArray on the labels' context; every row sums to 1. No
     gradient flows to it (targets are constants).
     """
     if mode == "paper":
         on, off = 1 - eps, eps / (num_classes - 1)
-    elif mode == "mxnet":
+    elif mode == "gluoncv":
         on, off = 1 - eps + eps / num_classes, eps / num_classes
     else:
         raise ValueError(f"label smoothing mode {mode!r} is unknown; use one of {SMOOTHING_MODES}")

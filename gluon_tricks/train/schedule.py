@@ -49,7 +49,6 @@ class LRSchedule:
         GluonCV gets its decay from MXNet's 1-based ``num_update`` compared with the
         0-based ``e * iters_per_epoch``, so it decays one batch earlier (on the last
         batch of epoch e - 1); the tests pin that relation.
-    final_lr : cosine mode: lr at the last batch.
 
     GluonCV's ``LRSequential`` (fed MXNet's 1-based ``num_update``) differs by a batch in
     two more places: its warmup gives update i the rate eta * i / (m - 1), and its cosine
@@ -62,7 +61,6 @@ class LRSchedule:
     mode: str = "step"
     step_epochs: tuple = (30, 60, 90)
     step_factor: float = 0.1
-    final_lr: float = 0.0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -113,8 +111,7 @@ class LRSchedule:
         m = self.warmup_batches
         if self.mode == "cosine":
             t, span = i - m, self.total_batches - m
-            decayed = self.final_lr + 0.5 * (1 + np.cos(t * math.pi / span)) * (
-                self.peak_lr - self.final_lr)
+            decayed = 0.5 * (1 + np.cos(t * math.pi / span)) * self.peak_lr
         else:
             steps = sum((i > e * self.batches_per_epoch for e in self.step_epochs),
                         np.zeros_like(i))

@@ -7,22 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import write_rec
+
 # the "coordinate image": R = x, G = y, B = 100, so every output pixel of a crop tells where
 # in the source it was sampled from; W, H < 256 so that coordinates fit in uint8
 COORD_W, COORD_H, COORD_B = 200, 160, 100
-
-
-def write_rec(prefix, images_rgb, labels, img_fmt=".png"):
-    """Write HxWx3 uint8 RGB images as prefix.rec/.idx (record i: key i, label labels[i])."""
-    from mxnet import recordio
-
-    w = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
-    for i, (img, label) in enumerate(zip(images_rgb, labels)):
-        quality = 3 if img_fmt == ".png" else 100  # PNG: compression level; lossless
-        w.write_idx(i, recordio.pack_img(recordio.IRHeader(0, float(label), i, 0),
-                                         img[:, :, ::-1], quality=quality, img_fmt=img_fmt))
-    w.close()
-    return prefix + ".rec"
 
 
 def coord_image():

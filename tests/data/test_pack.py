@@ -8,10 +8,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+
 from mxnet import recordio
 
 from gluon_tricks.data import DataError
 from gluon_tricks.data.pack import pack_images
+
+from helpers import assert_one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -137,6 +140,4 @@ def test_cli_prints_one_line_error_and_exits_2(class_folder, tmp_path):
     assert "12 images, 3 classes, 0 skipped" in ok.stdout
     again = subprocess.run([sys.executable, tool, folder, prefix], capture_output=True, text=True)
     assert again.returncode == 2
-    lines = [line for line in again.stderr.splitlines() if not line.startswith("[")]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and prefix in lines[0]
-    assert "Traceback" not in again.stderr
+    assert_one_line_error(again.stderr, prefix)

@@ -9,6 +9,7 @@ import pytest
 
 from gluon_tricks.data import DataConfig, DataError, make_loader, make_loaders
 from gluon_tricks.data.loaders import train_iter_args
+from gluon_tricks.train.config import TrainConfig
 
 MEAN = np.array([123.68, 116.779, 103.939])
 STD = np.array([58.393, 57.12, 57.375])
@@ -17,6 +18,8 @@ NO_COLOUR = dict(brightness=0, contrast=0, saturation=0, pca_noise=0)
 
 
 def cfg_for(backend, **kw):
+    """The paper's pipeline (224 px unless ``kw`` says otherwise) on one decoding thread."""
+    kw.setdefault("input_size", 224)
     return DataConfig(backend=backend, num_workers=1 if backend == "recordio" else 0, **kw)
 
 
@@ -32,9 +35,12 @@ def collect(loader, epoch):
 
 
 def test_defaults_are_the_papers():
-    cfg = DataConfig()
-    assert cfg.input_size == 224 and cfg.resize == 256
-    assert DataConfig(input_size=299).resize == 342  # SPEC §1: 299 / 0.875
+    cfg = DataConfig(input_size=224)
+    assert cfg.resize == 256
+    # a training configuration fills in the network's own size
+    assert TrainConfig(model="resnet50_v1d").data.input_size == 224
+    assert TrainConfig(model="inception_v3").data.resize == 342
+    assert DataConfig(input_size=299).resize == 342  # docs/notes.md §1: 299 / 0.875
     assert (cfg.min_area, cfg.max_area) == (0.08, 1.0)
     assert cfg.min_aspect_ratio == 3 / 4 and cfg.max_aspect_ratio == 4 / 3
     assert cfg.brightness == cfg.contrast == cfg.saturation == 0.4 and cfg.pca_noise == 0.1
@@ -48,7 +54,7 @@ def test_defaults_are_the_papers():
 
 
 def reference_val(img, resize=256, crop=224):
-    """SPEC §1 validation, with OpenCV: short edge -> resize, centre crop, normalise."""
+    """docs/notes.md §1 validation, with OpenCV: short edge -> resize, centre crop, normalise."""
     h, w = img.shape[:2]
     size = (w * resize // h, resize) if w >= h else (resize, h * resize // w)
     out = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR).astype(np.float64)
@@ -205,8 +211,7 @@ def test_gluon_backend_accepts_hue(coord_rec):
 
 def test_make_loaders_interface(demo_dir):
     train, val = make_loaders(DataConfig(input_size=32, num_workers=1), demo_dir + "/train.rec",
-                              demo_dir + "/val.rec", 64, num_parts=2, part_index=1, seed=0,
-                              num_classes=10)
+                              demo_dir + "/val.rec", 64, num_parts=2, part_index=1, seed=0)
     assert train.num_samples == 1437 - 719 and train.batches_per_epoch == (1437 // 2) // 64
     assert val.num_samples == 180 and val.batches_per_epoch == 3
 

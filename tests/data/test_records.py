@@ -1,12 +1,18 @@
 """Cheap facts of a .rec (count, labels) and one-line errors for bad files, raised before
 MXNet's C++ iterator sees them."""
+import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
-from gluon_tricks.data import (DataConfig, DataError, check_rec, count_records, label_set,
-                               make_loaders, num_classes, read_classes, shard_range)
+from gluon_tricks.data import (DataConfig, DataError, check_images, check_labels, check_rec,
+                               count_records, label_set, make_loaders, read_classes,
+                               shard_range)
+from gluon_tricks.data.records import read_index
+
+from helpers import write_rec
 
 
 def one_line_naming(err, path):
@@ -21,10 +27,36 @@ def test_count_and_labels_without_lst(numbered_rec):
     assert label_set(numbered_rec) == list(range(37))
 
 
-def test_demo_labels_from_lst_and_classes(demo_dir):
+def test_labels_come_from_the_records_not_a_stale_lst(numbered_rec, tmp_path):
+    """A .lst beside the .rec is not trusted (it may be stale); the label cache is used only
+    while the .rec is the one it was made from."""
+    rec = copy_set(numbered_rec, tmp_path)
+    with open(rec[:-4] + ".lst", "w") as f:
+        f.writelines(f"{i}\t{i + 5}\timg{i}.jpg\n" for i in range(37))
+    assert label_set(rec) == list(range(37))
+    with open(rec[:-4] + ".labels.json") as f:
+        assert json.load(f)["labels"] == list(range(37))
+    write_rec(rec[:-4], [np.zeros((8, 8, 3), np.uint8)] * 3, [0, 1, 12])  # rewritten
+    assert label_set(rec) == [0, 1, 12]
+    with pytest.raises(DataError, match="--set classes=13"):
+        check_labels(rec, 10, every_class=True)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 2.5, float("nan")])
+def test_labels_that_are_no_class_index_are_refused(tmp_path, bad):
+    rec = write_rec(str(tmp_path / "bad"), [np.zeros((8, 8, 3), np.uint8)] * 3, [0, bad, 1])
+    if bad == -1.0:
+        with pytest.raises(DataError, match="labels -1..1"):
+            check_labels(rec, 2)
+    else:
+        with pytest.raises(DataError, match="record 1 has label"):
+            label_set(rec)
+
+
+def test_demo_labels_and_classes(demo_dir):
     rec = os.path.join(demo_dir, "val.rec")
     assert count_records(rec) == 360
-    assert label_set(rec) == list(range(10)) and num_classes(rec) == 10
+    assert label_set(rec) == list(range(10))
     assert read_classes(rec) == [str(d) for d in range(10)]
 
 
@@ -81,8 +113,18 @@ def test_loaders_check_files_first(numbered_rec, tmp_path):
     with pytest.raises(DataError) as e:
         make_loaders(DataConfig(input_size=16), numbered_rec, rec, 4)
     assert one_line_naming(e, rec[:-4] + ".idx")
-    with pytest.raises(DataError, match="num_classes=10"):
-        make_loaders(DataConfig(input_size=16), numbered_rec, numbered_rec, 4, num_classes=10)
+
+
+
+def test_labels_must_be_classes_of_the_recipe(numbered_rec):
+    """numbered_rec holds labels 0..36: they fit 37 or more classes, and a training set must
+    hold every class; the hint names the number of classes the labels suggest."""
+    check_labels(numbered_rec, 37, every_class=True)
+    check_labels(numbered_rec, 40)
+    with pytest.raises(DataError, match="classes=10; --set classes=37"):
+        check_labels(numbered_rec, 10)
+    with pytest.raises(DataError, match="classes=40; --set classes=37"):
+        check_labels(numbered_rec, 40, every_class=True)
 
 
 @pytest.mark.parametrize("n,parts", [(37, 1), (37, 3), (10, 4), (1281167, 8), (50000, 7)])
@@ -92,3 +134,20 @@ def test_shards_are_disjoint_and_cover(n, parts):
         b, e = shard_range(n, parts, p)
         covered.extend(range(b, e))
     assert covered == list(range(n))
+
+
+def test_undecodable_image_is_found_before_training(numbered_rec, tmp_path):
+    """A record whose JPEG bytes are garbage (same length, so the .idx still fits): named
+    with its record number, whether all images or a sample that holds it are checked."""
+    rec = copy_set(numbered_rec, tmp_path)
+    assert check_images(rec) == 37
+    offset = read_index(rec)[20][1]
+    with open(rec, "r+b") as f:
+        f.seek(offset + 8 + 24 + 10)  # record header, IRHeader, then into the JPEG
+        f.write(b"\0" * 200)
+    with pytest.raises(DataError, match="record 20 "):
+        check_images(rec)
+    with pytest.raises(DataError, match="record 20 "):
+        check_images(rec, num_parts=2, part_index=1)  # records 19..36
+    assert check_images(rec, num_parts=2, part_index=0) == 19
+    assert check_images(rec, sample=3) == 4  # 0, 12, 24 and the last: 20 not among them

@@ -1,6 +1,6 @@
 """Data-parallel training with Horovod (2 CPU ranks, Gloo) against single-process truths:
 the ranks stay identical, they compute what one process computes on the global batch
-(without BatchNorm, SPEC.md §8), validation is exact over the whole set, only rank 0
+(without BatchNorm, docs/notes.md §4), validation is exact over the whole set, only rank 0
 writes, a run resumes, and a dead rank stops the job."""
 import json
 import os
@@ -18,7 +18,7 @@ import pytest
 from gluon_tricks import data as gt_data
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.train.distributed import SingleProcess
-from gluon_tricks.train.loop import build_net, evaluate, make_data_config
+from gluon_tricks.train.loop import build_net, evaluate
 from hvd_helpers import ROOT, horovod_mxnet_available, horovodrun_command, rank_env
 
 if not horovod_mxnet_available():
@@ -128,7 +128,7 @@ def test_only_rank0_writes(two_rank_run):
     assert not two_rank_run["rank1_wrote"]
     folder = two_rank_run["run"]
     for name in ("config.yaml", "command.json", "train.log", "log.jsonl", "best.params",
-                 "checkpoints/epoch-0001.params", "checkpoints/epoch-0001.states"):
+                 "checkpoints/epoch-0001.params", "checkpoints/epoch-0001.optimizer"):
         assert os.path.exists(os.path.join(folder, name)), name
     out = two_rank_run["first"].stdout
     assert "[0]<stdout>:epoch 1/2" in out and "[1]<stdout>:epoch" not in out
@@ -141,12 +141,12 @@ def test_validation_is_exact_over_the_whole_set(two_rank_run, demo32, epoch):
     process validating rank 0's checkpoint on the whole set."""
     record = epoch_records(two_rank_run["run"])[epoch - 1]
     assert record["epoch"] == epoch and record["val_images"] == 360
-    cfg = TrainConfig(model="resnet18_v1d", classes=10, input_size=32, batch_size=64,
-                      data={"num_workers": 1})
+    cfg = TrainConfig(model="resnet18_v1d", classes=10, batch_size=64,
+                      data={"input_size": 32, "num_workers": 1})
     net = build_net(cfg, [mx.cpu()])
     net.load_parameters(os.path.join(two_rank_run["run"], "checkpoints",
                                      f"epoch-{epoch:04d}.params"))
-    _, val = gt_data.make_loaders(make_data_config(cfg), demo32["train"], demo32["val"], 32)
+    _, val = gt_data.make_loaders(cfg.data, demo32["train"], demo32["val"], 32)
     top1, top5, n = evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())
     assert n == 360
     assert (round(top1 * n), round(top5 * n)) == (round(record["val_top1"] * n),

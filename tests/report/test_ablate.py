@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from gluon_tricks.report import ablation
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.errors import run_cli
 from gluon_tricks.train.config import TrainConfig
+
+from helpers import assert_one_line_error
 
 # What each row adds to the one above, from the paper's §5 (not read from the recipes).
 LADDER_STEPS = {
@@ -33,7 +35,7 @@ def test_ladder_rows_each_add_one_refinement():
     efficient = configs["efficient"]
     # efficient (§3 on CPU): warmup, zero gamma, no bias decay, FP32, step decay at 1/4,
     # 1/2, 3/4 of the run, none of §5's refinements; ResNet-18-D on the 32 px digits
-    assert efficient["model"] == "resnet18_v1d" and efficient["input_size"] == 32
+    assert efficient["model"] == "resnet18_v1d" and efficient["data"]["input_size"] == 32
     assert efficient["classes"] == 10 and efficient["dtype"] == "float32"
     assert efficient["warmup_epochs"] > 0 and efficient["zero_gamma"]
     assert efficient["no_bias_decay"] and efficient["lr_mode"] == "step"
@@ -173,4 +175,4 @@ def test_errors_are_one_line(tool, tmp_path, capsys):
                         (["--set", "nope=1", "--dry-run", "--runs", str(tmp_path)], "nope")):
         assert run_cli(main, argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+        assert_one_line_error(err, words)

@@ -1,15 +1,18 @@
-"""tools/export_gluoncv.py: our weights in GluonCV's networks and back (SPEC §3, §6), and
+"""tools/export_gluoncv.py: our weights in GluonCV's networks and back (paper §4, §6), and
 GluonCV's Faster-RCNN and FCN built on an exported ResNet-50-D (paper Tables 8, 9)."""
 import os
 
 import mxnet as mx
 import numpy as np
 import pytest
+
 from gluoncv.model_zoo import get_model as gluoncv_get_model
 
 from gluon_tricks.models import get_model, initializer
 from gluon_tricks.report.export import (export_to_gluoncv, faster_rcnn_resnet50_v1d,
                                         fcn_resnet50_v1d)
+
+from helpers import assert_one_line_error
 
 CLASSES = 5
 X = mx.nd.array(np.random.RandomState(0).uniform(-2, 2, size=(2, 3, 64, 64)))
@@ -124,10 +127,7 @@ def test_fcn_on_our_resnet50_v1d(r50d):
 
 
 def one_line_error(capsys, *fragments):
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert str(fragment) in err, err
+    assert_one_line_error(capsys.readouterr().err, *map(str, fragments))
 
 
 def test_errors_are_one_line(tool, tmp_path, capsys, r50d):
@@ -151,4 +151,6 @@ def test_errors_are_one_line(tool, tmp_path, capsys, r50d):
     one_line_error(capsys, "resnet51")
     assert export(tool, "--import", tmp_path / "gone.params", out, "--model", "resnet50_v1d") == 2
     one_line_error(capsys, "gone.params")
-    assert not out.exists()
+    assert export(tool, ours, empty_dir, "--model", "resnet50_v1d") == 2  # OUT a folder
+    one_line_error(capsys, empty_dir, "a folder")
+    assert not out.exists() and not os.listdir(empty_dir)

@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from gluon_tricks.report.cli import run_cli
+from gluon_tricks.errors import run_cli
 from gluon_tricks.report.logit_gap import logit_gaps, optimum
+
+from helpers import assert_one_line_error
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "logit_gap.py")
@@ -35,7 +37,7 @@ def test_gap_is_max_minus_mean_of_the_rest():
 
 @pytest.mark.parametrize("k,eps,mode,on_value", [
     (1000, 0.1, "paper", 0.9), (10, 0.1, "paper", 0.9), (10, 0.2, "paper", 0.8),
-    (10, 0.1, "mxnet", 0.9 + 0.01), (1000, 0.1, "mxnet", 0.9 + 1e-4)])
+    (10, 0.1, "gluoncv", 0.9 + 0.01), (1000, 0.1, "gluoncv", 0.9 + 1e-4)])
 def test_optimum_reproduces_the_smoothed_target(k, eps, mode, on_value):
     # logits with the true class `gap` above K - 1 equal others: softmax must give the target
     gap = optimum(k, eps, mode)
@@ -107,9 +109,9 @@ def _bad_inputs(tmp_path, runs):
     (wrong_model / "config.yaml").write_text("model: resnet50_v1d\nclasses: 10\n")
     os.symlink(os.path.join(runs["onehot"], "best.params"), wrong_model / "best.params")
     return {
-        "missing": ([str(tmp_path / "nope")], "no such run folder"),
+        "missing": ([str(tmp_path / "nope")], "no such file or run folder"),
         "no config": ([str(no_config)], "config.yaml: missing"),
-        "no best.params": ([str(no_best)], "no best.params"),
+        "no best.params": ([str(no_best)], "without best.params"),
         "not params": ([str(broken)], "best.params"),
         "wrong network": ([str(wrong_model)], "cannot load it as resnet50_v1d"),
         "bare without model": ([os.path.join(runs["onehot"], "best.params")], "--model"),
@@ -123,7 +125,7 @@ def test_bad_checkpoints_are_one_line_errors(tool, runs, demo32, tmp_path, capsy
                                 "--out", str(tmp_path / "fig")])
         err = capsys.readouterr().err
         assert status == 2, case
-        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, (case, err)
+        assert_one_line_error(err, words)
     assert not os.path.exists(tmp_path / "fig.png")
 
 
@@ -132,4 +134,4 @@ def test_script_error_is_one_line_without_traceback(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, MPLBACKEND="Agg"))
     assert done.returncode == 2
-    assert done.stderr.startswith("error: no/such/run") and done.stderr.count("\n") == 1
+    assert_one_line_error(done.stderr, "error: no/such/run")

@@ -1,10 +1,13 @@
-"""tools/plot_lr.py: Figure 3(a) against the closed forms of SPEC §2 and §4 (written here
-with numpy, not by calling our schedule)."""
+"""tools/plot_lr.py: Figure 3(a) against the closed forms of the paper's §3.1 and §5.1
+(written here with numpy, not by calling our schedule)."""
 import csv
 import os
 
 import numpy as np
 import pytest
+
+from helpers import assert_one_line_error
+
 
 ETA = 0.4  # 0.1 x 1024 / 256
 BATCHES = 1281167 // 1024  # 1251
@@ -12,7 +15,7 @@ EPOCHS, WARMUP = 120, 5
 
 
 def closed_form(schedule, i):
-    """SPEC: warmup lr = i eta / m (i <= m); cosine 1/2 (1 + cos(t pi / T)) eta, t = i - m,
+    """The paper: warmup lr = i eta / m (i <= m); cosine 1/2 (1 + cos(t pi / T)) eta, t = i - m,
     T = total - m; step eta 0.1^k, k = number of epochs 30/60/90 already finished."""
     m, total = WARMUP * BATCHES, EPOCHS * BATCHES
     if schedule == "cosine decay":
@@ -77,14 +80,9 @@ def run_plot_lr(tool, argv):
     return plot_lr.run_cli(plot_lr.main, argv)
 
 
-def assert_one_line_error(capsys, where):
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and where in err and err.count("\n") == 1, err
-
-
 def test_missing_recipe_is_one_line_error(tool, tmp_path, capsys):
     assert run_plot_lr(tool, ["--recipe", "no/such/recipe.yaml", "--out", str(tmp_path / "x")]) == 2
-    assert_one_line_error(capsys, "no/such/recipe.yaml")
+    assert_one_line_error(capsys.readouterr().err, "no/such/recipe.yaml")
 
 
 def test_too_few_images_is_one_line_error(tool, tmp_path, capsys):
@@ -92,4 +90,4 @@ def test_too_few_images_is_one_line_error(tool, tmp_path, capsys):
     bad.write_text("batch_size: 1024\n")
     assert run_plot_lr(tool, ["--recipe", str(bad), "--images", "10",
                               "--out", str(tmp_path / "x")]) == 2
-    assert_one_line_error(capsys, str(bad))
+    assert_one_line_error(capsys.readouterr().err, str(bad))

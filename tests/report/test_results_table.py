@@ -11,6 +11,9 @@ import sys
 
 import pytest
 
+from helpers import assert_one_line_error
+
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
 # Table 1 of the paper, MobileNet 1.0, "Baseline" column: top-1 69.03, top-5 88.71
@@ -102,8 +105,7 @@ def test_bad_run_folder_is_one_line_error(tool, tmp_path, make_run, capsys, name
     module = tool(tool_name)
     assert module.run_cli(module.main, [good, bad, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert bad in err and message in err, err
+    assert_one_line_error(err, bad, message)
 
 
 
@@ -119,7 +121,7 @@ def real_runs(demo32, trainer, tmp_path_factory):
     root = tmp_path_factory.mktemp("results_table")
     mobilenet, demo = root / "mobilenet_table1", root / "demo"
     trainer(demo32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
-            "--set", "input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
+            "--set", "data.input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
     common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
     trainer(demo32, demo, *common, "--stop-after", "1")
     # the resume names no recipe: the table must still know the run came from demo.yaml
@@ -141,7 +143,7 @@ def test_rows_of_real_runs(tool, real_runs, tmp_path):
     top1, top5 = 100 * m["val_top1"], 100 * m["val_top5"]
     assert mobilenet == {
         "run": "mobilenet_table1", "recipe": "recipes/table1/mobilenet1.0.yaml",
-        "changed": "batch_size, classes, epochs, input_size",
+        "changed": "batch_size, classes, data.input_size, epochs",
         "paper key": "table1/mobilenet1.0/baseline", "model": "mobilenet1.0",
         "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
         "best top-1": f"{top1:.2f}", "best top-5": f"{top5:.2f}", "best epoch": "1",

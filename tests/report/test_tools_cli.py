@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+from helpers import assert_one_line_error
+
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
@@ -21,8 +24,7 @@ def test_script_error_is_one_line(argv, tmp_path):
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2
-    assert done.stderr.startswith("error: no/such/run") and done.stderr.count("\n") == 1, \
-        done.stderr
+    assert_one_line_error(done.stderr, "error: no/such/run")
     assert not os.listdir(tmp_path)
 
 

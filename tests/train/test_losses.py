@@ -37,7 +37,7 @@ def test_paper_smoothing(label_dtype):
 def test_mxnet_smoothing_differs_from_paper_as_stated():
     eps, labels = 0.1, np.array([2, 0, 6])
     paper = smooth_labels(mx.nd.array(labels), K, eps, mode="paper").asnumpy()
-    gluoncv = smooth_labels(mx.nd.array(labels), K, eps, mode="mxnet").asnumpy()
+    gluoncv = smooth_labels(mx.nd.array(labels), K, eps, mode="gluoncv").asnumpy()
     # GluonCV's train_imagenet.py: one_hot(on=1 - eps + eps/K, off=eps/K)
     expected = mx.nd.one_hot(mx.nd.array(labels), K, on_value=1 - eps + eps / K,
                              off_value=eps / K).asnumpy()
@@ -51,7 +51,7 @@ def test_mxnet_smoothing_differs_from_paper_as_stated():
 
 def test_zero_eps_is_one_hot():
     labels = np.array([4, 1])
-    for mode in ("paper", "mxnet"):
+    for mode in ("paper", "gluoncv"):
         q = smooth_labels(mx.nd.array(labels), K, 0.0, mode=mode).asnumpy()
         np.testing.assert_array_equal(q, np.eye(K)[labels])
 

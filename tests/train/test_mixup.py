@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gluon_tricks.train.mixup import mixup, partner_indices, sample_lambda
+from gluon_tricks.train.mixup import mixup, sample_lambda
 
 
 @pytest.fixture
@@ -23,23 +23,6 @@ def test_reverse_pairing_is_gluoncv_batch_reversal(batch):
     np.testing.assert_allclose(ym.asnumpy(), lam * y + (1 - lam) * y[::-1], rtol=1e-6)
     assert xm.shape == x.shape and ym.shape == y.shape
     np.testing.assert_allclose(ym.asnumpy().sum(axis=1), 1, rtol=1e-6)
-
-
-def test_shuffle_pairing_uses_the_generator(batch):
-    x, y = batch
-    lam = 0.8
-    xm, ym = mixup(mx.nd.array(x), mx.nd.array(y), lam, pairing="shuffle",
-                   rng=np.random.default_rng(5))
-    perm = np.random.default_rng(5).permutation(5)
-    np.testing.assert_allclose(xm.asnumpy(), lam * x + (1 - lam) * x[perm], rtol=1e-6)
-    np.testing.assert_allclose(ym.asnumpy(), lam * y + (1 - lam) * y[perm], rtol=1e-6)
-
-
-def test_pairing_errors():
-    with pytest.raises(ValueError):
-        partner_indices(4, "shuffle")
-    with pytest.raises(ValueError):
-        partner_indices(4, "roll")
 
 
 def test_lambda_is_beta_02_02():

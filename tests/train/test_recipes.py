@@ -1,15 +1,19 @@
-"""Every recipe resolves, and each table row's resolved values are the paper's (SPEC §1-§6)."""
+"""Every recipe resolves, each table row's resolved values are the paper's (paper §2-§6),
+and every recipe's resolved values are pinned, so that an edit to a base shows up as a
+diff of every row it changes."""
+import difflib
 import glob
 import os
 
 import pytest
+import yaml
 
 from gluon_tricks.train.config import ConfigError, TrainConfig, parse_override, resolve
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "**", "*.yaml"), recursive=True))
 
-# The paper's settings, written out here from SPEC.md, not read from the recipes.
+# The paper's settings, written out here from the paper's text, not read from the recipes.
 BASELINE = dict(batch_size=256, peak_lr=0.1, epochs=120, warmup_epochs=0, lr_mode="step",
                 lr_step_epochs=[30, 60, 90], zero_gamma=False, no_bias_decay=False,
                 dtype="float32", label_smoothing=0.0, mixup_alpha=0.0, distill=False,
@@ -69,6 +73,38 @@ def test_table_row_has_the_papers_values(rel, expected):
         assert cfg.paper, f"{rel} names no paper row"
 
 
+PINNED = os.path.join(os.path.dirname(__file__), "resolved_recipes.yaml")
+
+
+def test_every_recipe_resolves_to_its_pinned_values():
+    """resolved_recipes.yaml holds what every recipe resolves to. After a deliberate change
+    of a recipe, rewrite it with ``GT_PIN_RECIPES=1 pytest tests/train/test_recipes.py`` and
+    read ``git diff``: it lists every row the change reaches."""
+    got = yaml.safe_dump({os.path.relpath(p, ROOT): resolve(p).to_dict() for p in RECIPES},
+                         sort_keys=False, default_flow_style=None, width=100)
+    if os.environ.get("GT_PIN_RECIPES"):
+        with open(PINNED, "w") as f:
+            f.write(got)
+    with open(PINNED) as f:
+        pinned = f.read()
+    diff = list(difflib.unified_diff(pinned.splitlines(), got.splitlines(), "pinned",
+                                     "resolved now", lineterm="", n=8))
+    assert not diff, "recipes resolve to other values than pinned:\n" + "\n".join(diff[:200])
+
+
+def test_recipe_chains_are_shallow():
+    """Tables 5-7 and the teacher build on the named base (the paper's §3 efficient
+    setting), not on a row of another table; each table's own ladder adds one trick a row."""
+    from gluon_tricks.train.config import recipe_chain
+    for path in RECIPES:
+        chain = [os.path.relpath(p, ROOT) for p, _ in recipe_chain(path)]
+        table = os.path.relpath(path, ROOT).split(os.sep)[0]
+        for link in chain[:-1]:
+            assert link.startswith(("base" + os.sep, table + os.sep)) or \
+                link == "demo.yaml", (path, chain)
+        assert len(chain) <= 9, (path, chain)
+
+
 def test_every_table_row_has_a_recipe():
     names = {os.path.relpath(p, ROOT) for p in RECIPES}
     missing = set(expected_rows()) - names
@@ -88,9 +124,11 @@ def test_unknown_key_names_key_and_file(tmp_path):
 def test_overrides_win_and_are_type_checked():
     cfg = resolve(os.path.join(ROOT, "table1/resnet50_v1.yaml"),
                   [parse_override("label_smoothing=0.1"), parse_override("epochs=3"),
-                   parse_override("data.min_random_area=0.2")])
+                   parse_override("data.min_area=0.2")])
     assert cfg.label_smoothing == 0.1 and cfg.epochs == 3
-    assert cfg.data == {"min_random_area": 0.2}
+    assert cfg.data.min_area == 0.2 and cfg.data.input_size == 224
+    with pytest.raises(ConfigError, match="data.min_random_area"):
+        resolve(None, [parse_override("data.min_random_area=0.2")])
     with pytest.raises(ConfigError, match="epochs"):
         resolve(None, [parse_override("epochs=many")])
     with pytest.raises(ConfigError, match="lr_mode"):
@@ -117,3 +155,15 @@ def test_toml_recipes_work_too(tmp_path):
     t.write_text('model = "resnet18_v1d"\nbatch_size = 64\n')
     cfg = resolve(str(t))
     assert cfg.model == "resnet18_v1d" and cfg.batch_size == 64
+
+
+def test_recipe_files_that_are_no_recipes(tmp_path):
+    """A folder, deep nesting and a base that is not a path: one-line errors."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("model: " + "[" * 5000 + "]" * 5000 + "\n")
+    base = tmp_path / "base.yaml"
+    base.write_text("base: 5\n")
+    for path, words in ((tmp_path, "a folder"), (deep, "deep.yaml"), (base, "'base'")):
+        with pytest.raises(ConfigError, match=words) as e:
+            resolve(str(path))
+        assert "\n" not in str(e.value)

@@ -67,11 +67,11 @@ def test_cosine_closed_form():
     assert np.all(np.diff(s.lrs()[m:]) < 0)
 
 
-def test_cosine_final_lr_and_no_warmup():
-    s = LRSchedule(peak_lr=1.0, batches_per_epoch=4, epochs=3, mode="cosine", final_lr=0.1)
+def test_cosine_without_warmup():
+    s = LRSchedule(peak_lr=1.0, batches_per_epoch=4, epochs=3, mode="cosine")
     T = 12
     for i in range(1, T + 1):
-        assert s.lr(i) == pytest.approx(0.1 + 0.5 * (1 + math.cos(i * math.pi / T)) * 0.9)
+        assert s.lr(i) == pytest.approx(0.5 * (1 + math.cos(i * math.pi / T)))
 
 
 def test_lrs_equals_lr_per_batch_and_epoch_axis():
