@@ -4,13 +4,17 @@ records with an ``IRHeader``), plus a ``PREFIX_classes.txt`` naming each label.
 
 Two layouts are accepted:
 
-- class folders (ImageNet ``train/``): ``IMAGE_DIR/<class>/<image>``; label = position of
-  the class in the sorted list of sub-folder names;
+- class folders (ImageNet ``train/``): ``IMAGE_DIR/<class>/<image>``, images in folders
+  below a class folder included (as im2rec's ``--recursive``); label = position of the class
+  in the sorted list of sub-folder names;
 - a flat folder and a label file (how ImageNet ``val/`` ships): lines ``filename label``
   (integers) or ``filename classname`` (label = position in the sorted class names).
 
 Every output is written under a temporary name and renamed once complete, so a crash never
-leaves a half-written set that looks finished.
+leaves a half-written set that looks finished; temporary files a killed packer left behind
+are removed by the next run. A file that is not an image the trainer can read (unreadable,
+a JPEG cut short, over ``MAX_PIXELS``, a name with a tab or newline) is skipped, named in a
+warning and counted; a class left without any image is an error, as it would shift labels.
 """
 import logging
 import multiprocessing
@@ -25,6 +29,9 @@ from .records import DataError, paths
 log = logging.getLogger("gluon_tricks.data")
 
 ENCODINGS = (".jpg", ".png")
+# Larger images are skipped before decoding (a 30000 x 30000 PNG took 5.5 GB): Pillow's
+# decompression-bomb limit, which no photograph of a classification set comes near.
+MAX_PIXELS = 89_478_485
 
 
 @dataclass
@@ -55,8 +62,12 @@ def list_class_folders(image_dir):
                         "--labels FILE")
     items = []
     for label, name in enumerate(classes):
-        files = sorted(f for f in os.listdir(os.path.join(image_dir, name))
-                       if _is_candidate(f) and os.path.isfile(os.path.join(image_dir, name, f)))
+        files = []
+        for root, dirs, names in os.walk(os.path.join(image_dir, name)):
+            dirs[:] = sorted(d for d in dirs if _is_candidate(d))
+            rel = os.path.relpath(root, os.path.join(image_dir, name))
+            files += [os.path.normpath(os.path.join(rel, f)) for f in names if _is_candidate(f)]
+        files.sort()
         if not files:
             raise DataError(f"{os.path.join(image_dir, name)}: empty class folder; remove it or "
                             "add its images (labels come from the sorted folder names)")
@@ -71,7 +82,7 @@ def list_with_labels(image_dir, labels_file):
         raise DataError(f"{image_dir}: no such folder")
     if not os.path.isfile(labels_file):
         raise DataError(f"{labels_file}: no such label file")
-    rows = []
+    rows, first_line = [], {}
     with open(labels_file, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -80,6 +91,10 @@ def list_with_labels(image_dir, labels_file):
             if len(fields) != 2:
                 raise DataError(f"{labels_file}:{n}: expected 'filename label', got "
                                 f"{line.strip()[:60]!r}")
+            if fields[0] in first_line:
+                raise DataError(f"{labels_file}:{n}: {fields[0]!r} is listed again (first on "
+                                f"line {first_line[fields[0]]}); one label per file")
+            first_line[fields[0]] = n
             rows.append(tuple(fields))
     if not rows:
         raise DataError(f"{labels_file}: no label line")
@@ -100,9 +115,33 @@ def list_with_labels(image_dir, labels_file):
     return items, classes
 
 
+def _unreadable(path):
+    """Why the trainer could not use the file at ``path``, or None if it can: its name, its
+    size in pixels (read from the header, without decoding), a JPEG without its end."""
+    if any(c in os.path.basename(path) for c in "\t\n\r"):
+        return "a tab or newline in its name (the .lst could not list it)"
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # Pillow raises many kinds; OpenCV may still read it
+        width = height = None
+    if width and width * height > MAX_PIXELS:
+        return f"{width} x {height} pixels, over the {MAX_PIXELS} the packer accepts"
+    with open(path, "rb") as f:
+        is_jpeg = f.read(2) == b"\xff\xd8"
+        f.seek(max(0, os.path.getsize(path) - 65536))
+        if is_jpeg and b"\xff\xd9" not in f.read():
+            return "a JPEG cut short (no end-of-image marker)"
+    return None
+
+
 def _encode(job):
     """Worker: read, resize and encode one image. Returns (bytes or None, reason)."""
     path, resize, encoding, quality = job
+    reason = _unreadable(path)
+    if reason:
+        return None, reason
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         return None, "not a readable image"
@@ -163,6 +202,7 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
     # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
     random.Random(seed).shuffle(items)
 
+    _remove_stale_tmp(outputs)
     tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
     jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
     packed, skipped = [], []
@@ -191,6 +231,11 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
             writer.close()
         if not packed:
             raise DataError(f"{image_dir}: no readable image ({len(skipped)} files skipped)")
+        empty = sorted(set(range(len(classes))) - {label for _, label, _ in packed})
+        if empty:
+            raise DataError(f"{image_dir}: class {classes[empty[0]]!r} (label {empty[0]}) has "
+                            "no readable image, which would leave its label without data; "
+                            "remove the class or add images")
         with open(tmp[2], "w", encoding="utf-8") as f:
             f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
         with open(tmp[3], "w", encoding="utf-8") as f:
@@ -205,6 +250,26 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
                 os.remove(t)
     return PackSummary(packed=len(packed), skipped=len(skipped), classes=classes,
                        paths=outputs, skipped_files=skipped)
+
+
+def _remove_stale_tmp(outputs):
+    """Temporary outputs of a packer that was killed (its process is gone)."""
+    for out in outputs:
+        folder, name = os.path.split(os.path.abspath(out))
+        for entry in os.listdir(folder):
+            pid = entry[len(name) + len(".tmp"):]
+            if entry.startswith(name + ".tmp") and pid.isdigit() and not _alive(int(pid)):
+                os.remove(os.path.join(folder, entry))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_workers():

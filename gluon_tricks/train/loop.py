@@ -2,8 +2,8 @@
 training, §5 refinements. Every trick is a small function of its own module; this file
 only composes them.
 
-:func:`train` is the whole run: :func:`set_up` (every check, then the run folder, the
-network, the optimizer, a resumed state), then per epoch :func:`train_one_epoch`,
+:func:`train` is the whole run: :func:`set_up` (every check, the network and optimizer,
+then the run folder and a resumed state), then per epoch :func:`train_one_epoch`,
 :func:`evaluate` and :func:`end_epoch` (log record, checkpoint). :class:`TrainStep` is one
 update and :class:`EpochSums` the epoch's running sums.
 """
@@ -259,52 +259,21 @@ class RunResult:
 
 def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
            trust_pickled_states=False):
-    """Check everything that can fail (devices, data files, classes, teacher, run folder),
-    build the network and optimizer, and only then touch the run folder: replace (--force)
-    or resume it, write config.yaml and command.json. Returns a :class:`Session`."""
+    """Check everything that can fail (devices, data files, classes, images, run folder,
+    teacher), build the network and optimizer, and only then touch the run folder: replace
+    (--force) or resume it, write config.yaml and command.json. Returns a :class:`Session`."""
     check_devices(cfg, contexts)
-    if cfg.batch_size % dist.size:
-        raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
-    # §2.1 data: each rank reads its own shard; its batch is the global batch / ranks
-    rank_batch = cfg.batch_size // dist.size
-    train_loader, val_loader = gt_data.make_loaders(
-        cfg.data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
-        seed=cfg.seed)  # the loaders check both files (check_rec)
-    # the recipe's classes: every one in the training set, no validation label outside them
-    gt_data.check_labels(rec_train, cfg.classes, every_class=True)
-    gt_data.check_labels(rec_val, cfg.classes)
-    # an image MXNet cannot decode ends the process without a word: find them first where
-    # it is cheap (the validation set is small; the training set is sampled)
-    for rec, sample in ((rec_val, None), (rec_train, TRAIN_IMAGES_CHECKED)):
-        gt_data.check_images(rec, sample, num_parts=dist.size, part_index=dist.rank)
-    if train_loader.batches_per_epoch == 0:
-        raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
-                       f"of {rank_batch}; lower --batch-size")
+    train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, dist)
     folder = RunFolder(out)
     if resume and not folder.holds_run():
         raise RunError(f"--resume: {out} holds no run to resume")
     if not resume and folder.holds_run() and not force:
         raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
                        "to replace it")
-    teacher = load_teacher(cfg, contexts) if cfg.distill else None
-
-    # §2.1 model and §3 efficient training
-    mx.random.seed(cfg.seed)
-    net = build_net(cfg, contexts)
-    px = cfg.data.input_size
-    materialize_parameters(net, (1, 3, px, px), contexts, cfg.dtype)
-    dist.broadcast_parameters(net.collect_params())
-    hybridize_student(net, contexts)
-    if cfg.no_bias_decay:
-        set_no_bias_decay(net)
-    schedule = LRSchedule.of_config(cfg, train_loader.batches_per_epoch)
-    optimizer = make_optimizer(schedule.lr(1), momentum=cfg.momentum, wd=cfg.wd,
-                               multi_precision=cfg.dtype == "float16")
-    trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
-    scaler = make_scaler(cfg)
-    step = TrainStep(cfg, net, trainer, contexts, teacher, scaler)
-
     changed = check_resume_changes(folder, cfg) if resume else {}
+    teacher = load_teacher(cfg, contexts) if cfg.distill else None
+    net, trainer, step, schedule = build_training(cfg, contexts, dist, teacher,
+                                                  train_loader.batches_per_epoch)
     if dist.is_root:
         if not resume:
             folder.set_aside()  # deleted after this run's first checkpoint
@@ -324,6 +293,47 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
                      train_loader.batches_per_epoch * cfg.batch_size, cfg.batch_size, dist.size,
                      contexts, cfg.peak_lr())
     return session
+
+
+def checked_loaders(cfg, rec_train, rec_val, dist):
+    """§2.1 data: (train, val) loaders of this rank's shard, its batch the global batch /
+    ranks, after every check of the files that is cheap enough to run first."""
+    if cfg.batch_size % dist.size:
+        raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
+    rank_batch = cfg.batch_size // dist.size
+    train_loader, val_loader = gt_data.make_loaders(
+        cfg.data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
+        seed=cfg.seed)  # the loaders check both files (check_rec)
+    # the recipe's classes: every one in the training set, no validation label outside them
+    gt_data.check_labels(rec_train, cfg.classes, every_class=True)
+    gt_data.check_labels(rec_val, cfg.classes)
+    # an image MXNet cannot decode ends the process without a word: find them first where
+    # it is cheap (the validation set is small; the training set is sampled)
+    for rec, sample in ((rec_val, None), (rec_train, TRAIN_IMAGES_CHECKED)):
+        gt_data.check_images(rec, sample, num_parts=dist.size, part_index=dist.rank)
+    if train_loader.batches_per_epoch == 0:
+        raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
+                       f"of {rank_batch}; lower --batch-size")
+    return train_loader, val_loader
+
+
+def build_training(cfg, contexts, dist, teacher, batches_per_epoch):
+    """§2.1 model and §3 efficient training: (net, trainer, step, schedule), the network's
+    initial values the same on every rank."""
+    mx.random.seed(cfg.seed)
+    net = build_net(cfg, contexts)
+    px = cfg.data.input_size
+    materialize_parameters(net, (1, 3, px, px), contexts, cfg.dtype)
+    dist.broadcast_parameters(net.collect_params())
+    hybridize_student(net, contexts)
+    if cfg.no_bias_decay:
+        set_no_bias_decay(net)
+    schedule = LRSchedule.of_config(cfg, batches_per_epoch)
+    optimizer = make_optimizer(schedule.lr(1), momentum=cfg.momentum, wd=cfg.wd,
+                               multi_precision=cfg.dtype == "float16")
+    trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
+    step = TrainStep(cfg, net, trainer, contexts, teacher, make_scaler(cfg))
+    return net, trainer, step, schedule
 
 
 def check_resume_changes(folder, cfg):

@@ -1,12 +1,8 @@
 """Targets and losses of the paper's refinements: label smoothing (§5.2) and knowledge
 distillation (§5.3), as dense-target cross entropies so that mixup (§5.4) can mix targets.
 
-All functions take and return ``mx.nd.NDArray``. Losses are computed in float32 whatever
-the logits' dtype: FP16 has a range of +-65504 and a softmax over FP16 logits overflows.
-
-Gluon's ``SoftmaxCrossEntropyLoss(sparse_label=False)`` computes the same soft-target cross
-entropy, but on the logits' own dtype and with a ``weight``/``batch_axis`` machinery we do
-not need; the cast to float32 is the reason for :func:`soft_cross_entropy`.
+All functions take and return ``mx.nd.NDArray``; losses are computed in float32 whatever
+the logits' dtype (why, and how they relate to Gluon's and GluonCV's: docs/tricks.md).
 """
 import mxnet as mx
 
@@ -56,10 +52,6 @@ def distillation_loss(student_logits, teacher_logits, target_probs, temperature)
     target_probs : (N, K) NDArray p (one-hot, smoothed and/or mixed labels).
     temperature : T (the paper: 20).
     Returns (N,) float32 NDArray.
-
-    GluonCV's ``DistillationSoftmaxCrossEntropyLoss(hard_weight=w)`` computes
-    (1 - w) T^2 soft + w hard with the same soft and hard terms; at its default w = 0.5
-    that is exactly half of this loss (same gradient direction, half the step at equal lr).
     """
     teacher_probs = mx.nd.softmax(
         mx.nd.stop_gradient(teacher_logits).astype("float32", copy=False) / temperature, axis=-1)

@@ -141,3 +141,66 @@ def test_cli_prints_one_line_error_and_exits_2(class_folder, tmp_path):
     again = subprocess.run([sys.executable, tool, folder, prefix], capture_output=True, text=True)
     assert again.returncode == 2
     assert_one_line_error(again.stderr, prefix)
+
+
+def test_images_below_a_class_folder_are_packed_with_its_label(class_folder, tmp_path):
+    folder, truth = class_folder
+    os.makedirs(os.path.join(folder, "kiwi", "more"))
+    img = np.full((9, 7, 3), 200, np.uint8)
+    cv2.imwrite(os.path.join(folder, "kiwi", "more", "x.png"), img)
+    s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    back = read_back(str(tmp_path / "set"))
+    assert s.packed == len(truth) + 1 and back[os.path.join("kiwi", "more", "x.png")][1] == 1
+
+
+def test_files_the_trainer_could_not_use_are_skipped_and_named(class_folder, tmp_path, caplog,
+                                                               monkeypatch):
+    """A JPEG cut short (OpenCV would decode it half grey), an image over the pixel limit
+    (checked from its header, before decoding) and a name with a newline."""
+    folder, truth = class_folder
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    whole = cv2.imencode(".jpg", noise)[1].tobytes()
+    cut = os.path.join(folder, "apple", "cut.jpg")
+    with open(cut, "wb") as f:
+        f.write(whole[:len(whole) // 2])
+    huge = os.path.join(folder, "apple", "huge.png")
+    cv2.imwrite(huge, np.zeros((60, 50, 3), np.uint8))
+    monkeypatch.setattr("gluon_tricks.data.pack.MAX_PIXELS", 2999)  # 60 x 50 = 3000
+    odd = os.path.join(folder, "apple", "new\nline.png")
+    cv2.imwrite(odd, np.zeros((4, 4, 3), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
+        s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([cut, huge, odd])
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "cut short" in text and "50 x 60 pixels" in text and "newline" in text
+
+
+def test_a_class_without_a_readable_image_is_an_error(class_folder, tmp_path):
+    folder, _ = class_folder
+    os.makedirs(os.path.join(folder, "mango"))
+    with open(os.path.join(folder, "mango", "bad.jpg"), "w") as f:
+        f.write("not an image")
+    with pytest.raises(DataError, match="'mango' \\(label 2\\) has no readable image"):
+        pack_images(folder, str(tmp_path / "set"))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("set")]
+
+
+def test_a_file_listed_twice_is_an_error(tmp_path):
+    os.makedirs(tmp_path / "flat")
+    cv2.imwrite(str(tmp_path / "flat" / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "labels.txt").write_text("a.png 0\na.png 1\n")
+    with pytest.raises(DataError, match=r"labels.txt:2: 'a.png' is listed again \(first"):
+        pack_images(str(tmp_path / "flat"), str(tmp_path / "set"),
+                    labels_file=str(tmp_path / "labels.txt"))
+
+
+def test_temporary_files_of_a_killed_packer_are_removed(class_folder, tmp_path):
+    folder, _ = class_folder
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f"set.rec.tmp{dead}"
+    stale.write_bytes(b"half a set")
+    mine = tmp_path / f"set.rec.tmp{os.getpid()}x"  # not a packer's name: left alone
+    mine.write_bytes(b"")
+    pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    assert not stale.exists() and mine.exists()

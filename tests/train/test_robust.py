@@ -94,28 +94,33 @@ def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, demo32,
     assert not os.path.exists(aside) and epochs_logged(run) == [1]
 
 
-def test_kill_while_best_params_is_written(demo32, tmp_path, monkeypatch):
-    """Killed halfway through writing a new best.params (its epoch's record not yet
-    written), then resumed: best.params and best.json are those of the best epoch the log
-    records, and the epoch is redone."""
+@pytest.mark.parametrize("victim", ["epoch-0002.params", "epoch-0002.optimizer",
+                                    "best.params", "epoch-0002.json"])
+def test_kill_while_a_checkpoint_file_is_written(demo32, tmp_path, monkeypatch, victim):
+    """Killed halfway through writing one file of epoch 2's checkpoint (for best.params: the
+    second new best), then resumed: the log holds each epoch once, the epoch is redone, and
+    best.params/best.json are those of the best epoch the log records."""
     run = str(tmp_path / "run")
-    real_copy, calls = shutil.copyfile, []
+    real_replace, hits = runfolder.replace_atomically, []
 
-    def copy_then_die(src, dst):
-        calls.append(src)
-        if len(calls) == 2:  # the second new best: write half of it, then "kill -9"
-            with open(src, "rb") as f, open(dst, "wb") as g:
-                g.write(f.read()[:1000])
+    def is_victim(path):
+        if os.path.basename(path) != victim:
+            return False
+        hits.append(path)
+        return victim != "best.params" or len(hits) == 2
+
+    def write_then_die(path, write):  # every file of a run folder is written through it
+        if is_victim(path):
+            write(path + ".tmp")
+            with open(path + ".tmp", "r+b") as f:  # half written, then "kill -9"
+                f.truncate(os.path.getsize(path + ".tmp") // 2)
             raise KeyboardInterrupt
-        return real_copy(src, dst)
+        return real_replace(path, write)
 
-    monkeypatch.setattr(runfolder.shutil, "copyfile", copy_then_die)
+    monkeypatch.setattr(runfolder, "replace_atomically", write_then_die)
     cfg = tiny_config(**dict(STEADY, epochs=3))
     with pytest.raises(KeyboardInterrupt):
         train(cfg, demo32["train"], demo32["val"], run)
-    assert len(calls) == 2, "no second best epoch: the kill was not exercised"
-    killed_epoch = int(os.path.basename(calls[1])[6:10])
-    assert epochs_logged(run)[-1] == killed_epoch  # logged, but its checkpoint not complete
     monkeypatch.undo()
     train(cfg, demo32["train"], demo32["val"], run, resume=True)
     with open(os.path.join(run, "log.jsonl")) as f:
