@@ -49,16 +49,18 @@ def read_index(rec_path):
         raise DataError(f"{idx}: index missing beside {rec} (re-pack with tools/pack_rec.py, "
                         "or rebuild it with mxnet's tools/rec2idx.py)")
     entries = []
-    with open(idx, encoding="utf-8") as f:
+    with open(idx, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             fields = line.split("\t")
             try:
                 entries.append((int(fields[0]), int(fields[1])))
+                if entries[-1][1] < 0:
+                    raise ValueError
             except (ValueError, IndexError):
-                raise DataError(f"{idx}:{n}: expected 'key<TAB>offset', got {line.strip()[:60]!r}"
-                                ) from None
+                raise DataError(f"{idx}:{n}: expected 'key<TAB>offset' (a byte offset >= 0), "
+                                f"got {line.strip()[:60]!r}") from None
     if not entries:
         raise DataError(f"{idx}: index is empty, the set holds no record")
     return entries

@@ -151,3 +151,14 @@ def test_undecodable_image_is_found_before_training(numbered_rec, tmp_path):
         check_images(rec, num_parts=2, part_index=1)  # records 19..36
     assert check_images(rec, num_parts=2, part_index=0) == 19
     assert check_images(rec, sample=3) == 4  # 0, 12, 24 and the last: 20 not among them
+
+
+@pytest.mark.parametrize("content", [b"0\t-8\n", b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage\n"],
+                         ids=["negative offset", "binary garbage"])
+def test_bad_idx_is_one_line(numbered_rec, tmp_path, content):
+    rec = copy_set(numbered_rec, tmp_path)
+    with open(rec[:-4] + ".idx", "wb") as f:
+        f.write(content)
+    with pytest.raises(DataError) as e:
+        check_rec(rec)
+    assert one_line_naming(e, rec[:-4] + ".idx")
