@@ -68,7 +68,8 @@ def load_teacher(cfg, contexts):
                      "(ours or GluonCV's)")
     teacher = get_model(cfg.teacher_model, classes=cfg.classes)
     try:
-        teacher.load_parameters(path, ctx=contexts)
+        # a teacher trained in FP16 (the teacher recipe) saved FP16 weights: cast on load
+        teacher.load_parameters(path, ctx=contexts, cast_dtype=True, dtype_source="current")
     except Exception as e:  # MXNet reports shape/name mismatches as AssertionError/MXNetError
         raise RunError(f"{path}: cannot load it as {cfg.teacher_model} with {cfg.classes} "
                        f"classes ({one_line(e, 160)})") from None

@@ -185,3 +185,24 @@ def test_distillation_from_a_checkpoint(straight, demo32, tmp_path):
     with pytest.raises(UserError, match="teacher"):
         train(tiny_config(distill=True, teacher=str(tmp_path / "missing")), demo32["train"],
               demo32["val"], str(tmp_path / "student2"))
+
+
+def test_an_fp16_teacher_loads(tmp_path):
+    """The teacher recipe trains in FP16, so its best.params holds float16 weights: they
+    load into the FP32 teacher (MXNet refuses them without a cast) with their values."""
+    from gluon_tricks.models import get_model
+    from gluon_tricks.train.loop import load_teacher
+
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(ctx=mx.cpu())
+    net.cast("float16")
+    path = str(tmp_path / "fp16.params")
+    net.save_parameters(path)
+    teacher = load_teacher(tiny_config(distill=True, teacher=path,
+                                       teacher_model="resnet18_v1d"), [mx.cpu()])
+    saved = mx.nd.load(path)
+    loaded = teacher._collect_params_with_prefix()
+    assert saved["fc.weight"].dtype == np.float16
+    assert loaded["fc.weight"].data().dtype == np.float32
+    np.testing.assert_array_equal(loaded["fc.weight"].data().asnumpy(),
+                                  saved["fc.weight"].asnumpy().astype(np.float32))
