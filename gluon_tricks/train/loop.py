@@ -32,6 +32,11 @@ from .schedule import LRSchedule
 log = logging.getLogger("gluon_tricks")
 
 TRAIN_IMAGES_CHECKED = 2000  # training images decoded at start-up (all validation images are)
+# FP16: a loss scale at 1 (the dynamic scaler's floor) that still overflows this many steps
+# in a row means the run has diverged (inf/NaN in the weights or the loss), and it would
+# skip every update from now on
+COLLAPSED_STEPS = 100
+SKIPPED_WARNING = 0.05  # warn when more than this fraction of an epoch's updates is skipped
 
 
 # ----------------------------------------------------------------------------- checks
@@ -99,6 +104,8 @@ class TrainStep:
         self.cfg, self.net, self.trainer, self.contexts = cfg, net, trainer, contexts
         self.teacher, self.scaler = teacher, scaler
         self.params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+        self.skipped = 0  # updates skipped for an FP16 overflow, since the loop reset it
+        self.collapsed = 0  # consecutive overflowing steps with the loss scale at 1 or less
 
     def __call__(self, data, label, lam=None):
         """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
@@ -129,6 +136,12 @@ class TrainStep:
         overflow = self.scaler is not None and self.scaler.has_overflow(self.params)
         if self.scaler is not None:
             self.scaler.update(overflow)
+            self.skipped += overflow
+            self.collapsed = self.collapsed + 1 if overflow and self.scaler.scale <= 1 else 0
+            if self.collapsed >= COLLAPSED_STEPS:
+                raise RunError(f"FP16 loss scale fell to {self.scaler.scale:g} and the last "
+                               f"{self.collapsed} updates all overflowed: the run has diverged "
+                               "(inf/NaN); resume from an earlier checkpoint with a lower lr")
         if not overflow:
             # rescale_grad = 1 / (batch * scale): the mean gradient, loss scale divided out
             self.trainer.update(data.shape[0] * scale)
@@ -152,7 +165,8 @@ class EpochSums:
     """Running sums of one training epoch: loss and top-1 hits stay on the device (adding
     them costs no host synchronisation), samples are counted on the host. ``mixing``: the
     epoch trains under mixup, so top-1 hits mean nothing (§5.4) and are not counted.
-    ``lr`` (last learning rate) and ``seconds`` (training time) are set by the loop."""
+    ``lr`` (last learning rate), ``seconds`` (training time) and ``skipped`` (updates
+    skipped for FP16 overflow) are set by the loop."""
 
     def __init__(self, ctx, mixing):
         self.ctx, self.mixing = ctx, mixing
@@ -160,6 +174,7 @@ class EpochSums:
         self.correct = mx.nd.zeros((1,), ctx=ctx)
         self.samples = 0
         self.lr = self.seconds = None
+        self.skipped = 0
 
     def add(self, loss, outputs, label):
         """loss: (1,) batch loss sum; outputs: per-device logits of the batch in order;
@@ -410,6 +425,7 @@ def train_one_epoch(s, epoch):
     mx.random.seed(epoch_seed)
     mixing = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
     sums = EpochSums(s.contexts[0], mixing)
+    s.step.skipped = 0
     batches = loader.epoch(epoch)
     if s.dist.is_root and sys.stderr.isatty():
         from tqdm import tqdm
@@ -432,6 +448,11 @@ def train_one_epoch(s, epoch):
                          train_loss=mean_loss, samples_per_sec=speed)
             interval_tic = time.time()
     sums.seconds = time.time() - tic
+    sums.skipped = s.step.skipped  # the same on every rank: the verdict is on reduced grads
+    if s.step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:
+        s.log.info("warning: %d of %d updates of epoch %d skipped for FP16 overflow (loss "
+                   "scale now %g)", sums.skipped, loader.batches_per_epoch, epoch + 1,
+                   s.step.scaler.scale)
     return sums
 
 
@@ -448,11 +469,13 @@ def end_epoch(s, epoch, sums, val, seconds):
                   train_top1=train_top1, val_top1=top1, val_top5=top5, val_images=n_val,
                   samples_per_sec=samples / sums.seconds, time_s=seconds,
                   loss_scale=scaler.scale if scaler is not None else None,
+                  skipped_steps=sums.skipped if scaler is not None else None,
                   best_top1=s.best_top1)
     s.log.info("epoch %d/%d lr %.5f train loss %.4f%s val top-1 %.4f top-5 %.4f "
-               "(%d images) %.1f samples/s %.1fs", epoch + 1, cfg.epochs, sums.lr, train_loss,
+               "(%d images) %.1f samples/s %.1fs%s", epoch + 1, cfg.epochs, sums.lr, train_loss,
                "" if train_top1 is None else f" top-1 {train_top1:.4f}", top1, top5, n_val,
-               record["samples_per_sec"], seconds)
+               record["samples_per_sec"], seconds,
+               "" if scaler is None else f" loss scale {scaler.scale:g}, {sums.skipped} skipped")
     s.log.record(**record)
     if s.dist.is_root:
         arrays, optimizer = optimizer_state(s.trainer, s.net)

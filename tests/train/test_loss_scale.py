@@ -120,3 +120,34 @@ def test_scaled_backward_with_step_of_batch_times_scale_is_the_unscaled_update()
         trainer.update(x.shape[0] * scale)
         weights.append(net.weight.data().asnumpy())
     np.testing.assert_allclose(weights[1], weights[0], rtol=1e-6)
+
+
+def test_train_step_counts_skipped_updates_and_stops_a_diverged_run():
+    """The loss-scaling path of TrainStep on CPU (FP32 stands in for FP16: the logic does
+    not depend on the dtype). A batch with a NaN overflows every step: each is counted and
+    leaves the weights alone; the dynamic scale halves to its floor of 1, and after
+    COLLAPSED_STEPS overflowing steps there the run stops with one line."""
+    from gluon_tricks.errors import RunError
+    from gluon_tricks.train import loop
+    from gluon_tricks.train.config import TrainConfig
+
+    net = mx.gluon.nn.Dense(3, in_units=4)
+    net.initialize(mx.init.Constant(0.1))
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
+    scaler = DynamicLossScaler(init_scale=8.0)
+    step = loop.TrainStep(TrainConfig(classes=3, model="resnet18_v1d"), net, trainer,
+                          [mx.cpu()], scaler=scaler)
+    good = mx.nd.ones((2, 4))
+    bad = mx.nd.array([[float("nan")] * 4, [1.0] * 4])
+    label = mx.nd.array([0, 1])
+    step(good, label)
+    assert step.skipped == 0
+    before = net.weight.data().asnumpy().copy()
+    for _ in range(3):
+        step(bad, label)
+    assert step.skipped == 3 and scaler.scale == 1.0
+    np.testing.assert_array_equal(net.weight.data().asnumpy(), before)
+    with pytest.raises(RunError, match="diverged"):
+        for _ in range(loop.COLLAPSED_STEPS):
+            step(bad, label)
+    assert step.collapsed == loop.COLLAPSED_STEPS
