@@ -40,6 +40,9 @@ class DataConfig:
     num_workers: decoding threads (recordio) or worker processes (gluon, 0 = in-process).
         ImageRecordIter caps threads at max(cores / 2 - 1, 1) (docs/notes.md §4).
     prefetch_batches: batches decoded ahead (ImageRecordIter's prefetch_buffer).
+    check_train_images: training images decoded at start-up to find undecodable ones (every
+        validation image is); None = all of them. MXNet's iterator ends the process without
+        a message on an image it cannot decode, and no Python code can catch that.
     """
     backend: str = "recordio"
     input_size: Optional[int] = None
@@ -60,6 +63,7 @@ class DataConfig:
     interpolation: int = 1
     num_workers: int = 4
     prefetch_batches: int = 4
+    check_train_images: Optional[int] = 2000
 
     def __post_init__(self):
         self.mean_rgb = tuple(float(x) for x in self.mean_rgb)

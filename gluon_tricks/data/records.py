@@ -205,7 +205,7 @@ def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None)
     rec = paths(rec_path)[0]
     entries = read_index(rec_path)
     begin, end = shard_range(len(entries), num_parts, part_index)
-    positions = range(begin, end)
+    positions = range(begin, end) if sample != 0 else []
     if sample is not None and sample < len(positions):
         step = len(positions) / sample
         positions = sorted({begin + int(i * step) for i in range(sample)} | {end - 1})

@@ -119,6 +119,7 @@ RANGES = {
     "keep_checkpoints": (0, None, True, None),
     "data.input_size": (1, None, True, None), "data.val_resize": (1, None, True, None),
     "data.num_workers": (0, None, True, None), "data.prefetch_batches": (1, None, True, None),
+    "data.check_train_images": (0, None, True, None),
     "data.interpolation": (0, 4, True, True),
 }
 
@@ -330,7 +331,7 @@ def validate(cfg):
 # logged. Anything else (lr, seed, model, data augmentation, ...) would make the resumed run
 # another experiment under the same name.
 RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "data.num_workers",
-             "data.prefetch_batches")
+             "data.prefetch_batches", "data.check_train_images")
 
 
 def resume_changes(saved, cfg):

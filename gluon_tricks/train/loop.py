@@ -31,7 +31,6 @@ from .schedule import LRSchedule
 
 log = logging.getLogger("gluon_tricks")
 
-TRAIN_IMAGES_CHECKED = 2000  # training images decoded at start-up (all validation images are)
 # FP16: a loss scale at 1 (the dynamic scaler's floor) that still overflows this many steps
 # in a row means the run has diverged (inf/NaN in the weights or the loss), and it would
 # skip every update from now on
@@ -325,7 +324,7 @@ def checked_loaders(cfg, rec_train, rec_val, dist):
     gt_data.check_labels(rec_val, cfg.classes)
     # an image MXNet cannot decode ends the process without a word: find them first where
     # it is cheap (the validation set is small; the training set is sampled)
-    for rec, sample in ((rec_val, None), (rec_train, TRAIN_IMAGES_CHECKED)):
+    for rec, sample in ((rec_val, None), (rec_train, cfg.data.check_train_images)):
         gt_data.check_images(rec, sample, num_parts=dist.size, part_index=dist.rank)
     if train_loader.batches_per_epoch == 0:
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "

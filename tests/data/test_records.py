@@ -151,6 +151,7 @@ def test_undecodable_image_is_found_before_training(numbered_rec, tmp_path):
         check_images(rec, num_parts=2, part_index=1)  # records 19..36
     assert check_images(rec, num_parts=2, part_index=0) == 19
     assert check_images(rec, sample=3) == 4  # 0, 12, 24 and the last: 20 not among them
+    assert check_images(rec, sample=0) == 0
 
 
 @pytest.mark.parametrize("content", [b"0\t-8\n", b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage\n"],
