@@ -130,6 +130,8 @@ class RunFolder:
         if os.path.isdir(aside):
             self.clear()
             return
+        if not any(os.path.exists(self.file(name)) for name in self.FILES):
+            return  # nothing to keep: a new run folder
         os.makedirs(aside)
         for name in self.FILES:
             if os.path.exists(self.file(name)):

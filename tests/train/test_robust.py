@@ -92,6 +92,11 @@ def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, demo32,
     train(tiny_config(**dict(STEADY, epochs=1)), demo32["train"], demo32["val"], run,
           force=True)
     assert not os.path.exists(aside) and epochs_logged(run) == [1]
+    fresh = str(tmp_path / "fresh")  # a new folder has nothing to set aside
+    monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(**STEADY), demo32["train"], demo32["val"], fresh)
+    assert not os.path.exists(os.path.join(fresh, "replaced"))
 
 
 @pytest.mark.parametrize("victim", ["epoch-0002.params", "epoch-0002.optimizer",
