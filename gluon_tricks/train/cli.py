@@ -74,13 +74,6 @@ def run(args):
         gpus = [int(g) for g in args.gpus.split(",") if g.strip()]
     except ValueError:
         raise RunError(f"--gpus {args.gpus!r}: expected comma-separated integers") from None
-    import mxnet as mx
-    visible = mx.context.num_gpus()
-    if any(not 0 <= g < visible for g in gpus):
-        raise RunError(f"--gpus {args.gpus}: this machine shows {visible} GPU(s) to MXNet "
-                       f"(ids 0..{visible - 1})" if visible else
-                       f"--gpus {args.gpus}: MXNet sees no GPU here (a CPU build of MXNet, or "
-                       "no CUDA device); leave --gpus out to train on the CPU")
     if args.stop_after is not None and args.stop_after <= 0:
         raise RunError(f"--stop-after {args.stop_after}: expected a positive number of epochs")
     dist = detect(args.horovod)

@@ -55,6 +55,9 @@ class SingleProcess:
 
     def contexts(self, gpus):
         """The devices of this process: every GPU listed (ints), else the CPU."""
+        visible = mx.context.num_gpus() if gpus else 0
+        for g in gpus:
+            check_gpu(gpus, g, visible)
         return [mx.gpu(g) for g in gpus] or [mx.cpu()]
 
     def trainer(self, params, optimizer, num_devices):
@@ -100,15 +103,11 @@ class HorovodRank:
         self._calls = 0
 
     def contexts(self, gpus):
-        """This rank's one device: GPU ``gpus[local_rank]`` (the GPUs of this host, one per
-        rank on it), else the CPU."""
+        """This rank's one device (:func:`rank_gpu`), else the CPU."""
         if not gpus:
             return [mx.cpu()]
-        if len(gpus) < self.local_size:
-            raise RunError(f"--gpus {','.join(map(str, gpus))}: {len(gpus)} GPU(s) for "
-                           f"{self.local_size} ranks on this host; list one GPU per rank "
-                           "(or launch fewer ranks per host)")
-        return [mx.gpu(gpus[self.local_rank])]
+        return [mx.gpu(rank_gpu(gpus, self.local_rank, self.local_size,
+                                mx.context.num_gpus()))]
 
     def trainer(self, params, optimizer, num_devices):
         """A DistributedTrainer. Its allreduce_grads() averages each gradient over ranks (in
@@ -150,6 +149,34 @@ class HorovodRank:
 
     def barrier(self):
         self.allreduce_sum([0.0])
+
+
+def rank_gpu(gpus, local_rank, local_size, visible):
+    """The GPU id a Horovod rank trains on. ``gpus``: the ids of --gpus; ``visible``: how many
+    GPUs this process sees. One visible GPU per rank (a scheduler such as SLURM sets
+    CUDA_VISIBLE_DEVICES per rank): that one, id 0, whatever --gpus lists. Otherwise the
+    host's GPUs are shared out, ``gpus[local_rank]``."""
+    if visible == 1:
+        return 0
+    check_gpu(gpus, 0, visible)
+    if len(gpus) < local_size:
+        raise RunError(f"--gpus {','.join(map(str, gpus))}: {len(gpus)} GPU(s) for "
+                       f"{local_size} ranks on this host; list one GPU per rank (or launch "
+                       "fewer ranks per host)")
+    check_gpu(gpus, gpus[local_rank], visible)
+    return gpus[local_rank]
+
+
+def check_gpu(gpus, gpu, visible):
+    """RunError (one line) unless GPU id ``gpu`` of --gpus ``gpus`` is one of the ``visible``
+    GPUs MXNet sees."""
+    listed = ",".join(map(str, gpus))
+    if not visible:
+        raise RunError(f"--gpus {listed}: MXNet sees no GPU here (a CPU build of MXNet, or no "
+                       "CUDA device); leave --gpus out to train on the CPU")
+    if not 0 <= gpu < visible:
+        raise RunError(f"--gpus {listed}: GPU {gpu}, but MXNet sees {visible} (ids 0.."
+                       f"{visible - 1})")
 
 
 def lost_a_rank(exc):
