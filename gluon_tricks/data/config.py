@@ -11,6 +11,7 @@ colour). We follow the code: ``hue = 0``. ``hue > 0`` is available on the Gluon 
 refused by the RecordIO backend.
 """
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,8 +38,9 @@ class DataConfig:
     pca_noise: std of the AlexNet PCA lighting coefficients.
     mean_rgb, std_rgb: per-channel normalisation, in [0, 255] units.
     interpolation: OpenCV interpolation for every resize (1 = bilinear, MXNet's default).
-    num_workers: decoding threads (recordio) or worker processes (gluon, 0 = in-process).
-        ImageRecordIter caps threads at max(cores / 2 - 1, 1) (docs/notes.md §4).
+    num_workers: decoding threads (recordio) or worker processes (gluon, 0 = in-process);
+        None = the host's cores, shared among the ranks that run on it (GluonCV's 8-GPU runs
+        use 60-90). ImageRecordIter caps threads at max(cores / 2 - 1, 1) (docs/notes.md §4).
     prefetch_batches: batches decoded ahead (ImageRecordIter's prefetch_buffer).
     check_train_images: training images decoded at start-up to find undecodable ones (every
         validation image is); None = all of them. MXNet's iterator ends the process without
@@ -61,7 +63,7 @@ class DataConfig:
     mean_rgb: tuple = (123.68, 116.779, 103.939)
     std_rgb: tuple = (58.393, 57.12, 57.375)
     interpolation: int = 1
-    num_workers: int = 4
+    num_workers: Optional[int] = None
     prefetch_batches: int = 4
     check_train_images: Optional[int] = 2000
 
@@ -101,6 +103,13 @@ class DataConfig:
         if self.hue > 0 and self.backend == "recordio":
             raise DataError(f"data.hue {self.hue}: ImageRecordIter has no hue scaling; use "
                             "data.backend=gluon for hue jitter, or data.hue=0 (the authors' code)")
+
+    def workers(self, processes_per_host=1):
+        """Decoding threads (or processes) to use: ``num_workers``, else the host's cores
+        divided among ``processes_per_host``."""
+        if self.num_workers is not None:
+            return self.num_workers
+        return max(1, (os.cpu_count() or 1) // processes_per_host)
 
     def replace(self, **changes):
         """A copy with ``changes`` applied (and validated)."""

@@ -121,7 +121,7 @@ class RecordIOLoader(_Loader):
         cfg = self.cfg
         common = dict(path_imgrec=self.rec_path, path_imgidx=self.idx_path,
                       num_parts=self.num_parts, part_index=self.part_index,
-                      preprocess_threads=max(1, cfg.num_workers),
+                      preprocess_threads=max(1, cfg.workers()),
                       prefetch_buffer=max(1, cfg.prefetch_batches), verbose=False,
                       device_id=-1)  # -1: plain cpu(0) memory, not cpu_pinned(0)
         if self.train:
@@ -245,7 +245,7 @@ class GluonLoader(_Loader):
         sampler = _EpochSampler(self.num_samples, self.batch_size, self.batches_per_epoch,
                                 perm_seed)
         loader = mx.gluon.data.DataLoader(dataset, batch_sampler=sampler,
-                                          num_workers=cfg.num_workers)
+                                          num_workers=cfg.workers())
         for data, label in loader:
             yield data.as_in_context(mx.cpu()), label.astype("float32").as_in_context(mx.cpu())
 

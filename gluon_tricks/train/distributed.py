@@ -51,6 +51,7 @@ class SingleProcess:
     rank = 0
     size = 1
     local_rank = 0
+    local_size = 1
     is_root = True
 
     def contexts(self, gpus):

@@ -195,8 +195,8 @@ class EpochSums:
     def reduce(self, dist):
         """(mean loss, top-1 accuracy or None under mixup, samples) over every rank (one
         host synchronisation)."""
-        loss, samples, correct = dist.allreduce_sum(
-            [self.loss.asscalar(), self.samples, self.correct.asscalar()])
+        loss, correct = mx.nd.concat(self.loss, self.correct, dim=0).asnumpy()
+        loss, samples, correct = dist.allreduce_sum([loss, self.samples, correct])
         return loss / samples, None if self.mixing else correct / samples, int(samples)
 
 
@@ -316,8 +316,9 @@ def checked_loaders(cfg, rec_train, rec_val, dist):
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
     rank_batch = cfg.batch_size // dist.size
+    data = cfg.data.replace(num_workers=cfg.data.workers(dist.local_size))
     train_loader, val_loader = gt_data.make_loaders(
-        cfg.data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
+        data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
         seed=cfg.seed)  # the loaders check both files (check_rec)
     # the recipe's classes: every one in the training set, no validation label outside them
     gt_data.check_labels(rec_train, cfg.classes, every_class=True)

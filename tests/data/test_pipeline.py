@@ -2,6 +2,8 @@
 for training with augmentation off, crop geometry recovered from a coordinate image,
 binomial flip rate, exact validation coverage, shards, reproducibility, and the known traps
 of MXNet's iterators."""
+import os
+
 import cv2
 import mxnet as mx
 import numpy as np
@@ -40,6 +42,10 @@ def test_defaults_are_the_papers():
     # a training configuration fills in the network's own size
     assert TrainConfig(model="resnet50_v1d").data.input_size == 224
     assert TrainConfig(model="inception_v3").data.resize == 342
+    # decoding threads: as asked, else the host's cores shared by its ranks
+    cores = os.cpu_count() or 1
+    assert DataConfig(num_workers=3).workers(8) == 3
+    assert DataConfig().workers() == cores and DataConfig().workers(2 * cores) == 1
     assert DataConfig(input_size=299).resize == 342  # docs/notes.md §1: 299 / 0.875
     assert (cfg.min_area, cfg.max_area) == (0.08, 1.0)
     assert cfg.min_aspect_ratio == 3 / 4 and cfg.max_aspect_ratio == 4 / 3
