@@ -71,7 +71,16 @@ class SingleProcess:
         """Nothing to do: there is no other rank."""
 
     def average_running_stats(self, params):
-        """Nothing to do: there is no other rank."""
+        """With several devices: average, over the devices, the copies of the parameters no
+        gradient updates (BatchNorm running mean and variance, float32 in FP16 networks
+        too), so that every device validates, and the checkpoint holds, the same network."""
+        for p in params.values():
+            copies = p.list_data() if p.grad_req == "null" else []
+            if len(copies) > 1:
+                mean = mx.nd.add_n(*[c.as_in_context(copies[0].context) for c in copies])
+                mean = mean / len(copies)
+                for c in copies:
+                    mean.copyto(c)
 
     def allreduce_sum(self, values):
         return np.asarray(values, dtype=np.float64)

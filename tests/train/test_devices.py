@@ -1,0 +1,100 @@
+"""Several devices in one process (--gpus 0,1,... on a GPU machine), with two CPU contexts
+standing in for two GPUs: the same numbers as one device where the computation is the same,
+BatchNorm statistics averaged before validation and saving, and checkpoints that hold the
+network the log scored."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+
+import gluon_tricks.data as gt_data
+from gluon_tricks.models import get_model
+from gluon_tricks.runfolder import save_network
+from gluon_tricks.train.config import TrainConfig
+from gluon_tricks.train.distributed import SingleProcess
+from gluon_tricks.train.loop import TrainStep, evaluate, train
+from gluon_tricks.train.optim import make_optimizer
+
+from helpers import tiny_config
+
+TWO = [mx.cpu(0), mx.cpu(1)]
+
+
+def mlp(contexts):
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Dense(16, activation="relu", in_units=12),
+            mx.gluon.nn.Dense(5, in_units=16))
+    net.initialize(mx.init.Xavier(), ctx=contexts)
+    return net
+
+
+def test_two_devices_compute_what_one_does_without_batchnorm():
+    """Per-sample losses, gradients summed over the devices by the kvstore, one update: the
+    same as one device on the whole batch (label smoothing and mixup included)."""
+    cfg = TrainConfig(model="resnet18_v1d", classes=5, label_smoothing=0.1)
+    rng = np.random.default_rng(0)
+    data = mx.nd.array(rng.normal(size=(8, 12)))
+    label = mx.nd.array(rng.integers(0, 5, 8))
+    nets = {}
+    for name, contexts in (("one", [mx.cpu()]), ("two", TWO)):
+        mx.random.seed(0)
+        net = mlp(contexts)
+        trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1),
+                                          len(contexts))
+        step = TrainStep(cfg, net, trainer, contexts)
+        for _ in range(3):
+            step(data, label, lam=0.3)
+        nets[name] = {k: p.list_data()[0].asnumpy()
+                      for k, p in net._collect_params_with_prefix().items()}
+    for k in nets["one"]:
+        np.testing.assert_allclose(nets["two"][k], nets["one"][k], rtol=1e-5, atol=1e-6,
+                                   err_msg=k)
+
+
+def test_running_statistics_are_averaged_over_devices():
+    net = mx.gluon.nn.BatchNorm(in_channels=3)
+    net.initialize(ctx=TWO)
+    rng = np.random.default_rng(1)
+    for p in (net.running_mean, net.running_var):  # as two devices' batches leave them
+        for d in p.list_data():
+            d[:] = rng.uniform(0.5, 2.0, 3)
+    before = {k: [d.asnumpy() for d in p.list_data()] for k, p in net.collect_params().items()}
+    assert not np.array_equal(*before[net.running_mean.name])
+    SingleProcess().average_running_stats(net.collect_params())
+    for p in (net.running_mean, net.running_var):
+        a, b = (d.asnumpy() for d in p.list_data())
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, np.mean(before[p.name], axis=0), rtol=1e-6)
+    for p in (net.gamma, net.beta):  # trained parameters are the kvstore's business
+        assert all(np.array_equal(d.asnumpy(), before[p.name][0]) for d in p.list_data())
+
+
+def test_checkpoints_hold_one_device_copy_unchanged(tmp_path):
+    """FP16 weights that 8 devices hold identically are saved as they are. (MXNet's
+    save_parameters averages the 8 copies in FP16: 0.7 came out 0.6997 and 3.1 as 3.098.)"""
+    net = mx.gluon.nn.Dense(3, in_units=7)
+    net.initialize(ctx=[mx.cpu(i) for i in range(8)])
+    net.cast("float16")
+    for value in (np.float16(0.7), np.float16(3.1)):
+        for d in net.weight.list_data():
+            d[:] = value
+        save_network(net, str(tmp_path / "w.params"))
+        saved = mx.nd.load(str(tmp_path / "w.params"))["weight"]
+        assert saved.dtype == np.float16 and np.all(saved.asnumpy() == value)
+
+
+def test_two_device_run_saves_the_network_it_validated(demo32, tmp_path):
+    """A 2-epoch run on two devices: the best epoch's logged top-1 is what best.params
+    scores on one device (within one image of float rounding in the split batch)."""
+    run = str(tmp_path / "run")
+    train(tiny_config(epochs=2, mixup_alpha=0.0), demo32["train"], demo32["val"], run,
+          contexts=TWO)
+    with open(os.path.join(run, "best.json")) as f:
+        best = json.load(f)
+    net = get_model("resnet18_v1d", classes=10)
+    net.load_parameters(os.path.join(run, "best.params"), ctx=mx.cpu())
+    _, val = gt_data.make_loaders(gt_data.DataConfig(input_size=32, num_workers=1),
+                                  demo32["train"], demo32["val"], 64)
+    top1, _, n = evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())
+    assert n == 360 and abs(top1 - best["val_top1"]) <= 1 / 360 + 1e-9, (top1, best)
