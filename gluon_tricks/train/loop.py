@@ -109,15 +109,21 @@ class TrainStep:
     def __call__(self, data, label, lam=None):
         """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
         lam: mixup coefficient, or None for no mixing. Returns (loss summed over the batch,
-        a (1,) NDArray on the first device; the list of per-device logits)."""
+        a (1,) NDArray on the first device; the list of per-device logits).
+
+        The batch is split first; targets, mixup and the FP16 cast then run on each device
+        (as GluonCV does), so that no work on the whole batch waits on the host. Mixup
+        pairs examples within each device's share."""
         cfg = self.cfg
-        targets = smooth_labels(label, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
-        if lam is not None:
-            data, targets = mixup(data, targets, lam)
         scale = self.scaler.scale if self.scaler is not None else 1.0
-        xs = mx.gluon.utils.split_and_load(data.astype(cfg.dtype, copy=False), self.contexts,
-                                           even_split=False)
-        ys = mx.gluon.utils.split_and_load(targets, self.contexts, even_split=False)
+        xs, ys = [], []
+        for x, y in zip(*(mx.gluon.utils.split_and_load(a, self.contexts, even_split=False)
+                          for a in (data, label))):
+            y = smooth_labels(y, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
+            if lam is not None:
+                x, y = mixup(x, y, lam)
+            xs.append(x.astype(cfg.dtype, copy=False))
+            ys.append(y)
         soft = [self.teacher(x) for x in xs] if self.teacher is not None else None
         losses, outputs = [], []
         with autograd.record():

@@ -31,7 +31,8 @@ def mlp(contexts):
 
 def test_two_devices_compute_what_one_does_without_batchnorm():
     """Per-sample losses, gradients summed over the devices by the kvstore, one update: the
-    same as one device on the whole batch (label smoothing and mixup included)."""
+    same as one device on the whole batch (label smoothing included; mixup pairs within
+    each device's share, so it is left out of the comparison)."""
     cfg = TrainConfig(model="resnet18_v1d", classes=5, label_smoothing=0.1)
     rng = np.random.default_rng(0)
     data = mx.nd.array(rng.normal(size=(8, 12)))
@@ -44,7 +45,7 @@ def test_two_devices_compute_what_one_does_without_batchnorm():
                                           len(contexts))
         step = TrainStep(cfg, net, trainer, contexts)
         for _ in range(3):
-            step(data, label, lam=0.3)
+            step(data, label)
         nets[name] = {k: p.list_data()[0].asnumpy()
                       for k, p in net._collect_params_with_prefix().items()}
     for k in nets["one"]:
@@ -98,3 +99,22 @@ def test_two_device_run_saves_the_network_it_validated(demo32, tmp_path):
                                   demo32["train"], demo32["val"], 64)
     top1, _, n = evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())
     assert n == 360 and abs(top1 - best["val_top1"]) <= 1 / 360 + 1e-9, (top1, best)
+
+
+def test_mixup_runs_on_each_device_within_its_share():
+    """The logits TrainStep returns (computed before the update) are those of each device's
+    share mixed with itself reversed, as GluonCV mixes after splitting: a numpy reference
+    through a linear layer."""
+    cfg = TrainConfig(model="resnet18_v1d", classes=5)
+    net = mx.gluon.nn.Dense(5, in_units=12)
+    net.initialize(mx.init.Xavier(), ctx=TWO)
+    w, b = net.weight.list_data()[0].asnumpy(), net.bias.list_data()[0].asnumpy()
+    trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1), 2)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 12)).astype(np.float32)
+    _, outputs = TrainStep(cfg, net, trainer, TWO)(mx.nd.array(x), mx.nd.arange(8) % 5,
+                                                   lam=0.3)
+    assert [z.context for z in outputs] == TWO
+    for z, share in zip(outputs, (x[:4], x[4:])):
+        mixed = 0.3 * share + 0.7 * share[::-1]
+        np.testing.assert_allclose(z.asnumpy(), mixed @ w.T + b, rtol=1e-5, atol=1e-5)
