@@ -10,7 +10,9 @@ Two backends with one interface (selected by ``DataConfig.backend``):
 A loader has ``num_samples`` (records of its shard), ``batches_per_epoch`` and
 ``epoch(e)``, an iterator over ``(data, label)``: ``data`` float32 NDArray (N, 3, S, S)
 normalised as (pixel - mean_rgb) / std_rgb, ``label`` float32 NDArray (N,) of class indices,
-both on ``mx.cpu()``.
+both in host memory: ``mx.cpu()``, or, for a loader that feeds GPU ``pin_device``, page-locked
+``mx.cpu_pinned(pin_device)``, from which the copy to the GPU is direct (MXNet's default for
+``ImageRecordIter``, and GluonCV's ``pin_memory``).
 
 Batches of the RecordIO backend are the C++ iterator's own buffers, not copies (a copy costs
 a quarter of the validation throughput on small images): they stay valid while up to
@@ -45,7 +47,8 @@ from .records import DataError, check_rec, paths, shard_range
 class _Loader:
     """What both backends share: shard bookkeeping and the loader interface."""
 
-    def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0):
+    def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
+                 pin_device=None):
         if batch_size <= 0:
             raise DataError(f"batch_size {batch_size}: expected a positive number")
         if cfg.input_size is None:
@@ -55,6 +58,8 @@ class _Loader:
         self.batch_size = batch_size
         self.train = train
         self.num_parts, self.part_index, self.seed = num_parts, part_index, seed
+        self.pin_device = pin_device
+        self.context = mx.cpu() if pin_device is None else mx.cpu_pinned(pin_device)
         self.num_records = check_rec(rec_path)
         self.begin, self.end = shard_range(self.num_records, num_parts, part_index)
         self.num_samples = self.end - self.begin
@@ -123,7 +128,7 @@ class RecordIOLoader(_Loader):
                       num_parts=self.num_parts, part_index=self.part_index,
                       preprocess_threads=max(1, cfg.workers()),
                       prefetch_buffer=max(1, cfg.prefetch_batches), verbose=False,
-                      device_id=-1)  # -1: plain cpu(0) memory, not cpu_pinned(0)
+                      device_id=-1 if self.pin_device is None else self.pin_device)
         if self.train:
             # `seed` seeds the shuffle of the index, `seed_aug` the augmenters' generators
             return mx.io.ImageRecordIter(
@@ -245,21 +250,28 @@ class GluonLoader(_Loader):
         sampler = _EpochSampler(self.num_samples, self.batch_size, self.batches_per_epoch,
                                 perm_seed)
         loader = mx.gluon.data.DataLoader(dataset, batch_sampler=sampler,
-                                          num_workers=cfg.workers())
+                                          num_workers=cfg.workers(),
+                                          pin_memory=self.pin_device is not None,
+                                          pin_device_id=self.pin_device or 0)
         for data, label in loader:
-            yield data.as_in_context(mx.cpu()), label.astype("float32").as_in_context(mx.cpu())
+            yield (data.as_in_context(self.context),
+                   label.astype("float32").as_in_context(self.context))
 
 
-def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0):
+def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
+                pin_device=None):
     """One loader (see the module docstring) for ``rec_path``; ``train`` selects the §2.1
-    augmentation and the drop-tail shuffled epochs. Raises DataError on a bad file or value."""
+    augmentation and the drop-tail shuffled epochs; ``pin_device``: the GPU id batches are
+    for (page-locked memory), None for plain memory. Raises DataError on a bad file or value."""
     cls = RecordIOLoader if cfg.backend == "recordio" else GluonLoader
-    return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed)
+    return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed, pin_device)
 
 
-def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0):
+def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0,
+                 pin_device=None):
     """(train_loader, val_loader) over ``rec_train`` and ``rec_val`` for data-parallel rank
     ``part_index`` of ``num_parts``; ``batch_size`` is this rank's. Raises DataError."""
-    train = make_loader(cfg, rec_train, batch_size, True, num_parts, part_index, seed)
-    val = make_loader(cfg, rec_val, batch_size, False, num_parts, part_index, seed)
+    train = make_loader(cfg, rec_train, batch_size, True, num_parts, part_index, seed,
+                        pin_device)
+    val = make_loader(cfg, rec_val, batch_size, False, num_parts, part_index, seed, pin_device)
     return train, val

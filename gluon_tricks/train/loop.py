@@ -216,7 +216,7 @@ def evaluate(net, loader, epoch, contexts, dtype, dist):
         n = data.shape[0]
         if n < loader.batch_size:
             data = mx.nd.concat(data, mx.nd.zeros((loader.batch_size - n,) + data.shape[1:],
-                                                  dtype=data.dtype), dim=0)
+                                                  dtype=data.dtype, ctx=data.context), dim=0)
         xs = mx.gluon.utils.split_and_load(data.astype(dtype, copy=False), contexts,
                                            even_split=False)
         logits = mx.nd.concat(*[net(x).as_in_context(mx.cpu()) for x in xs], dim=0)[:n]
@@ -284,7 +284,7 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
     teacher), build the network and optimizer, and only then touch the run folder: replace
     (--force) or resume it, write config.yaml and command.json. Returns a :class:`Session`."""
     check_devices(cfg, contexts)
-    train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, dist)
+    train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist)
     folder = RunFolder(out)
     if resume and not folder.holds_run():
         raise RunError(f"--resume: {out} holds no run to resume")
@@ -316,16 +316,18 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
     return session
 
 
-def checked_loaders(cfg, rec_train, rec_val, dist):
+def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     """§2.1 data: (train, val) loaders of this rank's shard, its batch the global batch /
-    ranks, after every check of the files that is cheap enough to run first."""
+    ranks (in page-locked memory for a GPU), after every check of the files that is cheap
+    enough to run first."""
     if cfg.batch_size % dist.size:
         raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
     rank_batch = cfg.batch_size // dist.size
     data = cfg.data.replace(num_workers=cfg.data.workers(dist.local_size))
+    gpu = next((c.device_id for c in contexts if c.device_type == "gpu"), None)
     train_loader, val_loader = gt_data.make_loaders(
         data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
-        seed=cfg.seed)  # the loaders check both files (check_rec)
+        seed=cfg.seed, pin_device=gpu)  # the loaders check both files (check_rec)
     # the recipe's classes: every one in the training set, no validation label outside them
     gt_data.check_labels(rec_train, cfg.classes, every_class=True)
     gt_data.check_labels(rec_val, cfg.classes)

@@ -242,3 +242,17 @@ def test_gluon_train_batches_do_not_depend_on_worker_count(numbered_rec):
     two = collect(make_loader(cfg.replace(num_workers=2), numbered_rec, 4, train=True, seed=2), 1)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batches_for_a_gpu_are_in_page_locked_memory(demo_dir, backend):
+    """pin_device: MXNet's cpu_pinned memory (it exists in the CPU build too), training and
+    validation alike, values as in plain memory."""
+    cfg = cfg_for(backend, input_size=32)
+    rec = demo_dir + "/val.rec"
+    plain, pinned = (make_loader(cfg, rec, 64, train=False, pin_device=p) for p in (None, 0))
+    (a, la), (b, lb) = (next(iter(loader.epoch(0))) for loader in (plain, pinned))
+    assert a.context == mx.cpu() and b.context == mx.cpu_pinned(0) == lb.context
+    np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    train = make_loader(cfg, demo_dir + "/train.rec", 64, train=True, pin_device=0)
+    assert next(iter(train.epoch(0)))[0].context == mx.cpu_pinned(0)

@@ -118,3 +118,12 @@ def test_mixup_runs_on_each_device_within_its_share():
     for z, share in zip(outputs, (x[:4], x[4:])):
         mixed = 0.3 * share + 0.7 * share[::-1]
         np.testing.assert_allclose(z.asnumpy(), mixed @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_validation_from_page_locked_memory_counts_every_image(demo32):
+    """Batches for a GPU arrive in cpu_pinned memory; the short last one is padded there."""
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(ctx=mx.cpu())
+    val = gt_data.make_loader(gt_data.DataConfig(input_size=32, num_workers=1), demo32["val"],
+                              64, train=False, pin_device=0)
+    assert 360 % 64 and evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())[2] == 360
