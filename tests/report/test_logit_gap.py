@@ -138,3 +138,24 @@ def test_script_error_is_one_line_without_traceback(tmp_path):
                           env=dict(os.environ, MPLBACKEND="Agg"))
     assert done.returncode == 2
     assert_one_line_error(done.stderr, "error: no/such/run")
+
+
+def test_fp16_checkpoint_gives_the_same_gaps(tool, runs, demo32, tmp_path):
+    """FP16 checkpoints (what FP16 recipes save) load cast to FP32: the gaps are those of
+    the FP32 weights up to FP16's rounding of them."""
+    from gluon_tricks.models import get_model
+
+    net = get_model("resnet18_v1d", classes=10)
+    net.load_parameters(os.path.join(runs["smoothed"], "best.params"))
+    net.cast("float16")
+    fp16 = str(tmp_path / "fp16.params")
+    net.save_parameters(fp16)
+    stats = []
+    for argv in ([runs["smoothed"]], [fp16, "--model", "resnet18_v1d", "--input-size", "32",
+                                      "--eps", "0.1"]):
+        out = tmp_path / f"{len(stats)}.json"
+        assert tool("logit_gap").main([*argv, "--rec-val", demo32["val"], "--out",
+                                       str(tmp_path / "fig"), "--json", str(out)]) == 0
+        stats.append(json.loads(out.read_text())["runs"][0])
+    assert stats[0]["images"] == stats[1]["images"] == 360
+    assert stats[1]["mean"] == pytest.approx(stats[0]["mean"], rel=2e-2)

@@ -127,3 +127,4 @@ def test_validation_from_page_locked_memory_counts_every_image(demo32):
     val = gt_data.make_loader(gt_data.DataConfig(input_size=32, num_workers=1), demo32["val"],
                               64, train=False, pin_device=0)
     assert 360 % 64 and evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())[2] == 360
+
