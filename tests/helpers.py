@@ -1,7 +1,9 @@
 """What many tests share: the one-line error check, the tiny training setting (ResNet-18-D
 on the 32 px digits with the paper's bag) as a TrainConfig and as command-line flags, and a
-RecordIO writer that does not use our packer."""
+RecordIO writer that does not use our packer, and the module-wide scratch folder."""
+import contextlib
 import re
+import shutil
 
 from gluon_tricks.train.config import TrainConfig
 
@@ -13,6 +15,17 @@ TINY = dict(model="resnet18_v1d", classes=10, batch_size=64, base_lr_per_256=0.8
             warmup_epochs=1, lr_mode="cosine", zero_gamma=True, no_bias_decay=True,
             label_smoothing=0.1, mixup_alpha=0.2, log_interval=5,
             data=dict(input_size=32, num_workers=1))
+
+
+@contextlib.contextmanager
+def module_folder(tmp_path_factory, name):
+    """A scratch folder for a module's shared runs, removed when the module is done: the
+    suite's checkpoints add up to gigabytes, and CI machines share their disk."""
+    root = tmp_path_factory.mktemp(name)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def tiny_config(**changes):

@@ -19,6 +19,7 @@ from gluon_tricks import data as gt_data
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.train.distributed import SingleProcess
 from gluon_tricks.train.loop import build_net, evaluate
+from helpers import module_folder
 from hvd_helpers import ROOT, horovod_mxnet_available, horovodrun_command, rank_env
 
 if not horovod_mxnet_available():
@@ -86,7 +87,11 @@ def two_rank_run(demo32, tmp_path_factory):
     where rank 0 writes to run/ and rank 1 is told to write to rank1/ (a machine of its own)
     and both dump the network they validate; then `--resume` of run/ by both ranks (a shared
     file system) for epoch 2."""
-    base = tmp_path_factory.mktemp("hvd")
+    with module_folder(tmp_path_factory, "hvd") as base:
+        yield _two_rank_run(demo32, base)
+
+
+def _two_rank_run(demo32, base):
     folder, dump = base / "run", base / "dump"
     dump.mkdir()
     out = str(base / "rank{rank}")  # rank 0 -> rank0/, rank 1 -> rank1/

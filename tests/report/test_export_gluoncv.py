@@ -12,7 +12,7 @@ from gluon_tricks.models import get_model, initializer
 from gluon_tricks.report.export import (export_to_gluoncv, faster_rcnn_resnet50_v1d,
                                         fcn_resnet50_v1d)
 
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, module_folder
 
 CLASSES = 5
 X = mx.nd.array(np.random.RandomState(0).uniform(-2, 2, size=(2, 3, 64, 64)))
@@ -37,12 +37,12 @@ def export(tool, *argv):
 @pytest.fixture(scope="module")
 def r50d(tmp_path_factory):
     """(our random resnet50_v1d, its .params, the exported GluonCV .params)."""
-    d = tmp_path_factory.mktemp("r50d")
-    net = random_net("resnet50_v1d")
-    ours, exported = d / "ours.params", d / "gluoncv.params"
-    net.save_parameters(str(ours))
-    assert export_to_gluoncv(str(ours), str(exported), "resnet50_v1d") == CLASSES
-    return net, ours, exported
+    with module_folder(tmp_path_factory, "r50d") as d:
+        net = random_net("resnet50_v1d")
+        ours, exported = d / "ours.params", d / "gluoncv.params"
+        net.save_parameters(str(ours))
+        assert export_to_gluoncv(str(ours), str(exported), "resnet50_v1d") == CLASSES
+        yield net, ours, exported
 
 
 def test_round_trip_resnet50_v1d(tool, r50d, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.logit_gap import logit_gaps, optimum
 
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, module_folder
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "logit_gap.py")
@@ -60,9 +60,9 @@ def _train(trainer, out, demo32, eps):
 @pytest.fixture(scope="module")
 def runs(demo32, trainer, tmp_path_factory):
     """Two 3-epoch ResNet-18-D runs on the 32 px digits, no mixup: one-hot and eps = 0.1."""
-    root = tmp_path_factory.mktemp("logit_gap")
-    return dict(onehot=_train(trainer, root / "onehot", demo32, 0.0),
-                smoothed=_train(trainer, root / "smoothed", demo32, 0.1))
+    with module_folder(tmp_path_factory, "logit_gap") as root:
+        yield dict(onehot=_train(trainer, root / "onehot", demo32, 0.0),
+                   smoothed=_train(trainer, root / "smoothed", demo32, 0.1))
 
 
 def test_label_smoothing_shrinks_the_gap(tool, runs, demo32, tmp_path, capsys):

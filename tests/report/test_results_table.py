@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, module_folder
 
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -118,16 +118,16 @@ def _epochs(run):
 
 @pytest.fixture(scope="module")
 def real_runs(demo32, trainer, tmp_path_factory):
-    root = tmp_path_factory.mktemp("results_table")
-    mobilenet, demo = root / "mobilenet_table1", root / "demo"
-    trainer(demo32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
-            "--set", "data.input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
-    common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
-    trainer(demo32, demo, *common, "--stop-after", "1")
-    # the resume names no recipe: the table must still know the run came from demo.yaml
-    subprocess.run([sys.executable, TRAIN, "--out", str(demo), "--resume"], check=True,
-                   capture_output=True, timeout=600)
-    return str(mobilenet), str(demo)
+    with module_folder(tmp_path_factory, "results_table") as root:
+        mobilenet, demo = root / "mobilenet_table1", root / "demo"
+        trainer(demo32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
+                "--set", "data.input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
+        common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
+        trainer(demo32, demo, *common, "--stop-after", "1")
+        # the resume names no recipe: the table must still know the run came from demo.yaml
+        subprocess.run([sys.executable, TRAIN, "--out", str(demo), "--resume"], check=True,
+                       capture_output=True, timeout=600)
+        yield str(mobilenet), str(demo)
 
 
 def _pct(x):

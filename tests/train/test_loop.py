@@ -15,7 +15,7 @@ import pytest
 from gluon_tricks.errors import UserError
 from gluon_tricks.train.loop import train
 
-from helpers import assert_one_line_error, tiny_config, tiny_flags
+from helpers import assert_one_line_error, module_folder, tiny_config, tiny_flags
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TRAIN_PY = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -53,10 +53,12 @@ def cli_ok(*args):
 @pytest.fixture(scope="module")
 def straight(demo32, tmp_path_factory):
     """A 2-epoch run of the command line, shared by the tests that only read it."""
-    run = str(tmp_path_factory.mktemp("straight"))
-    cli_ok("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run, *TINY)
-    with open(os.path.join(run, "best.json")) as f:
-        return run, json.load(f)
+    with module_folder(tmp_path_factory, "straight") as root:
+        run = str(root)
+        cli_ok("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run, *TINY)
+        with open(os.path.join(run, "best.json")) as f:
+            best = json.load(f)
+        yield run, best
 
 
 def test_run_writes_logs_and_checkpoints(straight):

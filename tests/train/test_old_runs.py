@@ -15,7 +15,7 @@ from gluon_tricks.report.runs import load_run
 from gluon_tricks.report.logit_gap import open_checkpoint
 from gluon_tricks.report.tables import markdown, row_of
 
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, module_folder
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OLD = "50fef2d"  # the main before the run folder got one owner and the config a typed data:
@@ -36,8 +36,11 @@ def old_checkout(dest):
 def old_run(demo32, tmp_path_factory):
     """One epoch of a 2-epoch run trained by the old trainer (its own code on PYTHONPATH),
     with the old spellings in its config."""
-    code = old_checkout(tmp_path_factory.mktemp("old_code"))
-    run = str(tmp_path_factory.mktemp("old") / "run")
+    with module_folder(tmp_path_factory, "old") as root:
+        yield _old_run(demo32, old_checkout(root / "code"), str(root / "run"))
+
+
+def _old_run(demo32, code, run):
     argv = [sys.executable, os.path.join(code, "recipes", "train_imagenet.py"),
             "--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
             "--set", "model=resnet18_v1d", "--set", "classes=10", "--set", "input_size=32",

@@ -16,7 +16,7 @@ import pytest
 import gluon_tricks.runfolder as runfolder
 from gluon_tricks.train.loop import train
 
-from helpers import assert_one_line_error, tiny_config, tiny_flags
+from helpers import assert_one_line_error, module_folder, tiny_config, tiny_flags
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TRAIN_PY = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -43,11 +43,12 @@ def same_bytes(a, b):
 @pytest.fixture(scope="module")
 def finished(demo32, tmp_path_factory):
     """A finished 2-epoch run; tests copy it before changing anything."""
-    run = str(tmp_path_factory.mktemp("finished") / "run")
-    done = cli("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
-               *tiny_flags(**STEADY))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return run
+    with module_folder(tmp_path_factory, "finished") as root:
+        run = str(root / "run")
+        done = cli("--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
+                   *tiny_flags(**STEADY))
+        assert done.returncode == 0, done.stderr[-2000:]
+        yield run
 
 
 def copy_of(run, tmp_path):
