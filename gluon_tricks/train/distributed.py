@@ -62,10 +62,22 @@ class SingleProcess:
         return [mx.gpu(g) for g in gpus] or [mx.cpu()]
 
     def trainer(self, params, optimizer, num_devices):
-        # update_on_kvstore=False: the loop reduces gradients, checks them for overflow
-        # (FP16 loss scaling) and only then updates; see TrainStep.
-        return gluon.Trainer(params, optimizer, kvstore="device" if num_devices > 1 else None,
-                             update_on_kvstore=False if num_devices > 1 else None)
+        """A Trainer over the devices' copies; ``params`` must be initialised, with the same
+        values on every device.
+
+        update_on_kvstore=False: the loop reduces gradients, checks them for overflow (FP16
+        loss scaling) and only then updates; see TrainStep. With several devices the
+        kvstore is set up here, not at the first step: MXNet's Trainer then broadcasts the
+        first device's copy of *every* parameter, BatchNorm running statistics included, to
+        the others. After a forward pass that overwrites what the other devices' batches did
+        to their statistics, and it happens once per process, so a resumed run would differ
+        from one that never stopped (docs/notes.md §4)."""
+        several = num_devices > 1
+        trainer = gluon.Trainer(params, optimizer, kvstore="device" if several else None,
+                                update_on_kvstore=False if several else None)
+        if several:
+            trainer.allreduce_grads()  # sets up the kvstore; the gradients are all zero
+        return trainer
 
     def broadcast_parameters(self, params):
         """Nothing to do: there is no other rank."""

@@ -4,6 +4,8 @@ BatchNorm statistics averaged before validation and saving, and checkpoints that
 network the log scored."""
 import json
 import os
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -128,3 +130,60 @@ def test_validation_from_page_locked_memory_counts_every_image(demo32):
                               64, train=False, pin_device=0)
     assert 360 % 64 and evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())[2] == 360
 
+
+
+def test_first_step_keeps_every_devices_batchnorm_statistics():
+    """MXNet's Trainer sets up its kvstore at the first allreduce and then copies the first
+    device's value of every parameter, running statistics included, to the others. Our
+    trainer sets the kvstore up before any forward pass, so the second device's statistics
+    after the first step are those its own half of the batch gave (a numpy reference), not
+    a copy of the first device's."""
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Dense(4, in_units=3), mx.gluon.nn.BatchNorm(in_channels=4))
+    net.initialize(mx.init.Xavier(), ctx=TWO)
+    trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1), 2)
+    x = np.random.default_rng(5).normal(size=(8, 3)).astype(np.float32)
+    x[4:] += 3.0  # the second device's half has other statistics
+    w, b = (p.list_data()[0].asnumpy() for p in (net[0].weight, net[0].bias))
+    with mx.autograd.record():
+        losses = [net(mx.nd.array(share, ctx=c)).sum() for share, c in zip((x[:4], x[4:]), TWO)]
+    mx.autograd.backward(losses)
+    trainer.allreduce_grads()
+    trainer.update(8)
+    running = net[1].running_mean
+    for share, copy in zip((x[:4], x[4:]), running.list_data()):
+        expected = 0.1 * (share @ w.T + b).mean(axis=0)  # momentum 0.9 from zero
+        np.testing.assert_allclose(copy.asnumpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+RESUME_SCRIPT = """
+import sys
+import mxnet as mx
+sys.path.insert(0, {tests!r})
+from helpers import tiny_config
+from gluon_tricks.train.loop import train
+cfg = tiny_config(epochs=2, mixup_alpha=0.0)
+two = [mx.cpu(0), mx.cpu(1)]
+kwargs = dict(resume=True) if sys.argv[2] == "resume" else dict(stop_after=int(sys.argv[2]))
+train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, **kwargs)
+"""
+
+
+def test_two_device_resume_is_exact(demo32, tmp_path):
+    """Two epochs on two devices, straight and as 1 + resume: bit-equal weights and running
+    statistics. Run under MXNet's naive engine, as the CLI runs on CPU: the threaded engine
+    lets the two CPU 'devices' run at once on shared cores, and oneDNN then sums in an
+    order that depends on timing (two identical straight runs differ too)."""
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__)),
+                                           train=demo32["train"], val=demo32["val"]))
+    env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
+    for run, how in (("straight", "2"), ("split", "1"), ("split", "resume")):
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / run), how], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    a, b = (mx.nd.load(str(tmp_path / run / "checkpoints" / "epoch-0002.params"))
+            for run in ("straight", "split"))
+    assert a.keys() == b.keys() and any("running_var" in k for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=k)
