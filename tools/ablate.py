@@ -7,7 +7,8 @@
 
 Default ladder (recipes/ablation/, each recipe the one above plus one change): efficient
 (warmup, zero gamma, no bias decay, step decay), + cosine decay, + label smoothing, + mixup,
-+ distillation from a ResNet-34-D teacher (recipes/ablation/teacher.yaml, trained first).
++ distillation from a ResNet-34-D teacher trained with mixup, as the paper's teacher for
+its mixup students (recipes/ablation/teacher_mixup.yaml, trained first).
 Each run is ``recipes/train_imagenet.py`` in a subprocess, its folder
 RUNS/<row>_e<epochs>_s<seed>; finished runs are skipped and unfinished ones resumed, so the
 command can be re-run after an interruption. Writes OUT/table.md (mean ± std top-1 per row,
@@ -65,7 +66,8 @@ def parser():
                    help=f"seed {QUICK['seeds']}, {QUICK['epochs']} epochs: checks that "
                    "everything runs (~2 minutes on 2 quiet cores)")
     p.add_argument("--teacher", default=ablation.DEFAULT_TEACHER,
-                   help="recipe of the distillation teacher (default: %(default)s)")
+                   help="recipe of the distillation teacher of rows that name no "
+                   "teacher_recipe (default: %(default)s)")
     p.add_argument("--data", default="data/demo",
                    help="folder with train.rec/val.rec; the digits demo set is built there "
                    "if missing (default: %(default)s)")

@@ -6,7 +6,9 @@ The runs are trainings of ``recipes/train_imagenet.py`` in subprocesses (on CPU 
 selects MXNet's NaiveEngine, which makes runs bit-reproducible), one run folder each,
 ``RUNS/<row>_e<epochs>_s<seed>``; a finished folder is skipped and an unfinished one resumed,
 so an interrupted ablation continues where it stopped. A row whose recipe distills gets
-``--set teacher=<teacher run>``; the teacher is trained first (one seed).
+``--set teacher=<teacher run>``; its teacher (the recipe's ``teacher_recipe``, e.g. the
+teacher trained with mixup for the distill-with-mixup row, as the paper does) is trained
+first (one seed).
 """
 import json
 import os
@@ -27,7 +29,8 @@ from .tables import markdown_table
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN_SCRIPT = os.path.join(ROOT, "recipes", "train_imagenet.py")
-LADDER_DIR = os.path.join(ROOT, "recipes", "ablation")
+RECIPES_DIR = os.path.join(ROOT, "recipes")  # what a recipe's teacher_recipe is relative to
+LADDER_DIR = os.path.join(RECIPES_DIR, "ablation")
 # Table 6's ResNet-50-D rows, in the order each adds to the one above (mixup on top of label
 # smoothing, distillation on top of mixup); the recipe files carry the same names.
 LADDER = ("efficient", "cosine", "label_smoothing", "mixup", "distill_mixup")
@@ -43,12 +46,14 @@ class AblationError(UserError):
 @dataclass
 class RunSpec:
     """One training: row name, recipe file, seed, run folder, and the ``--set`` overrides
-    (key, value) beyond the recipe (seed, epochs, teacher)."""
+    (key, value) beyond the recipe (seed, epochs, teacher); ``teacher``: it trains a
+    distillation teacher (not a row of the table)."""
     row: str
     recipe: str
     seed: int
     out: str
     overrides: list = field(default_factory=list)
+    teacher: bool = False
 
     def config(self):
         """The resolved TrainConfig this run trains with (ConfigError if it does not resolve)."""
@@ -62,13 +67,15 @@ def row_name(recipe):
 
 def plan(recipes, seeds, epochs, runs_dir, teacher_recipe=DEFAULT_TEACHER, teacher_seed=0,
          overrides=()):
-    """The runs of the ablation, teacher first: list of :class:`RunSpec`.
+    """The runs of the ablation, teachers first: list of :class:`RunSpec`.
 
     recipes : recipe files, one row each (their names must differ). seeds : ints.
     epochs : epochs of every run, or None for each recipe's own. overrides : (key, value)
-    pairs set on every run, teacher included. The teacher (trained for the same ``epochs``,
-    seed ``teacher_seed``) is planned only if a row distills; those rows get
-    ``teacher=<its run folder>`` and must name its model as ``teacher_model``.
+    pairs set on every run, teachers included. A distilling row's teacher is trained from
+    its ``teacher_recipe`` (relative to recipes/), or from ``teacher_recipe`` here if the
+    row names none; each teacher recipe is trained once (same ``epochs``, seed
+    ``teacher_seed``), named by its file, and the rows get ``teacher=<its run folder>`` and
+    must name its model as ``teacher_model``.
     Raises AblationError/ConfigError (one line) for recipes that do not resolve or fit.
     """
     names = [row_name(r) for r in recipes]
@@ -85,23 +92,30 @@ def plan(recipes, seeds, epochs, runs_dir, teacher_recipe=DEFAULT_TEACHER, teach
         spec.out = os.path.join(runs_dir, f"{name}_e{spec.config().epochs}_s{seed}")
         return spec
 
-    teacher = None
+    teachers = {}  # recipe path -> RunSpec
     specs = []
     for recipe, name in zip(recipes, names):
         for seed in seeds:
             spec = spec_of(name, recipe, seed)
             cfg = spec.config()
             if cfg.distill:
-                if teacher is None:
-                    teacher = spec_of("teacher", teacher_recipe, teacher_seed)
-                    teacher_model = teacher.config().model
+                wanted = os.path.normpath(os.path.join(RECIPES_DIR, cfg.teacher_recipe)
+                                          if cfg.teacher_recipe else teacher_recipe)
+                if wanted not in teachers:
+                    teacher_name = row_name(wanted)
+                    if teacher_name in names:
+                        raise AblationError(f"{wanted}: a teacher recipe named like the row "
+                                            f"{teacher_name}; rename one of them")
+                    teachers[wanted] = spec_of(teacher_name, wanted, teacher_seed)
+                    teachers[wanted].teacher = True
+                teacher = teachers[wanted]
+                teacher_model = teacher.config().model
                 if cfg.teacher_model != teacher_model:
                     raise AblationError(f"{recipe}: teacher_model {cfg.teacher_model} but the "
-                                        f"teacher recipe {teacher_recipe} trains "
-                                        f"{teacher_model}")
+                                        f"teacher recipe {wanted} trains {teacher_model}")
                 spec.overrides.append(("teacher", teacher.out))
             specs.append(spec)
-    return ([teacher] if teacher else []) + specs
+    return list(teachers.values()) + specs
 
 
 def state(spec):
@@ -209,10 +223,10 @@ def _std(values):
 
 
 def collect(specs):
-    """The rows of the finished ``specs`` (teacher left out), in the order of ``specs``."""
+    """The rows of the finished ``specs`` (teachers left out), in the order of ``specs``."""
     rows = {}
     for spec in specs:
-        if spec.row == "teacher":
+        if spec.teacher:
             continue
         rows.setdefault(spec.row, RowResult(spec.row, spec.recipe, []))
         rows[spec.row].runs.append(load_run(spec.out))
@@ -266,16 +280,17 @@ def machine():
 def report(rows, specs, command, seeds, epochs, data, wall_s):
     """table.md: how the ablation was run (command, seeds, epochs, data, teacher, machine,
     date), then :func:`markdown`, then how to read it."""
-    teacher = next((s for s in specs if s.row == "teacher"), None)
+    teachers = [s for s in specs if s.teacher]
     epochs_text = "each recipe's own" if epochs is None else str(epochs)
     lines = [
         "# Miniature Table 6: ResNet-18-D on the digits demo set, CPU", "",
         f"Command: `{command}`  ",
         f"Seeds: {', '.join(map(str, seeds))}; epochs per run: {epochs_text}; data: {data}  ",
     ]
-    if teacher is not None:
+    for teacher in teachers:
         t = load_run(teacher.out)
-        lines.append(f"Teacher: {os.path.relpath(teacher.recipe, ROOT)} "
+        users = sorted({s.row for s in specs if ("teacher", teacher.out) in s.overrides})
+        lines.append(f"Teacher of {', '.join(users)}: {os.path.relpath(teacher.recipe, ROOT)} "
                      f"({t.config.get('model')}, seed {teacher.seed}), final val top-1 "
                      f"{100 * t.final['val_top1']:.2f}%  ")
     run_s = sum(e.get("time_s") or 0 for spec in specs for e in load_run(spec.out).epochs)

@@ -60,6 +60,13 @@ class TrainConfig:
     teacher: Optional[str] = None  # run folder, checkpoint or GluonCV .params of the teacher
     teacher_model: str = "resnet152_v1d"
     temperature: float = 20.0  # distillation T
+    # None: the paper's Eq. 6, hard + T^2 soft. A weight w in [0, 1]: GluonCV's
+    # w * hard + (1 - w) * T^2 soft (its train_imagenet.py uses w = 0.5, half of Eq. 6)
+    hard_weight: Optional[float] = None
+    # the recipe the teacher is trained with, relative to recipes/ (the paper trains the
+    # teacher with mixup when the student uses mixup, §5.5); a teacher run from another
+    # recipe is named in the log
+    teacher_recipe: Optional[str] = None
     # --- data (§2.1): input size, augmentation, normalisation, decoding threads ---
     data: DataConfig = field(default_factory=DataConfig)
     # --- bookkeeping ---
@@ -115,6 +122,7 @@ RANGES = {
     "warmup_epochs": (0, None, True, None), "lr_step_factor": (0, 1, False, True),
     "label_smoothing": (0, 1, True, False), "mixup_alpha": (0, None, True, None),
     "mixup_off_epochs": (0, None, True, None), "temperature": (0, None, False, None),
+    "hard_weight": (0, 1, True, True),
     "seed": (0, 2 ** 31 - 1, True, True), "log_interval": (1, None, True, None),
     "keep_checkpoints": (0, None, True, None),
     "data.input_size": (1, None, True, None), "data.val_resize": (1, None, True, None),

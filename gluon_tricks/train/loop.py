@@ -8,6 +8,7 @@ then the run folder and a resumed state), then per epoch :func:`train_one_epoch`
 update and :class:`EpochSums` the epoch's running sums.
 """
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ class TrainStep:
                 if soft is None:
                     loss = soft_cross_entropy(z, y)
                 else:
-                    loss = distillation_loss(z, soft[i], y, cfg.temperature)
+                    loss = distillation_loss(z, soft[i], y, cfg.temperature, cfg.hard_weight)
                 losses.append(loss)
                 outputs.append(z)
             scaled = [loss * scale for loss in losses] if scale != 1.0 else losses
@@ -313,7 +314,30 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
                      cfg.paper or "run", cfg.model,
                      train_loader.batches_per_epoch * cfg.batch_size, cfg.batch_size, dist.size,
                      contexts, cfg.peak_lr())
+    if cfg.distill:
+        note = teacher_recipe_mismatch(cfg)
+        if note:
+            session.log.info("note: %s", note)
     return session
+
+
+def teacher_recipe_mismatch(cfg):
+    """A sentence if the teacher is a run folder trained from another recipe than the
+    row's ``teacher_recipe`` (e.g. the non-mixup teacher for a distill-with-mixup row),
+    else None. Bare .params files and runs without command.json are not judged."""
+    if not cfg.teacher_recipe or not cfg.teacher or not os.path.isdir(cfg.teacher):
+        return None
+    try:
+        recipe = RunFolder(cfg.teacher).read_command().get("recipe")
+    except RunFolderError:
+        return None
+    if not recipe:
+        return None
+    expected = "/recipes/" + cfg.teacher_recipe.replace(os.sep, "/")
+    if os.path.abspath(recipe).replace(os.sep, "/").endswith(expected):
+        return None
+    return (f"the teacher {cfg.teacher} was trained from {recipe}; this recipe's teacher is "
+            f"recipes/{cfg.teacher_recipe}")
 
 
 def checked_loaders(cfg, rec_train, rec_val, contexts, dist):

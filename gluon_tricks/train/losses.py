@@ -42,10 +42,14 @@ def soft_cross_entropy(logits, target_probs):
     return -(target_probs.astype("float32", copy=False) * log_p).sum(axis=-1)
 
 
-def distillation_loss(student_logits, teacher_logits, target_probs, temperature):
+def distillation_loss(student_logits, teacher_logits, target_probs, temperature,
+                      hard_weight=None):
     """Knowledge distillation loss of the paper's Eq. 6, per sample:
 
         CE(p, softmax(z)) + T^2 CE(softmax(r / T), softmax(z / T))
+
+    or, with ``hard_weight`` w, GluonCV's ``DistillationSoftmaxCrossEntropyLoss``:
+    w CE(p, softmax(z)) + (1 - w) T^2 CE(softmax(r / T), softmax(z / T)).
 
     student_logits : (N, K) NDArray z (float16/float32); the only input that gets a gradient.
     teacher_logits : (N, K) NDArray r; gradient is blocked (the teacher is fixed).
@@ -58,4 +62,6 @@ def distillation_loss(student_logits, teacher_logits, target_probs, temperature)
     hard = soft_cross_entropy(student_logits, target_probs)
     soft = soft_cross_entropy(student_logits.astype("float32", copy=False) / temperature,
                               teacher_probs)
-    return hard + temperature ** 2 * soft
+    if hard_weight is None:
+        return hard + temperature ** 2 * soft
+    return hard_weight * hard + (1 - hard_weight) * temperature ** 2 * soft

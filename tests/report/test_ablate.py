@@ -18,7 +18,8 @@ LADDER_STEPS = {
     "cosine": dict(lr_mode="cosine"),
     "label_smoothing": dict(label_smoothing=0.1),
     "mixup": dict(mixup_alpha=0.2),
-    "distill_mixup": dict(distill=True, teacher_model="resnet34_v1d", temperature=20.0),
+    "distill_mixup": dict(distill=True, teacher_model="resnet34_v1d", temperature=20.0,
+                          teacher_recipe="ablation/teacher_mixup.yaml"),
 }
 BOOKKEEPING = {"description", "paper"}
 
@@ -54,20 +55,27 @@ def test_ladder_rows_each_add_one_refinement():
     assert teacher.model == "resnet34_v1d" and teacher.lr_mode == "cosine"
     assert teacher.label_smoothing == 0.1 and teacher.mixup_alpha == 0 and not teacher.distill
     assert teacher.epochs == e
+    # the distill-with-mixup row's teacher: the same, trained with mixup (paper §5.5)
+    mixup_teacher = ablation.RunSpec("teacher_mixup", os.path.join(
+        ablation.RECIPES_DIR, configs["distill_mixup"]["teacher_recipe"]), 0, "").config()
+    changed = {k for k, v in mixup_teacher.to_dict().items() if v != teacher.to_dict()[k]}
+    assert changed == {"mixup_alpha", "description"} and mixup_teacher.mixup_alpha == 0.2
 
 
 def test_plan_trains_the_teacher_first_and_hands_it_to_distilling_rows(tmp_path):
     specs = ablation.plan(ablation.DEFAULT_RECIPES, [0, 1, 2], None, tmp_path)
     assert len(specs) == 1 + 5 * 3
     teacher = specs[0]
-    assert teacher.row == "teacher" and teacher.out == str(tmp_path / "teacher_e12_s0")
+    assert teacher.teacher and teacher.row == "teacher_mixup"
+    assert teacher.out == str(tmp_path / "teacher_mixup_e12_s0")
+    assert teacher.config().mixup_alpha == 0.2
     for spec in specs[1:]:
         cfg = spec.config()
-        assert isinstance(cfg, TrainConfig) and cfg.seed == spec.seed
+        assert isinstance(cfg, TrainConfig) and cfg.seed == spec.seed and not spec.teacher
         assert spec.out == str(tmp_path / f"{spec.row}_e12_s{spec.seed}")
         assert (cfg.teacher == teacher.out) == (spec.row == "distill_mixup")
     quick = ablation.plan(ablation.DEFAULT_RECIPES, [0], 2, tmp_path)
-    assert [s.row for s in quick] == ["teacher", *ablation.LADDER]
+    assert [s.row for s in quick] == ["teacher_mixup", *ablation.LADDER]
     assert all(s.config().epochs == 2 for s in quick)
 
 
@@ -102,7 +110,7 @@ def test_train_command_resumes_partial_runs(tmp_path):
     argv = ablation.train_argv(distill, "t.rec", "v.rec", "new")
     assert argv[1] == ablation.TRAIN_SCRIPT and "--resume" not in argv and "--force" not in argv
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    teacher = str(tmp_path / "teacher_e2_s0")
+    teacher = str(tmp_path / "teacher_mixup_e2_s0")
     assert sets == ["epochs=2", "seed=1", f'teacher="{teacher}"']
     assert ablation.train_argv(distill, "t.rec", "v.rec", "partial")[-1] == "--resume"
     assert ablation.train_argv(distill, "t.rec", "v.rec", "force")[-1] == "--force"
@@ -156,12 +164,12 @@ def test_quick_ablation_runs_and_resumes(tool, demo32, tmp_path, capsys):
         path = os.path.join(ablation.ROOT, r["recipe"])
         assert ablation.RunSpec(r["row"], path, 0, "").config().description
     assert "Seeds: 0; epochs per run: 2" in text and "mxnet 1." in text
-    assert "Teacher: recipes/ablation/teacher.yaml (resnet34_v1d" in text
+    assert "Teacher of distill_mixup: recipes/ablation/teacher_mixup.yaml (resnet34_v1d" in text
     assert "`python tools/ablate.py --quick " in text and "cores" in text
     for ext in ("png", "pdf"):
         assert os.path.getsize(out / f"curves.{ext}") > 0
     assert sorted(os.listdir(runs)) == sorted(
-        [f"{row}_e2_s0" for row in ablation.LADDER] + ["teacher_e2_s0"])
+        [f"{row}_e2_s0" for row in ablation.LADDER] + ["teacher_mixup_e2_s0"])
     assert run_cli(main, argv) == 0
     again = capsys.readouterr().out
     assert ": training ->" not in again and again.count("finished before, skipped") == 6

@@ -6,6 +6,7 @@ from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
 from scipy.special import log_softmax, softmax
 
 from gluon_tricks.train.losses import distillation_loss, smooth_labels, soft_cross_entropy
+from gluon_tricks.train.optim import make_optimizer
 
 K = 7
 
@@ -114,3 +115,44 @@ def test_distillation_gradient_reaches_only_the_student(batch):
     expected = softmax(z.astype(np.float64), axis=1) - p + T * (softmax(z / T, axis=1) - q)
     np.testing.assert_allclose(student.grad.asnumpy(), expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(teacher.grad.asnumpy(), 0)
+
+
+@pytest.mark.parametrize("w", [0.0, 0.3, 0.5, 1.0])
+def test_hard_weight_is_gluoncvs_distillation_loss(batch, w):
+    """``hard_weight: w`` computes GluonCV's DistillationSoftmaxCrossEntropyLoss(hard_weight=w)
+    as its train_imagenet.py calls it (soft target softmax(teacher logits / T))."""
+    labels, z, r = batch
+    T = 20.0
+    p = np.eye(K)[labels] * 0.9 + 0.1 / K  # any dense target, e.g. smoothed
+    ours = distillation_loss(mx.nd.array(z), mx.nd.array(r), mx.nd.array(p), T,
+                             hard_weight=w).asnumpy()
+    theirs = DistillationSoftmaxCrossEntropyLoss(temperature=T, hard_weight=w,
+                                                 sparse_label=False)
+    g = theirs(mx.nd.array(z), mx.nd.array(p), mx.nd.softmax(mx.nd.array(r) / T)).asnumpy()
+    np.testing.assert_allclose(ours, g, rtol=1e-5, atol=1e-6)
+
+
+def _nag_steps(batch, hard_weight, lr, wd, steps=3):
+    """A linear student after ``steps`` NAG updates on the distillation loss (one batch)."""
+    labels, x, r = batch
+    mx.random.seed(0)
+    net = mx.gluon.nn.Dense(K, in_units=K)
+    net.initialize(mx.init.Xavier())
+    trainer = mx.gluon.Trainer(net.collect_params(), make_optimizer(lr, momentum=0.9, wd=wd))
+    p = mx.nd.array(np.eye(K)[labels])
+    for _ in range(steps):
+        with mx.autograd.record():
+            loss = distillation_loss(net(mx.nd.array(x)), mx.nd.array(r), p, 4.0, hard_weight)
+        loss.backward()
+        trainer.step(len(labels))
+    return net.weight.data().asnumpy()
+
+
+def test_gluoncv_weighting_is_eq6_at_half_the_lr_and_double_the_wd(batch):
+    """GluonCV's loss at w = 0.5 is half of Eq. 6, so with weight decay in the update
+    (NAG adds wd * weight to the gradient) GluonCV's run at (lr, wd) is ours at
+    (lr / 2, 2 wd), not at (lr / 2, wd)."""
+    gluoncv = _nag_steps(batch, 0.5, lr=0.2, wd=0.05)
+    np.testing.assert_allclose(_nag_steps(batch, None, lr=0.1, wd=0.1), gluoncv, rtol=1e-5,
+                               atol=1e-6)
+    assert np.abs(_nag_steps(batch, None, lr=0.1, wd=0.05) - gluoncv).max() > 1e-3

@@ -40,9 +40,12 @@ def expected_rows():
         eff = dict(EFFICIENT, model=net, zero_gamma=net.startswith("resnet"))
         cos = dict(eff, lr_mode="cosine")
         ls = dict(cos, label_smoothing=0.1)
-        distill = dict(ls, distill=True, temperature=20.0, teacher_model="resnet152_v1d")
+        distill = dict(ls, distill=True, temperature=20.0, teacher_model="resnet152_v1d",
+                       teacher_recipe="teacher/resnet152_v1d.yaml", hard_weight=None)
         mix = dict(ls, mixup_alpha=0.2, epochs=200)
-        both = dict(mix, distill=True, temperature=20.0, teacher_model="resnet152_v1d")
+        # §5.5: the students trained with mixup distill from a teacher trained with mixup
+        both = dict(mix, distill=True, temperature=20.0, teacher_model="resnet152_v1d",
+                    teacher_recipe="teacher/resnet152_v1d_mixup.yaml", hard_weight=None)
         for name, row in (("efficient", eff), ("cosine", cos), ("label_smoothing", ls),
                           ("distill", distill), ("mixup", mix), ("distill_mixup", both)):
             rows[f"table6/{net}_{name}.yaml"] = row
@@ -52,8 +55,25 @@ def expected_rows():
         EFFICIENT, model="resnet50_v1d", classes=365, lr_mode="cosine", label_smoothing=0.1,
         mixup_alpha=0.2, epochs=200)
     rows["teacher/resnet152_v1d.yaml"] = dict(EFFICIENT, model="resnet152_v1d",
-                                              lr_mode="cosine", label_smoothing=0.1)
+                                              lr_mode="cosine", label_smoothing=0.1,
+                                              mixup_alpha=0.0, epochs=120)
+    rows["teacher/resnet152_v1d_mixup.yaml"] = dict(rows["teacher/resnet152_v1d.yaml"],
+                                                    mixup_alpha=0.2, epochs=200)
     return rows
+
+
+def test_every_distilling_recipe_names_a_teacher_recipe_that_fits():
+    """The teacher recipe exists, trains the model the row loads as teacher, with the
+    row's classes, and uses mixup exactly when the student does (paper §5.5)."""
+    distilling = [p for p in RECIPES if resolve(p).distill]
+    assert len(distilling) >= 7
+    for path in distilling:
+        cfg = resolve(path)
+        assert cfg.teacher_recipe, f"{path} names no teacher_recipe"
+        teacher = resolve(os.path.join(ROOT, cfg.teacher_recipe))
+        assert teacher.model == cfg.teacher_model and teacher.classes == cfg.classes, path
+        assert (teacher.mixup_alpha > 0) == (cfg.mixup_alpha > 0), path
+        assert not teacher.distill, path
 
 
 def test_every_recipe_resolves():
@@ -167,3 +187,32 @@ def test_recipe_files_that_are_no_recipes(tmp_path):
         with pytest.raises(ConfigError, match=words) as e:
             resolve(str(path))
         assert "\n" not in str(e.value)
+
+
+def test_hard_weight_is_a_weight():
+    assert resolve(None, [("hard_weight", 0.5)]).hard_weight == 0.5
+    assert resolve(None).hard_weight is None  # the paper's Eq. 6
+    for bad in (1.5, -0.1):
+        with pytest.raises(ConfigError, match=r"--set hard_weight: 'hard_weight' must be in"):
+            resolve(None, [("hard_weight", bad)])
+
+
+def test_a_teacher_run_from_another_recipe_is_named(tmp_path):
+    """A distill-with-mixup row handed the teacher trained without mixup says so."""
+    import json
+    from gluon_tricks.train.loop import teacher_recipe_mismatch
+    run = tmp_path / "teacher_run"
+    run.mkdir()
+    (run / "command.json").write_text(json.dumps(
+        {"recipe": os.path.abspath(os.path.join(ROOT, "teacher", "resnet152_v1d.yaml"))}))
+    row = resolve(os.path.join(ROOT, "table6", "resnet50_v1d_distill_mixup.yaml"),
+                  [("teacher", str(run))])
+    note = teacher_recipe_mismatch(row)
+    assert "teacher/resnet152_v1d.yaml" in note and "recipes/teacher/resnet152_v1d_mixup" in note
+    plain = resolve(os.path.join(ROOT, "table6", "resnet50_v1d_distill.yaml"),
+                    [("teacher", str(run))])
+    assert teacher_recipe_mismatch(plain) is None
+    params = tmp_path / "t.params"  # a bare .params file is not judged
+    params.write_bytes(b"")
+    assert teacher_recipe_mismatch(resolve(None, [("distill", True), ("teacher", str(params)),
+                                                  ("teacher_recipe", "x.yaml")])) is None
