@@ -21,8 +21,8 @@ import sys
 
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.report.logit_gap import (gap_stats, logit_gaps, open_checkpoint, plot_gaps,
-                                           table, val_logits)
+from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps,
+                                           open_checkpoint, plot_gaps, table, val_logits)
 
 
 def parser():
@@ -60,7 +60,7 @@ def main(argv=None):
         series.append((ckpt, gaps))
         rows.append(dict(label=ckpt.label, checkpoint=ckpt.params, model=ckpt.model,
                          classes=ckpt.classes, eps=ckpt.eps, images=len(gaps),
-                         **gap_stats(gaps), optimum=ckpt.optimum))
+                         **gap_stats(gaps), optimum=checkpoint_optimum(ckpt)))
     sys.stdout.write(table(rows))
     for path in plot_gaps(series, args.out):
         print(path)

@@ -224,15 +224,15 @@ def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None)
     return len(positions)
 
 
-def check_labels(rec_path, classes, every_class=False):
+def check_labels(rec_path, classes, every_class=False, flag="--set classes"):
     """Every label of ``rec_path`` must be a class index in [0, classes); with
     ``every_class`` (a training set) every class must also occur. DataError otherwise, one
-    line with the ``classes`` value the labels suggest."""
+    line with the ``classes`` value the labels suggest (as ``flag``=N)."""
     labels = label_set(rec_path)
     fits = labels[0] >= 0 and labels[-1] < classes
     if fits and (not every_class or len(labels) == classes):
         return
-    hint = (f"; --set classes={labels[-1] + 1}" if labels[0] >= 0 and labels[-1] + 1 != classes
+    hint = (f"; {flag}={labels[-1] + 1}" if labels[0] >= 0 and labels[-1] + 1 != classes
             else "")
     raise DataError(f"{rec_path}: holds {len(labels)} classes (labels {labels[0]}.."
                     f"{labels[-1]}) that do not fit classes={classes}{hint}")

@@ -18,10 +18,12 @@ from mxnet.gluon import nn
 from ..errors import UserError, one_line
 from ..models import RESNETS, ZOO, get_model
 from ..runfolder import RunFolder, RunFolderError, params_of
+from ..weights import infer_classes, read_params  # noqa: F401 (part of this module's API)
 
 
 class ExportError(UserError):
-    """A checkpoint or parameter file that cannot be exported or imported; names the file."""
+    """A checkpoint or parameter file that cannot be exported or imported; names the file.
+    (Unreadable files raise :class:`gluon_tricks.weights.WeightsError`.)"""
 
 
 def model_of_run(path):
@@ -32,26 +34,6 @@ def model_of_run(path):
         return RunFolder(path).read_config().get("model")
     except RunFolderError:
         return None
-
-
-def read_params(path):
-    """{name: NDArray} of a .params file, with a one-line error for anything else."""
-    try:
-        params = mx.nd.load(path)
-    except Exception as e:  # MXNetError for files that are not NDArray lists
-        raise ExportError(f"{path}: not an MXNet .params file ({one_line(e, 120)})") from None
-    if not isinstance(params, dict) or not params:
-        raise ExportError(f"{path}: holds no named parameters (not a saved network)")
-    return params
-
-
-def infer_classes(params, path="parameters"):
-    """Number of classes: rows of the classifier weight (``fc.weight`` or ``output.weight``)."""
-    for key in ("fc.weight", "output.weight"):
-        if key in params:
-            return int(params[key].shape[0])
-    raise ExportError(f"{path}: no classifier weight (fc.weight or output.weight) to read the "
-                      "number of classes from")
 
 
 def gluoncv_name(model):

@@ -14,24 +14,16 @@ eps / (K - 1) on each other) the cross entropy is minimised when z_y - z_i = log
 (1 - eps) / eps) for every i != y (:func:`gluon_tricks.paper.optimal_logit_gap`; 9.1 for
 K = 1000, eps = 0.1); with one-hot targets the optimum is +infinity.
 """
-import os
-from dataclasses import dataclass
-
 import mxnet as mx
 import numpy as np
 
 from .. import data as gt_data
-from ..errors import UserError, one_line
-from ..models import MODEL_NAMES, get_model, input_size
 from ..paper import optimal_logit_gap
-from ..runfolder import RunFolder, params_of
-from ..train.config import from_saved
-from .export import ExportError, infer_classes, read_params
+from ..weights import Checkpoint, WeightsError, load_net, open_checkpoint  # noqa: F401
 from .tables import markdown_table
 
 
-class LogitGapError(UserError):
-    """A checkpoint or run folder whose logits cannot be computed; the message names it."""
+LogitGapError = WeightsError  # a checkpoint or run folder whose logits cannot be computed
 
 
 def logit_gaps(logits):
@@ -62,73 +54,9 @@ def optimum(num_classes, eps, mode="paper"):
     return optimal_logit_gap(num_classes, eps)
 
 
-@dataclass
-class Checkpoint:
-    """A network to evaluate: its .params file and what is needed to rebuild and read it.
-
-    label : legend/table name. model, classes : as get_model takes them. eps, mode : the
-    label smoothing it was trained with (0 if unknown). data : the DataConfig of its
-    validation pipeline (input size, resize, normalisation).
-    """
-    label: str
-    params: str
-    model: str
-    classes: int
-    eps: float
-    mode: str
-    data: gt_data.DataConfig
-
-    @property
-    def optimum(self):
-        return optimum(self.classes, self.eps, self.mode)
-
-
-def _read_classes(params_path):
-    params = read_params(params_path)
-    try:
-        return infer_classes(params, params_path)
-    except ExportError as e:
-        raise LogitGapError(f"{e}; pass --classes") from None
-
-
-def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None):
-    """Describe the network ``path`` holds: a run folder (its best.params; model, classes,
-    validation pipeline and label smoothing from its config.yaml, arguments given here
-    override them) or a .params file (``model`` required; classes read from the classifier
-    weight if not given; the network's own input size; eps 0 unless given). Raises
-    LogitGapError/RunFolderError (one line).
-    """
-    if os.path.isdir(path):
-        folder = RunFolder(path)
-        cfg = from_saved(folder.read_config(), folder.config_path)
-        model, classes = model or cfg.model, classes or cfg.classes
-        eps = cfg.label_smoothing if eps is None else eps
-        mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
-    else:
-        if model is None and os.path.isfile(path):
-            raise LogitGapError(f"{path}: a bare .params file needs --model (or pass its run "
-                                "folder)")
-        mode, data = "paper", gt_data.DataConfig()
-        default_label = os.path.splitext(os.path.basename(path))[0]
-    params = params_of(path)
-    if model not in MODEL_NAMES:
-        raise LogitGapError(f"{path}: model {model!r} is not one of {', '.join(MODEL_NAMES)}")
-    if input_px or data.input_size is None:
-        data = data.replace(input_size=input_px or input_size(model), val_resize=None)
-    return Checkpoint(label=label or default_label, params=params, model=model,
-                      classes=int(classes or _read_classes(params)),
-                      eps=float(eps or 0.0), mode=mode, data=data)
-
-
-def load_net(ckpt, ctx):
-    """The network of ``ckpt`` with its weights, in FP32 (FP16 checkpoints are cast)."""
-    net = get_model(ckpt.model, classes=ckpt.classes)
-    try:
-        net.load_parameters(ckpt.params, ctx=ctx, cast_dtype=True, dtype_source="current")
-    except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
-        raise LogitGapError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
-                            f"classes ({one_line(e, 160)})") from None
-    return net
+def checkpoint_optimum(ckpt):
+    """The optimal gap of the label smoothing ``ckpt`` was trained with (None: one-hot)."""
+    return optimum(ckpt.classes, ckpt.eps, ckpt.mode)
 
 
 def val_logits(ckpt, rec_val, batch_size=100, ctx=None):
@@ -181,8 +109,8 @@ def plot_gaps(series, prefix, title="Gap between the largest logit and the rest 
     ax_eps.annotate(f"ImageNet, ε = 0.1: {paper_gap:.1f}", (0.1, paper_gap),
                     textcoords="offset points", xytext=(8, 4), fontsize="small")
     for i, (ckpt, _) in enumerate(series):
-        if ckpt.optimum is not None:
-            ax_eps.plot([ckpt.eps], [ckpt.optimum], "o", color=colors[i % len(colors)])
+        if checkpoint_optimum(ckpt) is not None:
+            ax_eps.plot([ckpt.eps], [checkpoint_optimum(ckpt)], "o", color=colors[i % len(colors)])
     ax_eps.set_xlabel("label smoothing ε")
     ax_eps.set_ylabel("optimal gap log((K−1)(1−ε)/ε)")
     ax_eps.set_title("(a) theoretical gap")
@@ -195,10 +123,10 @@ def plot_gaps(series, prefix, title="Gap between the largest logit and the rest 
         color = colors[i % len(colors)]
         ax_hist.hist(gaps, bins=bins, density=True, alpha=0.45, color=color,
                      label=f"{ckpt.label} (ε = {ckpt.eps:g}): mean {gaps.mean():.2f}")
-        if ckpt.optimum is not None:
-            ax_hist.axvline(ckpt.optimum, color=color, linestyle="--", linewidth=1.5,
+        if checkpoint_optimum(ckpt) is not None:
+            ax_hist.axvline(checkpoint_optimum(ckpt), color=color, linestyle="--", linewidth=1.5,
                             label=f"optimum, K = {ckpt.classes}, ε = {ckpt.eps:g}: "
-                                  f"{ckpt.optimum:.2f}")
+                                  f"{checkpoint_optimum(ckpt):.2f}")
     ax_hist.set_xlabel("max logit − mean of the other logits")
     ax_hist.set_ylabel("density")
     ax_hist.set_title("(b) empirical gap on the validation set")

@@ -189,6 +189,16 @@ def rank_gpu(gpus, local_rank, local_size, visible):
     return gpus[local_rank]
 
 
+def gpu_contexts(text):
+    """The devices of ``--gpus TEXT`` (comma-separated ids; empty: the CPU) for a tool that
+    runs in one process; RunError (one line) for ids that are not integers or not here."""
+    try:
+        gpus = [int(g) for g in (text or "").split(",") if g.strip()]
+    except ValueError:
+        raise RunError(f"--gpus {text!r}: expected comma-separated integers") from None
+    return SingleProcess().contexts(gpus)
+
+
 def check_gpu(gpus, gpu, visible):
     """RunError (one line) unless GPU id ``gpu`` of --gpus ``gpus`` is one of the ``visible``
     GPUs MXNet sees."""

@@ -1,0 +1,118 @@
+"""A set of trained weights and what is needed to use them: the one place where the tools
+that score, plot, predict with or export a network (validate, predict, logit_gap,
+export_onnx) turn "a run folder or a .params file" into a network.
+
+A run folder gives its ``best.params`` (or ``checkpoints/epoch-NNNN.params``), and its
+config.yaml the model, classes, label smoothing and validation pipeline (input size,
+resize, normalisation). A bare ``.params`` file (ours or GluonCV's, FP16 or FP32, in our
+layout or GluonCV's ResNet V1 layout) needs the model named; its classes are read from the
+classifier weight. Arguments given explicitly override what the run says.
+"""
+import os
+from dataclasses import dataclass
+
+import mxnet as mx
+
+from . import data as gt_data
+from .errors import UserError, one_line
+from .models import MODEL_NAMES, get_model, input_size
+from .runfolder import RunFolder, params_of
+from .train.config import from_saved
+
+
+class WeightsError(UserError):
+    """Weights that cannot be opened or loaded; the message names the file or flag."""
+
+
+@dataclass
+class Checkpoint:
+    """A network to use: its .params file and what is needed to rebuild and read it.
+
+    label : a name for tables and legends. model, classes : as get_model takes them.
+    eps, mode : the label smoothing it was trained with (0 if unknown). data : the
+    DataConfig of its validation pipeline (input size, resize, normalisation).
+    """
+    label: str
+    params: str
+    model: str
+    classes: int
+    eps: float
+    mode: str
+    data: gt_data.DataConfig
+
+
+def read_params(path):
+    """{name: NDArray} of a .params file, with a one-line error for anything else."""
+    try:
+        params = mx.nd.load(path)
+    except Exception as e:  # MXNetError for files that are not NDArray lists
+        raise WeightsError(f"{path}: not an MXNet .params file ({one_line(e, 120)})") from None
+    if not isinstance(params, dict) or not params:
+        raise WeightsError(f"{path}: holds no named parameters (not a saved network)")
+    return params
+
+
+CLASSIFIER_WEIGHTS = ("fc.weight", "output.weight")  # ours/GluonCV v1b-d, GluonCV v1/zoo
+
+
+def infer_classes(params, path="parameters"):
+    """Number of classes: rows of the classifier weight (``fc.weight`` or ``output.weight``)."""
+    for key in CLASSIFIER_WEIGHTS:
+        if key in params:
+            return int(params[key].shape[0])
+    raise WeightsError(f"{path}: no classifier weight (fc.weight or output.weight) to read the "
+                       "number of classes from; pass --classes")
+
+
+def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None,
+                    resize=None, epoch=None):
+    """Describe the network ``path`` holds: a run folder (its best.params, or the checkpoint
+    of ``epoch``; model, classes, validation pipeline and label smoothing from its
+    config.yaml, arguments given here override them) or a .params file (``model``
+    required; classes read from the classifier weight if not given; the network's own
+    input size and resize unless given; eps 0 unless given). Raises WeightsError or
+    RunFolderError (one line)."""
+    if os.path.isdir(path):
+        folder = RunFolder(path)
+        cfg = from_saved(folder.read_config(), folder.config_path)
+        model, classes = model or cfg.model, classes or cfg.classes
+        eps = cfg.label_smoothing if eps is None else eps
+        mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
+        if epoch is not None:
+            params = folder.checkpoint(epoch, "params")
+            if not os.path.isfile(params):
+                kept = ", ".join(map(str, folder.checkpoint_epochs())) or "none"
+                raise WeightsError(f"{path}: no checkpoint of epoch {epoch} (kept: {kept})")
+        else:
+            params = params_of(path)
+    else:
+        if epoch is not None:
+            raise WeightsError(f"--epoch {epoch}: only for a run folder, not {path}")
+        if model is None and os.path.isfile(path):
+            raise WeightsError(f"{path}: a bare .params file needs --model (or pass its run "
+                               "folder)")
+        mode, data = "paper", gt_data.DataConfig()
+        default_label = os.path.splitext(os.path.basename(path))[0]
+        params = params_of(path)
+    if model not in MODEL_NAMES:
+        raise WeightsError(f"{path}: model {model!r} is not one of {', '.join(MODEL_NAMES)}")
+    if input_px or data.input_size is None:
+        data = data.replace(input_size=input_px or input_size(model), val_resize=None)
+    if resize:
+        data = data.replace(val_resize=resize)
+    return Checkpoint(label=label or default_label, params=params, model=model,
+                      classes=int(classes or infer_classes(read_params(params), params)),
+                      eps=float(eps or 0.0), mode=mode, data=data)
+
+
+def load_net(ckpt, ctx=None):
+    """The network of ``ckpt`` with its weights, in FP32 (FP16 checkpoints are cast), on
+    the context(s) ``ctx`` (default: CPU). Strict: every parameter, right shapes."""
+    net = get_model(ckpt.model, classes=ckpt.classes)
+    try:
+        net.load_parameters(ckpt.params, ctx=ctx or mx.cpu(), cast_dtype=True,
+                            dtype_source="current")
+    except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
+        raise WeightsError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
+                           f"classes ({one_line(e, 160)})") from None
+    return net
