@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 DEMO_DATA := data/demo
 DEMO_RUN  := runs/demo
 
-.PHONY: demo test install horovod figures ablation clean
+.PHONY: demo test install horovod onnx figures ablation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,20 @@ $(VENV)/.horovod: $(VENV)/.installed
 	$(PIP) install --no-build-isolation horovod==0.28.1
 	touch $@
 
+# ONNX export (tools/export_onnx.py): onnx 1.13.1 is the newest whose opsets
+# onnxruntime 1.15.1 accepts from MXNet's exporter. That onnxruntime wheel asks for
+# numpy >= 1.24, which MXNet 1.9.1 cannot use, and runs with numpy 1.23; onnx 1.13.1 asks
+# for protobuf < 4, whose pure-Python parser took 60 s over a ResNet-50 (protobuf 4.21's
+# takes 1 s, and onnx 1.13.1 works with it). Both are installed without those pins.
+$(VENV)/.onnx: $(VENV)/.installed
+	$(PIP) install -e ".[onnx]" coloredlogs flatbuffers sympy packaging
+	$(PIP) install --no-deps onnxruntime==1.15.1 protobuf==4.21.12
+	$(PY) -c "import numpy, onnx, onnxruntime; assert numpy.__version__ < '1.24'"
+	touch $@
+
 install: $(VENV)/.installed
 horovod: $(VENV)/.horovod
+onnx: $(VENV)/.onnx
 
 $(DEMO_DATA)/train.rec: | $(VENV)/.installed
 	$(PY) tools/make_demo_data.py $(DEMO_DATA)
@@ -41,7 +53,7 @@ demo: install $(DEMO_DATA)/train.rec
 	    --rec-train $(DEMO_DATA)/train.rec --rec-val $(DEMO_DATA)/val.rec \
 	    --out $(DEMO_RUN) --force
 
-test: install horovod
+test: install horovod onnx
 	$(PY) -m pytest -q tests
 
 # The committed figures and tables under docs/results are redrawn only by these targets

@@ -38,6 +38,8 @@ setup(
         "cu112": ["mxnet-cu112==1.9.1"],
         "cu117": ["mxnet-cu117==1.9.1"],
         "demo": ["scikit-learn"],
+        # then onnxruntime 1.15.1 and protobuf 4.21.12 without their pins: `make onnx`
+        "onnx": ["onnx==1.13.1"],
         "test": ["pytest", "scikit-learn", "scipy"],
     },
 )
