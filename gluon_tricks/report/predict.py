@@ -1,0 +1,97 @@
+"""Images in, class names out: the network's validation transform on image files.
+
+The transform is the one validation applies to a .rec (``ImageRecordIter``): decode to RGB,
+resize the short side to ``data.resize`` with ``data.interpolation``, crop the centre
+``data.input_size`` square, subtract the mean and divide by the std (RGB, 0-255 units).
+"""
+import os
+
+import mxnet as mx
+import numpy as np
+
+from ..data import read_classes
+from ..errors import UserError, one_line
+from ..runfolder import RunFolder, RunFolderError
+from ..weights import load_net
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff",
+                    ".webp")
+
+
+class PredictError(UserError):
+    """An image, folder or class-name file that cannot be used; one line naming it."""
+
+
+def image_files(paths):
+    """The image files of ``paths`` (files as given; folders searched recursively, sorted),
+    in order. PredictError for a path that does not exist or a folder without images."""
+    found = []
+    for path in paths:
+        if os.path.isfile(path):
+            found.append(path)
+        elif os.path.isdir(path):
+            inside = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+                            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not inside:
+                raise PredictError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            found.extend(inside)
+        else:
+            raise PredictError(f"{path}: no such file or folder")
+    return found
+
+
+def transform(path, data):
+    """(3, S, S) float32 numpy array of the image file ``path`` under the validation
+    transform of the DataConfig ``data``."""
+    try:
+        with open(path, "rb") as f:
+            img = mx.image.imdecode(f.read(), flag=1, to_rgb=True)
+    except Exception as e:  # MXNetError for bytes OpenCV cannot decode
+        raise PredictError(f"{path}: not an image OpenCV can decode ({one_line(e, 100)})") \
+            from None
+    img = mx.image.resize_short(img, data.resize, interp=data.interpolation)
+    img, _ = mx.image.center_crop(img, (data.input_size, data.input_size))
+    x = (img.astype("float32").asnumpy() - np.array(data.mean_rgb, np.float32)) / \
+        np.array(data.std_rgb, np.float32)
+    return x.transpose(2, 0, 1)
+
+
+def class_names(ckpt, weights_path, classes_file=None):
+    """Names of the classes, index = label: ``classes_file`` (one name a line), else the
+    ``X_classes.txt`` beside the training .rec of a run folder, else the indices."""
+    if classes_file:
+        if not os.path.isfile(classes_file):
+            raise PredictError(f"--classes-file {classes_file}: no such file")
+        with open(classes_file, encoding="utf-8") as f:
+            names = [line.rstrip("\n") for line in f if line.strip()]
+    else:
+        names = None
+        if os.path.isdir(weights_path):
+            try:
+                rec = RunFolder(weights_path).read_command().get("rec_train")
+            except RunFolderError:
+                rec = None
+            names = read_classes(rec) if rec else None
+        if names is None:
+            return [str(i) for i in range(ckpt.classes)]
+    if len(names) != ckpt.classes:
+        raise PredictError(f"{classes_file or weights_path}: {len(names)} class names for a "
+                           f"network of {ckpt.classes} classes")
+    return names
+
+
+def predict(ckpt, files, names, topk=5, batch_size=32, ctx=None):
+    """For each image file: [(name, probability), ...] of its ``topk`` classes, most likely
+    first (softmax of the logits). Returns [(file, [(class index, name, prob), ...])]."""
+    ctx = ctx or mx.cpu()
+    net = load_net(ckpt, ctx)
+    k = min(topk, ckpt.classes)
+    results = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        x = mx.nd.array(np.stack([transform(f, ckpt.data) for f in chunk]), ctx=ctx)
+        probs = mx.nd.softmax(net(x), axis=-1).asnumpy()
+        for f, p in zip(chunk, probs):
+            top = np.argsort(-p, kind="stable")[:k]
+            results.append((f, [(int(i), names[i], float(p[i])) for i in top]))
+    return results

@@ -1,0 +1,100 @@
+"""tools/predict.py: the validation transform on image files (against an OpenCV/numpy
+reference), class names, top-k, one-line errors."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from gluon_tricks.data import DataConfig
+from gluon_tricks.report.predict import transform
+from helpers import assert_one_line_error, module_folder
+
+from conftest import TOOLS
+
+PREDICT = os.path.join(TOOLS, "predict.py")
+
+
+def predict(*args):
+    return subprocess.run([sys.executable, PREDICT, *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run(demo32, trainer, tmp_path_factory):
+    with module_folder(tmp_path_factory, "predict") as root:
+        yield trainer(demo32, root / "run", "--epochs", "3", "--set", "warmup_epochs=0",
+                      "--set", "base_lr_per_256=0.4", "--set", "data.min_area=0.5",
+                      "--set", "mixup_alpha=0", "--set", "mixup_off_epochs=0")
+
+
+@pytest.mark.parametrize("shape", [(53, 40), (40, 53), (32, 32)])
+def test_transform_is_resize_short_centre_crop_normalise(tmp_path, shape):
+    """An OpenCV/numpy reference: short side to 37 (floor of the long side's scale, as
+    ImageRecordIter), bilinear, centre 32 x 32 crop, (RGB - mean) / std, CHW."""
+    rng = np.random.default_rng(1)
+    path = str(tmp_path / "img.png")  # lossless: both decode the same pixels
+    cv2.imwrite(path, rng.integers(0, 256, (*shape, 3), dtype=np.uint8))
+    data = DataConfig(input_size=32)
+    rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    size = data.resize
+    new_w, new_h = (size, size * h // w) if h > w else (size * w // h, size)
+    img = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    y, x = (new_h - 32) // 2, (new_w - 32) // 2
+    crop = img[y:y + 32, x:x + 32]
+    expected = ((crop - np.array(data.mean_rgb, np.float32)) /
+                np.array(data.std_rgb, np.float32)).transpose(2, 0, 1)
+    np.testing.assert_allclose(transform(path, data), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_predictions_on_the_validation_images(run, demo32, tmp_path):
+    """Over the 360 validation images as files: top-1 within two images of the run's own
+    validation of the same network on the .rec (the same transform; the .rec holds the
+    images re-encoded), names from --classes-file, top-k sorted."""
+    images = os.path.join(os.path.dirname(demo32["val"]), "images", "val")
+    names = tmp_path / "names.txt"
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    names.write_text("\n".join(words) + "\n")
+    done = predict(run, images, "--classes-file", names, "--topk", 3, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 360
+    right = 0
+    for line in lines:
+        top = line["top"]
+        assert len(top) == 3 and [t["name"] for t in top] == [words[t["index"]] for t in top]
+        probs = [t["probability"] for t in top]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        right += top[0]["index"] == int(os.path.basename(os.path.dirname(line["image"])))
+    with open(os.path.join(run, "best.json")) as f:
+        best = json.load(f)
+    assert abs(right / 360 - best["val_top1"]) <= 2 / 360 + 1e-9, (right, best)
+    assert right / 360 > 0.5  # the run learned, so the comparison means something
+
+
+def test_names_come_from_the_runs_training_set(run, demo32):
+    one = os.path.join(os.path.dirname(demo32["val"]), "images", "val", "7")
+    done = predict(run, one, "--topk", 1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = done.stdout.strip().splitlines()[0]
+    assert first.startswith(one) and "%" in first
+
+
+def test_bad_input_is_one_line(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.jpg").write_bytes(b"not an image")
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    good = os.path.join(run, "best.json")  # any existing file will do where no image is read
+    for args, words in (
+            ((run, tmp_path / "nope.jpg"), ("nope.jpg", "no such file")),
+            ((run, tmp_path / "empty"), ("empty", "no image files")),
+            ((run, tmp_path / "junk.jpg"), ("junk.jpg", "decode")),
+            ((run, good, "--classes-file", tmp_path / "three.txt"), ("3 class names", "10")),
+            ((run, good, "--topk", 0), ("--topk 0",))):
+        done = predict(*args)
+        assert done.returncode == 2, (args, done.stderr[-1000:])
+        assert_one_line_error(done.stderr, *words)

@@ -1,0 +1,64 @@
+"""Images in, class names out: top-k predictions of trained weights on image files.
+
+    python tools/predict.py runs/demo data/demo/images/val/3
+    python tools/predict.py resnet50_v1d-117a384e.params cat.jpg --model resnet50_v1d \\
+        --classes-file imagenet_classes.txt --topk 5 --json
+
+WEIGHTS is a run folder (best.params, or --epoch N) or a .params file (ours or GluonCV's,
+--model required), as tools/validate.py takes them. IMAGES are files or folders (searched
+recursively for .jpg/.png/...). Each image goes through the network's validation
+transform (short side resized, centre crop, normalised). Class names come from
+--classes-file (one a line, in label order: the X_classes.txt tools/pack_rec.py writes),
+else from the run's training set, else they are the class indices. Prints a table, or one
+JSON line per image with --json.
+"""
+import argparse
+import json
+import sys
+
+from gluon_tricks.errors import run_cli
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", metavar="WEIGHTS", help="run folder or .params file")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--epoch", type=int, help="a run folder's checkpoint of this epoch")
+    p.add_argument("--model", help="network (default: the run's; required for a .params file)")
+    p.add_argument("--classes", type=int, help="number of classes (default: from the weights)")
+    p.add_argument("--classes-file", help="class names, one a line, in label order")
+    p.add_argument("--input-size", type=int, help="centre crop side (default: the run's, else "
+                   "the network's)")
+    p.add_argument("--resize", type=int, help="short side before the crop")
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--gpus", default="", help="a GPU id (default: CPU)")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    from gluon_tricks.errors import UserError
+    from gluon_tricks.report.predict import class_names, image_files, predict
+    from gluon_tricks.train.distributed import gpu_contexts
+    from gluon_tricks.weights import open_checkpoint
+    for flag, value in (("--topk", args.topk), ("--batch-size", args.batch_size)):
+        if value <= 0:
+            raise UserError(f"{flag} {value}: expected a positive number")
+    files = image_files(args.images)
+    ckpt = open_checkpoint(args.weights, model=args.model, classes=args.classes,
+                           input_px=args.input_size, resize=args.resize, epoch=args.epoch)
+    names = class_names(ckpt, args.weights, args.classes_file)
+    ctx = gpu_contexts(args.gpus)[0]
+    for path, top in predict(ckpt, files, names, args.topk, args.batch_size, ctx):
+        if args.json:
+            print(json.dumps(dict(image=path, top=[dict(index=i, name=n, probability=p)
+                                                   for i, n, p in top])))
+        else:
+            print(f"{path}: " + ", ".join(f"{n} {100 * p:.1f}%" for _, n, p in top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, sys.argv[1:]))
