@@ -116,3 +116,64 @@ def load_net(ckpt, ctx=None):
         raise WeightsError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
                            f"classes ({one_line(e, 160)})") from None
     return net
+
+
+@dataclass
+class InitReport:
+    """What :func:`init_from` did: parameters loaded, parameters left at their fresh
+    initialisation (with why), and file entries no parameter took."""
+    loaded: list
+    fresh: dict  # name -> "not in the file" or "shape (a, b) in the file, (c, d) here"
+    unused: list
+
+    def lines(self, path):
+        """Sentences for the training log."""
+        out = [f"--init {path}: loaded {len(self.loaded)} of "
+               f"{len(self.loaded) + len(self.fresh)} parameters"]
+        if self.fresh:
+            shown = "; ".join(f"{k} ({why})" for k, why in list(self.fresh.items())[:6])
+            more = f"; and {len(self.fresh) - 6} more" if len(self.fresh) > 6 else ""
+            out.append(f"--init: freshly initialised: {shown}{more}")
+        if self.unused:
+            out.append(f"--init: {len(self.unused)} entries of the file not used: "
+                       f"{', '.join(self.unused[:6])}{' ...' if len(self.unused) > 6 else ''}")
+        return out
+
+
+def init_from(net, path, model):
+    """Fine-tuning start: copy into the initialised ``net`` (a ``model``) every parameter of
+    the .params file ``path`` (ours or GluonCV's; FP16 or FP32; GluonCV's ResNet V1 layout
+    too) whose name and shape match; the rest keep their fresh initialisation (a classifier
+    for another number of classes). Returns an :class:`InitReport`. WeightsError if fewer
+    than half of the parameters outside the classifier would load (another architecture:
+    a ResNet-18-D file shares only its stem with a ResNet-50-D)."""
+    from .models import RESNETS
+    from .models.convert import is_gluoncv_v1_layout, v1_name_to_ours
+    loaded = read_params(path)
+    loaded = {k.split(":", 1)[-1]: v for k, v in loaded.items()}  # arg:/aux: of net.export
+    if model in RESNETS and model.endswith("_v1") and is_gluoncv_v1_layout(loaded):
+        try:
+            loaded = {v1_name_to_ours(k): v for k, v in loaded.items()}
+        except ValueError as e:
+            raise WeightsError(f"{path}: {e}") from None
+    params = net._collect_params_with_prefix()
+    report = InitReport([], {}, sorted(set(loaded) - set(params)))
+    for name, p in params.items():
+        if name not in loaded:
+            report.fresh[name] = "not in the file"
+        elif tuple(loaded[name].shape) != tuple(p.shape):
+            report.fresh[name] = (f"shape {tuple(loaded[name].shape)} in the file, "
+                                  f"{tuple(p.shape)} here")
+        else:
+            p.set_data(loaded[name].astype(p.dtype))
+            report.loaded.append(name)
+    backbone = [n for n in params if n not in CLASSIFIER_PARAMS]
+    fitting = [n for n in report.loaded if n not in CLASSIFIER_PARAMS]
+    if 2 * len(fitting) < len(backbone):
+        raise WeightsError(f"--init {path}: only {len(fitting)} of the {len(backbone)} "
+                           f"parameters of {model} outside the classifier fit it: weights of "
+                           "another architecture?")
+    return report
+
+
+CLASSIFIER_PARAMS = ("fc.weight", "fc.bias", "output.weight", "output.bias")

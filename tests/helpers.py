@@ -65,3 +65,24 @@ def write_rec(prefix, images_rgb, labels, img_fmt=".png"):
                                          img[:, :, ::-1], quality=quality, img_fmt=img_fmt))
     w.close()
     return prefix + ".rec"
+
+
+def subset_rec(src, dst_prefix, keep, relabel=None):
+    """The records of ``src`` whose label is in ``keep``, written as dst_prefix.rec/.idx
+    with labels mapped by ``relabel`` (a dict; default: unchanged), image bytes as they are.
+    Returns the .rec path."""
+    from mxnet import recordio
+
+    r = recordio.MXIndexedRecordIO(src[:-4] + ".idx", src, "r")
+    w = recordio.MXIndexedRecordIO(dst_prefix + ".idx", dst_prefix + ".rec", "w")
+    n = 0
+    for key in sorted(r.keys):
+        header, img = recordio.unpack(r.read_idx(key))
+        label = int(header.label)
+        if label in keep:
+            new = (relabel or {}).get(label, label)
+            w.write_idx(n, recordio.pack(recordio.IRHeader(0, float(new), n, 0), img))
+            n += 1
+    r.close()
+    w.close()
+    return dst_prefix + ".rec"

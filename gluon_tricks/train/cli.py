@@ -21,6 +21,8 @@ def parse_args(argv=None):
     p.add_argument("--gpus", default="", help="comma-separated GPU ids, e.g. 0,1,2,3 (default: CPU)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=int, help="override the global batch size")
+    p.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (run "
+                   "folder or .params, ours or GluonCV's); the same as --set init=WEIGHTS")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe key (repeatable), e.g. --set label_smoothing=0.1")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -46,6 +48,8 @@ def _overrides(args):
         pairs.append(("epochs", args.epochs))
     if args.batch_size is not None:
         pairs.append(("batch_size", args.batch_size))
+    if args.init is not None:
+        pairs.append(("init", args.init))
     return pairs
 
 

@@ -67,6 +67,9 @@ class TrainConfig:
     # teacher with mixup when the student uses mixup, §5.5); a teacher run from another
     # recipe is named in the log
     teacher_recipe: Optional[str] = None
+    # fine-tuning: start from these weights (run folder or .params, ours or GluonCV's): every
+    # parameter whose name and shape match; the rest (a classifier for other classes) fresh
+    init: Optional[str] = None
     # --- data (§2.1): input size, augmentation, normalisation, decoding threads ---
     data: DataConfig = field(default_factory=DataConfig)
     # --- bookkeeping ---

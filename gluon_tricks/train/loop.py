@@ -22,6 +22,7 @@ from .. import seeds
 from ..errors import RunError, one_line
 from ..models import get_model, initializer
 from ..runfolder import RunFolder, RunFolderError, params_of
+from ..weights import WeightsError, init_from
 from .distributed import SingleProcess, materialize_parameters
 from .loss_scale import DynamicLossScaler, StaticLossScaler
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
@@ -294,8 +295,9 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
                        "to replace it")
     changed = check_resume_changes(folder, cfg) if resume else {}
     teacher = load_teacher(cfg, contexts) if cfg.distill else None
-    net, trainer, step, schedule = build_training(cfg, contexts, dist, teacher,
-                                                  train_loader.batches_per_epoch)
+    net, trainer, step, schedule, init = build_training(cfg, contexts, dist, teacher,
+                                                        train_loader.batches_per_epoch,
+                                                        fresh_start=not resume)
     if dist.is_root:
         if not resume:
             folder.set_aside()  # deleted after this run's first checkpoint
@@ -314,6 +316,8 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
                      cfg.paper or "run", cfg.model,
                      train_loader.batches_per_epoch * cfg.batch_size, cfg.batch_size, dist.size,
                      contexts, cfg.peak_lr())
+    for line in init.lines(cfg.init) if init is not None else ():
+        session.log.info("%s", line)
     if cfg.distill:
         note = teacher_recipe_mismatch(cfg)
         if note:
@@ -365,13 +369,23 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     return train_loader, val_loader
 
 
-def build_training(cfg, contexts, dist, teacher, batches_per_epoch):
-    """§2.1 model and §3 efficient training: (net, trainer, step, schedule), the network's
-    initial values the same on every rank."""
+def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=True):
+    """§2.1 model and §3 efficient training: (net, trainer, step, schedule, init report),
+    the network's initial values the same on every rank. With ``cfg.init`` and a
+    ``fresh_start`` (not a resume, whose checkpoint holds the weights) the network starts
+    from those weights (:func:`gluon_tricks.weights.init_from`; the report says what
+    loaded)."""
     mx.random.seed(cfg.seed)
     net = build_net(cfg, contexts)
     px = cfg.data.input_size
     materialize_parameters(net, (1, 3, px, px), contexts, cfg.dtype)
+    init = None
+    if cfg.init and fresh_start:
+        path = params_of(cfg.init, "; --init takes a run folder or a .params file")
+        try:
+            init = init_from(net, path, cfg.model)
+        except WeightsError as e:
+            raise RunError(str(e)) from None
     dist.broadcast_parameters(net.collect_params())
     hybridize_student(net, contexts)
     if cfg.no_bias_decay:
@@ -381,7 +395,7 @@ def build_training(cfg, contexts, dist, teacher, batches_per_epoch):
                                multi_precision=cfg.dtype == "float16")
     trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
     step = TrainStep(cfg, net, trainer, contexts, teacher, make_scaler(cfg))
-    return net, trainer, step, schedule
+    return net, trainer, step, schedule, init
 
 
 def check_resume_changes(folder, cfg):

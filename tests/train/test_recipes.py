@@ -59,6 +59,11 @@ def expected_rows():
                                               mixup_alpha=0.0, epochs=120)
     rows["teacher/resnet152_v1d_mixup.yaml"] = dict(rows["teacher/resnet152_v1d.yaml"],
                                                     mixup_alpha=0.2, epochs=200)
+    # GluonCV's finetune_minc.py: lr 0.001 at batch 64, x0.75 at 10/20/30 of 40, no warmup
+    for net in ("resnet50_v1d", "mobilenet1.0"):
+        rows[f"finetune/{net}.yaml"] = dict(
+            BASELINE, model=net, batch_size=64, peak_lr=0.001, epochs=40, warmup_epochs=0,
+            lr_step_epochs=[10, 20, 30], lr_step_factor=0.75, wd=1e-4, init=None)
     return rows
 
 
