@@ -46,9 +46,9 @@ def main(argv=None):
     for flag, value in (("--topk", args.topk), ("--batch-size", args.batch_size)):
         if value <= 0:
             raise UserError(f"{flag} {value}: expected a positive number")
-    files = image_files(args.images)
     ckpt = open_checkpoint(args.weights, model=args.model, classes=args.classes,
                            input_px=args.input_size, resize=args.resize, epoch=args.epoch)
+    files = image_files(args.images)
     names = class_names(ckpt, args.weights, args.classes_file)
     ctx = gpu_contexts(args.gpus)[0]
     for path, top in predict(ckpt, files, names, args.topk, args.batch_size, ctx):

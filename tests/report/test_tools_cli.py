@@ -17,6 +17,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
     ["tools/plot_curves.py", "no/such/run"],
     ["tools/plot_lr.py", "--recipe", "no/such/run/recipe.yaml"],
     ["tools/export_gluoncv.py", "no/such/run", "out.params", "--model", "resnet50_v1d"],
+    ["tools/validate.py", "no/such/run", "--rec-val", "val.rec"],
+    ["tools/predict.py", "no/such/run", "img.jpg"],
+    ["tools/export_onnx.py", "no/such/run", "out.onnx"],
 ])
 def test_script_error_is_one_line(argv, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg")
