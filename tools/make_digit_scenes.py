@@ -1,0 +1,39 @@
+"""Build the miniature detection and segmentation sets (paper §6 in miniature) from the
+digits: canvases with 1-3 digits, in Pascal VOC layout (boxes) and ADE20K layout (label
+maps), which GluonCV's own dataset classes read.
+
+    python tools/make_digit_scenes.py data/scenes            # 240 train + 80 val canvases
+    python tools/make_digit_scenes.py data/scenes --train 40 --val 10 --size 96 --force
+
+Layouts and label values: gluon_tricks/data/scenes.py.
+"""
+import argparse
+import sys
+
+from gluon_tricks.errors import run_cli
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out_dir")
+    p.add_argument("--train", type=int, default=240, help="training canvases")
+    p.add_argument("--val", type=int, default=80, help="validation canvases")
+    p.add_argument("--size", type=int, default=128, help="canvas side, pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild existing sets")
+    args = p.parse_args(argv)
+    from gluon_tricks.data import DataError
+    from gluon_tricks.data.scenes import make_digit_scenes
+    for flag, value in (("--train", args.train), ("--val", args.val), ("--size", args.size)):
+        if value <= 0:
+            raise DataError(f"{flag} {value}: expected a positive number")
+    scale = (max(8, args.size // 5), max(8, args.size * 3 // 8))
+    done = make_digit_scenes(args.out_dir, args.train, args.val, args.size, args.seed,
+                             scale=scale, force=args.force)
+    print(f"{done['voc']}/VOC2007 and {done['ade']}/ADEChallengeData2016: {done['train']} "
+          f"training and {done['val']} validation canvases")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, sys.argv[1:]))
