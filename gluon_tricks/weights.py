@@ -177,3 +177,33 @@ def init_from(net, path, model):
 
 
 CLASSIFIER_PARAMS = ("fc.weight", "fc.bias", "output.weight", "output.bias")
+
+
+def add_weights_arguments(parser, resize=True):
+    """The command-line flags that say which weights a tool uses (WEIGHTS, --epoch, --model,
+    --classes, --input-size and, for tools that read images, --resize); read them back with
+    :func:`checkpoint_from_args`."""
+    parser.add_argument("weights", metavar="WEIGHTS", help="run folder or .params file")
+    parser.add_argument("--epoch", type=int, help="a run folder's checkpoint of this epoch "
+                        "(default: its best.params)")
+    parser.add_argument("--model", help="network (default: the run's; required for a "
+                        ".params file)")
+    parser.add_argument("--classes", type=int, help="number of classes (default: from the "
+                        "classifier weight)")
+    parser.add_argument("--input-size", type=int, help="centre crop side (default: the run's, "
+                        "else the network's)")
+    if resize:
+        parser.add_argument("--resize", type=int, help="short side before the crop (default: "
+                            "input size / 0.875, e.g. 256 for 224)")
+
+
+def checkpoint_from_args(args):
+    """:func:`open_checkpoint` for the flags of :func:`add_weights_arguments`; a flag that
+    must be positive and is not is a one-line WeightsError."""
+    resize = getattr(args, "resize", None)
+    for flag, value in (("--epoch", args.epoch), ("--classes", args.classes),
+                        ("--input-size", args.input_size), ("--resize", resize)):
+        if value is not None and value <= 0:
+            raise WeightsError(f"{flag} {value}: expected a positive number")
+    return open_checkpoint(args.weights, model=args.model, classes=args.classes,
+                           input_px=args.input_size, resize=resize, epoch=args.epoch)

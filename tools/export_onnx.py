@@ -16,17 +16,13 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
+from gluon_tricks.weights import add_weights_arguments
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("weights", metavar="WEIGHTS", help="run folder or .params file")
+    add_weights_arguments(p, resize=False)
     p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
-    p.add_argument("--epoch", type=int, help="a run folder's checkpoint of this epoch")
-    p.add_argument("--model", help="network (default: the run's; required for a .params file)")
-    p.add_argument("--classes", type=int, help="number of classes (default: from the weights)")
-    p.add_argument("--input-size", type=int, help="input side (default: the run's, else the "
-                   "network's)")
     p.add_argument("--check", action="store_true", help="compare onnxruntime with MXNet")
     p.add_argument("--rtol", type=float, default=1e-4,
                    help="--check: largest difference allowed, relative to the largest logit")
@@ -37,9 +33,8 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     from gluon_tricks.report.onnx_export import OnnxError, check_onnx, export_onnx
-    from gluon_tricks.weights import open_checkpoint
-    ckpt = open_checkpoint(args.weights, model=args.model, classes=args.classes,
-                           input_px=args.input_size, epoch=args.epoch)
+    from gluon_tricks.weights import checkpoint_from_args
+    ckpt = checkpoint_from_args(args)
     export_onnx(ckpt, args.out)
     result = dict(onnx=args.out, model=ckpt.model, classes=ckpt.classes,
                   input_size=ckpt.data.input_size, params=ckpt.params)

@@ -17,19 +17,14 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
+from gluon_tricks.weights import add_weights_arguments
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("weights", metavar="WEIGHTS", help="run folder or .params file")
+    add_weights_arguments(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    p.add_argument("--epoch", type=int, help="a run folder's checkpoint of this epoch")
-    p.add_argument("--model", help="network (default: the run's; required for a .params file)")
-    p.add_argument("--classes", type=int, help="number of classes (default: from the weights)")
     p.add_argument("--classes-file", help="class names, one a line, in label order")
-    p.add_argument("--input-size", type=int, help="centre crop side (default: the run's, else "
-                   "the network's)")
-    p.add_argument("--resize", type=int, help="short side before the crop")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument("--gpus", default="", help="a GPU id (default: CPU)")
@@ -42,12 +37,11 @@ def main(argv=None):
     from gluon_tricks.errors import UserError
     from gluon_tricks.report.predict import class_names, image_files, predict
     from gluon_tricks.train.distributed import gpu_contexts
-    from gluon_tricks.weights import open_checkpoint
+    from gluon_tricks.weights import checkpoint_from_args
     for flag, value in (("--topk", args.topk), ("--batch-size", args.batch_size)):
         if value <= 0:
             raise UserError(f"{flag} {value}: expected a positive number")
-    ckpt = open_checkpoint(args.weights, model=args.model, classes=args.classes,
-                           input_px=args.input_size, resize=args.resize, epoch=args.epoch)
+    ckpt = checkpoint_from_args(args)
     files = image_files(args.images)
     names = class_names(ckpt, args.weights, args.classes_file)
     ctx = gpu_contexts(args.gpus)[0]

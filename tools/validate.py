@@ -19,20 +19,13 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
+from gluon_tricks.weights import add_weights_arguments
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("weights", metavar="WEIGHTS", help="run folder or .params file")
+    add_weights_arguments(p)
     p.add_argument("--rec-val", required=True, help="validation RecordIO file (.rec + .idx)")
-    p.add_argument("--epoch", type=int, help="a run folder's checkpoint of this epoch "
-                   "(default: its best.params)")
-    p.add_argument("--model", help="network (default: the run's; required for a .params file)")
-    p.add_argument("--classes", type=int, help="number of classes (default: from the weights)")
-    p.add_argument("--input-size", type=int, help="centre crop side (default: the run's, else "
-                   "the network's)")
-    p.add_argument("--resize", type=int, help="short side before the crop (default: input "
-                   "size / 0.875, e.g. 256 for 224)")
     p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
     p.add_argument("--gpus", default="", help="comma-separated GPU ids (default: CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
@@ -44,15 +37,11 @@ def main(argv=None):
     from gluon_tricks.errors import UserError
     from gluon_tricks.report.validate import progress_bar, validate
     from gluon_tricks.train.distributed import gpu_contexts
-    from gluon_tricks.weights import open_checkpoint
+    from gluon_tricks.weights import checkpoint_from_args
     from gluon_tricks.data import count_records
-    for flag, value in (("--batch-size", args.batch_size), ("--epoch", args.epoch),
-                        ("--classes", args.classes), ("--input-size", args.input_size),
-                        ("--resize", args.resize)):
-        if value is not None and value <= 0:
-            raise UserError(f"{flag} {value}: expected a positive number")
-    ckpt = open_checkpoint(args.weights, model=args.model, classes=args.classes,
-                           input_px=args.input_size, resize=args.resize, epoch=args.epoch)
+    if args.batch_size <= 0:
+        raise UserError(f"--batch-size {args.batch_size}: expected a positive number")
+    ckpt = checkpoint_from_args(args)
     contexts = gpu_contexts(args.gpus)
     total = count_records(args.rec_val) if sys.stderr.isatty() else 0
     result = validate(ckpt, args.rec_val, args.batch_size, contexts,
