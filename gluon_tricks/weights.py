@@ -53,6 +53,8 @@ def read_params(path):
 
 
 CLASSIFIER_WEIGHTS = ("fc.weight", "output.weight")  # ours/GluonCV v1b-d, GluonCV v1/zoo
+CLASSIFIER_PARAMS = CLASSIFIER_WEIGHTS + tuple(w[:-len("weight")] + "bias"
+                                               for w in CLASSIFIER_WEIGHTS)
 
 
 def infer_classes(params, path="parameters"):
@@ -105,17 +107,23 @@ def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, e
                       eps=float(eps or 0.0), mode=mode, data=data)
 
 
-def load_net(ckpt, ctx=None):
-    """The network of ``ckpt`` with its weights, in FP32 (FP16 checkpoints are cast), on
-    the context(s) ``ctx`` (default: CPU). Strict: every parameter, right shapes."""
-    net = get_model(ckpt.model, classes=ckpt.classes)
+def load_network(model, classes, path, ctx=None):
+    """``model`` with ``classes`` classes and the weights of the .params file ``path``, in
+    FP32 (FP16 files are cast), on the context(s) ``ctx`` (default: CPU). Strict: every
+    parameter, right shapes; WeightsError (one line) otherwise."""
+    net = get_model(model, classes=classes)
     try:
-        net.load_parameters(ckpt.params, ctx=ctx or mx.cpu(), cast_dtype=True,
+        net.load_parameters(path, ctx=ctx or mx.cpu(), cast_dtype=True,
                             dtype_source="current")
     except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
-        raise WeightsError(f"{ckpt.params}: cannot load it as {ckpt.model} with {ckpt.classes} "
-                           f"classes ({one_line(e, 160)})") from None
+        raise WeightsError(f"{path}: cannot load it as {model} with {classes} classes "
+                           f"({one_line(e, 160)})") from None
     return net
+
+
+def load_net(ckpt, ctx=None):
+    """The network of the :class:`Checkpoint` ``ckpt`` (:func:`load_network`)."""
+    return load_network(ckpt.model, ckpt.classes, ckpt.params, ctx)
 
 
 @dataclass
@@ -174,9 +182,6 @@ def init_from(net, path, model):
                            f"parameters of {model} outside the classifier fit it: weights of "
                            "another architecture?")
     return report
-
-
-CLASSIFIER_PARAMS = ("fc.weight", "fc.bias", "output.weight", "output.bias")
 
 
 def add_weights_arguments(parser, resize=True):

@@ -241,9 +241,12 @@ def check_labels(rec_path, classes, every_class=False, flag="--set classes"):
 def read_classes(rec_path):
     """Class names of ``rec_path`` from ``X_classes.txt`` (index = label), or None."""
     classes = paths(rec_path)[3]
-    if not os.path.isfile(classes):
-        return None
-    with open(classes, encoding="utf-8") as f:
+    return read_class_names(classes) if os.path.isfile(classes) else None
+
+
+def read_class_names(path):
+    """The class names of a names file (one a line, in label order; blank lines skipped)."""
+    with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.strip()]
 
 

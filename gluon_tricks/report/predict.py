@@ -10,6 +10,7 @@ import mxnet as mx
 import numpy as np
 
 from ..data import read_classes
+from ..data.records import read_class_names
 from ..errors import UserError, one_line
 from ..runfolder import RunFolder, RunFolderError
 from ..weights import load_net
@@ -62,8 +63,7 @@ def class_names(ckpt, weights_path, classes_file=None):
     if classes_file:
         if not os.path.isfile(classes_file):
             raise PredictError(f"--classes-file {classes_file}: no such file")
-        with open(classes_file, encoding="utf-8") as f:
-            names = [line.rstrip("\n") for line in f if line.strip()]
+        names = read_class_names(classes_file)
     else:
         names = None
         if os.path.isdir(weights_path):

@@ -55,7 +55,7 @@ def _overrides(args):
 
 def run(args):
     from .config import dumps, resolve
-    from .distributed import detect
+    from .distributed import detect, parse_gpus
     from ..errors import RunError
     from ..runfolder import RunFolder
     from .loop import train
@@ -74,10 +74,7 @@ def run(args):
     for flag, value in (("--rec-train", rec_train), ("--rec-val", rec_val), ("--out", args.out)):
         if not value:
             raise RunError(f"{flag} is required")
-    try:
-        gpus = [int(g) for g in args.gpus.split(",") if g.strip()]
-    except ValueError:
-        raise RunError(f"--gpus {args.gpus!r}: expected comma-separated integers") from None
+    gpus = parse_gpus(args.gpus)
     if args.stop_after is not None and args.stop_after <= 0:
         raise RunError(f"--stop-after {args.stop_after}: expected a positive number of epochs")
     dist = detect(args.horovod)

@@ -189,14 +189,19 @@ def rank_gpu(gpus, local_rank, local_size, visible):
     return gpus[local_rank]
 
 
-def gpu_contexts(text):
-    """The devices of ``--gpus TEXT`` (comma-separated ids; empty: the CPU) for a tool that
-    runs in one process; RunError (one line) for ids that are not integers or not here."""
+def parse_gpus(text):
+    """The GPU ids of ``--gpus TEXT`` (comma-separated; empty: none, the CPU); RunError (one
+    line) for ids that are not integers."""
     try:
-        gpus = [int(g) for g in (text or "").split(",") if g.strip()]
+        return [int(g) for g in (text or "").split(",") if g.strip()]
     except ValueError:
         raise RunError(f"--gpus {text!r}: expected comma-separated integers") from None
-    return SingleProcess().contexts(gpus)
+
+
+def gpu_contexts(text):
+    """The devices of ``--gpus TEXT`` for a tool that runs in one process; RunError (one
+    line) for ids that are not integers or not here."""
+    return SingleProcess().contexts(parse_gpus(text))
 
 
 def check_gpu(gpus, gpu, visible):

@@ -19,10 +19,10 @@ from mxnet import autograd
 
 from .. import data as gt_data
 from .. import seeds
-from ..errors import RunError, one_line
+from ..errors import RunError
 from ..models import get_model, initializer
 from ..runfolder import RunFolder, RunFolderError, params_of
-from ..weights import WeightsError, init_from
+from ..weights import WeightsError, init_from, load_network
 from .distributed import SingleProcess, materialize_parameters
 from .loss_scale import DynamicLossScaler, StaticLossScaler
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
@@ -72,13 +72,8 @@ def load_teacher(cfg, contexts):
     """The distillation teacher (§5.3): inference mode, no gradient."""
     path = params_of(cfg.teacher, "; --set teacher=RUN_DIR or a .params file of the teacher "
                      "(ours or GluonCV's)")
-    teacher = get_model(cfg.teacher_model, classes=cfg.classes)
-    try:
-        # a teacher trained in FP16 (the teacher recipe) saved FP16 weights: cast on load
-        teacher.load_parameters(path, ctx=contexts, cast_dtype=True, dtype_source="current")
-    except Exception as e:  # MXNet reports shape/name mismatches as AssertionError/MXNetError
-        raise RunError(f"{path}: cannot load it as {cfg.teacher_model} with {cfg.classes} "
-                       f"classes ({one_line(e, 160)})") from None
+    # a teacher trained in FP16 (the teacher recipe) saved FP16 weights: cast on load
+    teacher = load_network(cfg.teacher_model, cfg.classes, path, contexts)
     teacher.collect_params().setattr("grad_req", "null")
     if cfg.dtype == "float16":
         teacher.cast("float16")
