@@ -152,13 +152,14 @@ class RunFolder:
     def record_command(self, command, resumed):
         """command.json: ``command`` (argv, data files, recipe) of the call that started the
         run (what ``tools/results_table.py`` compares the configuration with). A resume keeps
-        the first command and recipe, takes its data files, appends its argv to ``resumed``
+        the first command and recipe, takes its inputs (data files: every other key of
+        ``command``), appends its argv to ``resumed``
         and adds the settings it changed ({key: [old, new]}) to ``changed``."""
         if resumed:
             saved = self.read_command()
             changed = dict(saved.get("changed", {}), **command.get("changed", {}))
-            command = dict(saved, rec_train=command["rec_train"], rec_val=command["rec_val"],
-                           resumed=saved.get("resumed", []) + [command["argv"]],
+            inputs = {k: v for k, v in command.items() if k not in ("argv", "recipe", "changed")}
+            command = dict(saved, **inputs, resumed=saved.get("resumed", []) + [command["argv"]],
                            **({"changed": changed} if changed else {}))
         write_json(self.file(self.COMMAND), command)
 
@@ -302,10 +303,11 @@ class RunFolder:
             raise RunFolderError(f"{path}: expected a JSON object")
         return command
 
-    def read_epochs(self):
+    def read_epochs(self, metrics=("val_top1", "val_top5")):
         """The "epoch" records of log.jsonl in epoch order, one per epoch (a record repeated
         after a resume: the last one wins). A last line cut short by a killed run is skipped;
-        RunFolderError (one line, naming the line) for anything else that is not a record."""
+        RunFolderError (one line, naming the line) for anything else that is not a record,
+        or a record without the validation ``metrics`` (a transfer run logs others)."""
         path = self.log_path
         try:
             with open(path) as f:
@@ -328,7 +330,7 @@ class RunFolder:
                 raise RunFolderError(f"{path}, line {number}: not a JSON object")
             if record.get("type") != "epoch":
                 continue
-            missing = [k for k in ("epoch", "val_top1", "val_top5") if record.get(k) is None]
+            missing = [k for k in ("epoch",) + tuple(metrics) if record.get(k) is None]
             if missing or not isinstance(record["epoch"], int):
                 raise RunFolderError(f"{path}, line {number}: epoch record without "
                                      f"{', '.join(missing) or 'an integer epoch'}")

@@ -61,5 +61,33 @@ def initializer():
     return mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3)
 
 
-__all__ = ["get_model", "initializer", "input_size", "MODEL_NAMES", "RESNETS", "ResNet",
-           "ResidualBlock", "save_gluoncv_v1"]
+def gluoncv_name(model):
+    """GluonCV's zoo name of our model (they differ only for Inception-V3), or None where
+    its zoo has no such name (18/34-layer v1c/v1d: :func:`gluoncv_model` builds those)."""
+    if model in ZOO:
+        return ZOO[model][0]
+    return None if _is_small_cd(model) else model
+
+
+def _is_small_cd(model):
+    depth, version = model[len("resnet"):].split("_")
+    return version in ("v1c", "v1d") and depth in ("18", "34")
+
+
+def gluoncv_model(model, classes, **kwargs):
+    """GluonCV's own network for our model name, unloaded (pretrained=False).
+    GluonCV's zoo lacks 18/34-layer v1c/v1d names; its ResNetV1b class builds them."""
+    from gluoncv.model_zoo import get_model as gluoncv_get_model
+    from gluoncv.model_zoo.resnetv1b import BasicBlockV1b, ResNetV1b
+    if model in ZOO:
+        return gluoncv_get_model(ZOO[model][0], classes=classes, pretrained=False, **kwargs)
+    if _is_small_cd(model):
+        depth, version = model[len("resnet"):].split("_")
+        layers = [2, 2, 2, 2] if depth == "18" else [3, 4, 6, 3]
+        return ResNetV1b(BasicBlockV1b, layers, classes=classes, deep_stem=True,
+                         avg_down=version == "v1d", name_prefix=f"resnet{version}_", **kwargs)
+    return gluoncv_get_model(model, classes=classes, pretrained=False, **kwargs)
+
+
+__all__ = ["get_model", "gluoncv_model", "gluoncv_name", "initializer", "input_size",
+           "MODEL_NAMES", "RESNETS", "ResNet", "ResidualBlock", "save_gluoncv_v1"]

@@ -182,21 +182,39 @@ def recipe_chain(path):
     return chain[::-1]
 
 
-def _check_key(key, where):
-    """``key`` is a TrainConfig field or ``data.<DataConfig field>``."""
-    if key.startswith("data."):
-        if key[len("data."):] not in DATA_FIELDS:
+@dataclass(frozen=True)
+class Schema:
+    """What a recipe may hold: the dataclass it fills, its keys' types (a section's keys as
+    ``data.KEY``), choices and ranges, and the cross-field checks of the resolved value.
+    :data:`TRAIN` is the classification trainer's; the transfer trainer has its own."""
+    cls: type
+    types: dict
+    choices: dict
+    ranges: dict
+    validate: typing.Callable
+    section: Optional[type] = None  # the dataclass of ``data:`` (DataConfig), if any
+
+    @property
+    def keys(self):
+        return [k for k in self.types if "." not in k and k != "data"]
+
+
+def _check_key(key, where, schema):
+    """``key`` is a field of the schema's dataclass or ``data.<section field>``."""
+    if schema.section is not None and key.startswith("data."):
+        if key not in schema.types:
             raise ConfigError(f"{where}: unknown key '{key}' (data keys: "
-                              f"{', '.join(DATA_FIELDS)})")
-    elif key not in FIELDS or key == "data":
+                              f"{', '.join(k[len('data.'):] for k in schema.types if k.startswith('data.'))})")
+    elif key not in schema.types or "." in key or key == "data":
+        extra = ", data.KEY" if schema.section is not None else ""
         raise ConfigError(f"{where}: unknown key '{key}' (valid keys: "
-                          f"{', '.join(k for k in FIELDS if k != 'data')}, data.KEY)")
+                          f"{', '.join(schema.keys)}{extra})")
 
 
-def _coerce(key, value, where):
+def _coerce(key, value, where, schema):
     """Check a value against the field's type (ints are accepted for floats, lists for
     tuples) and its choices and range; returns the value as the field holds it."""
-    expected = TYPES[key]
+    expected = schema.types[key]
     optional = typing.get_origin(expected) is typing.Union
     if optional:
         expected = next(t for t in typing.get_args(expected) if t is not type(None))
@@ -217,11 +235,12 @@ def _coerce(key, value, where):
         raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {value!r}")
     if expected is float and not math.isfinite(value):
         raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{where}: '{key}' must be one of {', '.join(CHOICES[key])}, "
+    choices = schema.choices.get(key)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: '{key}' must be one of {', '.join(choices)}, "
                           f"got {value!r}")
-    if key in RANGES:
-        low, high, low_in, high_in = RANGES[key]
+    if key in schema.ranges:
+        low, high, low_in, high_in = schema.ranges[key]
         if (low is not None and (value < low or (value == low and not low_in))) or \
                 (high is not None and (value > high or (value == high and not high_in))):
             bounds = (f"{'[' if low_in else '('}{low}, "
@@ -230,13 +249,13 @@ def _coerce(key, value, where):
     return value
 
 
-def _settings(content, where):
+def _settings(content, where, schema):
     """(key, value) pairs of one recipe mapping, ``data:`` flattened to ``data.KEY``, old
     spellings renamed."""
     for key, value in content.items():
         if key == "base":
             continue
-        if key == "data":
+        if key == "data" and schema.section is not None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: 'data' must be a mapping of data.KEY values")
             for sub, v in value.items():
@@ -245,13 +264,13 @@ def _settings(content, where):
         yield key, value
 
 
-def _set(values, key, value, where):
+def _set(values, key, value, where, schema):
     key = RENAMED_KEYS.get(key, key) if isinstance(key, str) else key
     if not isinstance(key, str):
         raise ConfigError(f"{where}: key {key!r} is not a name")
-    _check_key(key, where)
+    _check_key(key, where, schema)
     value = RENAMED_VALUES.get((key, value), value) if isinstance(value, str) else value
-    values[key] = _coerce(key, value, where)
+    values[key] = _coerce(key, value, where, schema)
 
 
 def parse_override(text):
@@ -277,7 +296,7 @@ def resolve(recipe=None, overrides=()):
     Raises ConfigError (one line, naming the file or flag) for unknown keys, wrong types,
     values out of range and settings that contradict each other.
     """
-    return _build(recipe_chain(recipe) if recipe is not None else [], overrides)
+    return build(recipe_chain(recipe) if recipe is not None else [], overrides, TRAIN)
 
 
 def from_saved(config, where):
@@ -285,29 +304,34 @@ def from_saved(config, where):
     file in errors); old spellings are read as the current keys."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: expected a mapping of configuration keys")
-    return _build([(where, config)], ())
+    return build([(where, config)], (), TRAIN)
 
 
-def _build(sources, overrides):
+def build(sources, overrides, schema):
+    """The ``schema.cls`` configuration of ``sources`` ((where, mapping) pairs, the root base
+    first) and ``overrides`` ((key, value) pairs); ConfigError (one line) naming the file
+    or flag of the first wrong setting."""
     values = {}
     last_where = "defaults"
     for path, content in sources:
-        for key, value in _settings(content, path):
-            _set(values, key, value, path)
+        for key, value in _settings(content, path, schema):
+            _set(values, key, value, path, schema)
         last_where = path
     for key, value in overrides:
-        if key == "data":
+        if key == "data" and schema.section is not None:
             raise ConfigError("--set data: set data fields one by one, as data.KEY=VALUE")
-        _set(values, key, value, f"--set {key}")
+        _set(values, key, value, f"--set {key}", schema)
         last_where = f"--set {key}"
-    data = {k[len("data."):]: v for k, v in values.items() if k.startswith("data.")}
-    top = {k: v for k, v in values.items() if not k.startswith("data.")}
+    top = {k: v for k, v in values.items() if "." not in k}
     try:
-        cfg = TrainConfig(**top, data=DataConfig(**data))
+        if schema.section is not None:
+            data = {k[len("data."):]: v for k, v in values.items() if k.startswith("data.")}
+            top["data"] = schema.section(**data)
+        cfg = schema.cls(**top)
     except UserError as e:  # DataConfig's own cross-field checks (DataError)
         raise ConfigError(f"{last_where}: {e}") from None
     try:
-        validate(cfg)
+        schema.validate(cfg)
     except ConfigError as e:
         raise ConfigError(f"{last_where}: {e}") from None
     return cfg
@@ -338,6 +362,9 @@ def validate(cfg):
                           "(zero_gamma: false)")
 
 
+TRAIN = Schema(TrainConfig, TYPES, CHOICES, RANGES, validate, section=DataConfig)
+
+
 # What may differ when a run resumes: a longer (or shorter) schedule, and how it is run and
 # logged. Anything else (lr, seed, model, data augmentation, ...) would make the resumed run
 # another experiment under the same name.
@@ -345,23 +372,24 @@ RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "data.num_workers",
              "data.prefetch_batches", "data.check_train_images")
 
 
-def resume_changes(saved, cfg):
+def resume_changes(saved, cfg, resumable=RESUMABLE):
     """{key: [old, new]} of the settings in which ``cfg`` departs from ``saved`` (the run's
-    TrainConfig); ConfigError (one line) naming any that may not change on resume."""
+    configuration); ConfigError (one line) naming any that may not change on resume (any
+    not in ``resumable``)."""
     old, new = _flat(saved.to_dict()), _flat(cfg.to_dict())
     changed = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
                if old.get(k) != new.get(k)}
-    refused = [k for k in changed if k not in RESUMABLE]
+    refused = [k for k in changed if k not in resumable]
     if refused:
         shown = ", ".join(f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
-        raise ConfigError(f"{shown} would change the run; only {', '.join(RESUMABLE)} may "
+        raise ConfigError(f"{shown} would change the run; only {', '.join(resumable)} may "
                           "change on resume (start a new run with another --out)")
     return changed
 
 
 def _flat(config):
     flat = {k: v for k, v in config.items() if k != "data"}
-    flat.update({f"data.{k}": v for k, v in config["data"].items()})
+    flat.update({f"data.{k}": v for k, v in config.get("data", {}).items()})
     return flat
 
 

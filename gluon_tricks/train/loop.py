@@ -282,26 +282,14 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
     (--force) or resume it, write config.yaml and command.json. Returns a :class:`Session`."""
     check_devices(cfg, contexts)
     train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist)
-    folder = RunFolder(out)
-    if resume and not folder.holds_run():
-        raise RunError(f"--resume: {out} holds no run to resume")
-    if not resume and folder.holds_run() and not force:
-        raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
-                       "to replace it")
+    folder = checked_run_folder(out, resume, force)
     changed = check_resume_changes(folder, cfg) if resume else {}
     teacher = load_teacher(cfg, contexts) if cfg.distill else None
     net, trainer, step, schedule, init = build_training(cfg, contexts, dist, teacher,
                                                         train_loader.batches_per_epoch,
                                                         fresh_start=not resume)
     if dist.is_root:
-        if not resume:
-            folder.set_aside()  # deleted after this run's first checkpoint
-            folder.make()
-        if not resume or changed:
-            folder.write_config(cfg.to_dict())
-        if command is not None:
-            folder.record_command(dict(command, changed=changed) if changed else command,
-                                  resume)
+        start_run_folder(folder, cfg, command, resume, changed)
     dist.barrier()
     session = Session(cfg, dist, contexts, folder, RunLog(folder, dist.is_root), train_loader,
                       val_loader, net, trainer, step, schedule)
@@ -320,23 +308,54 @@ def set_up(cfg, rec_train, rec_val, out, contexts, resume, force, dist, command,
     return session
 
 
+def checked_run_folder(out, resume, force):
+    """The RunFolder ``out``, after checking that it holds a run to resume (``resume``) or
+    none to overwrite (unless ``force``); RunError (one line) otherwise."""
+    folder = RunFolder(out)
+    if resume and not folder.holds_run():
+        raise RunError(f"--resume: {out} holds no run to resume")
+    if not resume and folder.holds_run() and not force:
+        raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
+                       "to replace it")
+    return folder
+
+
+def start_run_folder(folder, cfg, command, resume, changed):
+    """Once every check has passed: set a replaced run aside (deleted after this run's first
+    checkpoint), write config.yaml (new run, or a resume that ``changed`` settings) and
+    command.json."""
+    if not resume:
+        folder.set_aside()
+        folder.make()
+    if not resume or changed:
+        folder.write_config(cfg.to_dict())
+    if command is not None:
+        folder.record_command(dict(command, changed=changed) if changed else command, resume)
+
+
 def teacher_recipe_mismatch(cfg):
     """A sentence if the teacher is a run folder trained from another recipe than the
     row's ``teacher_recipe`` (e.g. the non-mixup teacher for a distill-with-mixup row),
     else None. Bare .params files and runs without command.json are not judged."""
-    if not cfg.teacher_recipe or not cfg.teacher or not os.path.isdir(cfg.teacher):
+    return recipe_mismatch(cfg.teacher, cfg.teacher_recipe, "teacher")
+
+
+def recipe_mismatch(run, recipe, role):
+    """A sentence if ``run`` is a run folder trained from another recipe than ``recipe``
+    (relative to recipes/), else None; ``role`` names it ("teacher", "backbone"). Bare
+    .params files and runs without command.json are not judged."""
+    if not recipe or not run or not os.path.isdir(run):
         return None
     try:
-        recipe = RunFolder(cfg.teacher).read_command().get("recipe")
+        trained = RunFolder(run).read_command().get("recipe")
     except RunFolderError:
         return None
-    if not recipe:
+    if not trained:
         return None
-    expected = "/recipes/" + cfg.teacher_recipe.replace(os.sep, "/")
-    if os.path.abspath(recipe).replace(os.sep, "/").endswith(expected):
+    expected = "/recipes/" + recipe.replace(os.sep, "/")
+    if os.path.abspath(trained).replace(os.sep, "/").endswith(expected):
         return None
-    return (f"the teacher {cfg.teacher} was trained from {recipe}; this recipe's teacher is "
-            f"recipes/{cfg.teacher_recipe}")
+    return f"the {role} {run} was trained from {trained}; this recipe's {role} is recipes/{recipe}"
 
 
 def checked_loaders(cfg, rec_train, rec_val, contexts, dist):

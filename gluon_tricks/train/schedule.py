@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODES = ("step", "cosine")
+MODES = ("step", "cosine", "poly")
 
 
 def scaled_lr(base_lr_per_256, global_batch):
@@ -32,7 +32,7 @@ def scaled_lr(base_lr_per_256, global_batch):
 
 @dataclass(frozen=True)
 class LRSchedule:
-    """Warmup (§3.1) followed by step (§2.1) or cosine (§5.1) decay, per batch.
+    """Warmup (§3.1) followed by step (§2.1), cosine (§5.1) or poly decay, per batch.
 
     Fields
     ------
@@ -41,7 +41,9 @@ class LRSchedule:
     epochs : length of the run, warmup included.
     warmup_epochs : m = warmup_epochs * batches_per_epoch batches of linear warmup
         from eta/m (batch 1) to eta (batch m); 0 = no warmup.
-    mode : "step" or "cosine".
+    mode : "step", "cosine" or "poly" (GluonCV's segmentation schedule, for FCN in Table 9:
+        lr = eta * (1 - t / T) ** power, t the updates after warmup before this one and T
+        their number, so the first update runs at eta).
     step_epochs, step_factor : step mode: lr = eta * step_factor**k where k is the
         number of e in step_epochs with i > e * batches_per_epoch, i.e. the decay
         starts at the first batch of 0-based epoch e (after e full epochs).
@@ -61,6 +63,7 @@ class LRSchedule:
     mode: str = "step"
     step_epochs: tuple = (30, 60, 90)
     step_factor: float = 0.1
+    power: float = 0.9
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -112,6 +115,9 @@ class LRSchedule:
         if self.mode == "cosine":
             t, span = i - m, self.total_batches - m
             decayed = 0.5 * (1 + np.cos(t * math.pi / span)) * self.peak_lr
+        elif self.mode == "poly":
+            t, span = np.maximum(i - m - 1, 0), self.total_batches - m
+            decayed = self.peak_lr * np.power(1 - t / span, self.power)
         else:
             steps = sum((i > e * self.batches_per_epoch for e in self.step_epochs),
                         np.zeros_like(i))

@@ -9,8 +9,8 @@ import pytest
 from gluoncv.model_zoo import get_model as gluoncv_get_model
 
 from gluon_tricks.models import get_model, initializer
-from gluon_tricks.report.export import (export_to_gluoncv, faster_rcnn_resnet50_v1d,
-                                        fcn_resnet50_v1d)
+from gluon_tricks.report.export import export_to_gluoncv
+from gluon_tricks.transfer.nets import faster_rcnn, fcn
 
 from helpers import assert_one_line_error, module_folder
 
@@ -93,8 +93,8 @@ def test_run_folder_exports_best_params_with_its_model(tool, tmp_path, make_run)
 
 def test_faster_rcnn_on_our_resnet50_v1d(r50d):
     _, _, exported = r50d
-    det = faster_rcnn_resnet50_v1d(str(exported), classes=["cat", "dog"], short=128,
-                                   max_size=128, rpn_test_pre_nms=200, rpn_test_post_nms=50)
+    det = faster_rcnn("resnet50_v1d", str(exported), classes=["cat", "dog"], short=128,
+                      max_size=128, rpn_test_pre_nms=200, rpn_test_post_nms=50)
     saved = mx.nd.load(str(exported))
     stem_conv, last_bn = det.features[0][0], det.top_features[0][2].bn3
     np.testing.assert_array_equal(stem_conv.weight.data().asnumpy(),
@@ -112,7 +112,7 @@ def test_faster_rcnn_on_our_resnet50_v1d(r50d):
 
 def test_fcn_on_our_resnet50_v1d(r50d):
     _, _, exported = r50d
-    seg = fcn_resnet50_v1d(str(exported), nclass=3, crop_size=128, base_size=128)
+    seg = fcn("resnet50_v1d", str(exported), nclass=3, crop_size=128, base_size=128)
     saved = mx.nd.load(str(exported))
     np.testing.assert_array_equal(seg.conv1[0].weight.data().asnumpy(),
                                   saved["conv1.0.weight"].asnumpy())
