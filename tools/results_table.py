@@ -7,7 +7,9 @@ departs from that recipe ("changed": --set, --epochs, --batch-size; "?" if the r
 unknown), paper key, model, epochs (done/planned), validation top-1 and top-5 in percent
 at the last epoch and at the best epoch (by top-1), mean training images/second, and,
 where the recipe's ``paper:`` key is a result of the paper, the paper's top-1/top-5 and our
-final minus the paper's (percentage points).
+final minus the paper's (percentage points). Transfer runs (tools/transfer.py, Tables 8
+and 9) get a table of their own after it: mAP, or pixel accuracy and mIoU, in percent at
+the last epoch, beside the paper's where recorded.
 """
 import argparse
 import os
@@ -15,16 +17,20 @@ import sys
 
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.runs import load_run
-from gluon_tricks.report.tables import markdown, row_of
+from gluon_tricks.report.tables import markdown, row_of, transfer_markdown
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (train_imagenet.py --out)")
+                   help="run folders (train_imagenet.py or transfer.py --out)")
     p.add_argument("--out", metavar="FILE", help="write the table here (default: stdout)")
     args = p.parse_args(argv)
-    text = markdown([row_of(load_run(path)) for path in args.runs])
+    runs = [load_run(path) for path in args.runs]
+    classifiers = [run for run in runs if not run.task]
+    transfers = [run for run in runs if run.task]
+    text = "\n".join(([markdown([row_of(run) for run in classifiers])] if classifiers else [])
+                     + ([transfer_markdown(transfers)] if transfers else []))
     if args.out:
         directory = os.path.dirname(args.out)
         if directory:

@@ -41,7 +41,7 @@ def _digits():
     return d.images / 16.0, d.target
 
 
-def _scene(rng, glyphs, labels, size, max_digits, scale):
+def _scene(rng, glyphs, labels, size, max_digits, scale, stroke):
     """(RGB uint8 image, [(digit, (x0, y0, x1, y1) inclusive)], label map) of one canvas."""
     img = np.full((size, size, 3), rng.integers(0, 60), dtype=np.float32)
     img += rng.normal(0, 6, img.shape)
@@ -59,7 +59,7 @@ def _scene(rng, glyphs, labels, size, max_digits, scale):
         i = int(rng.integers(len(glyphs)))
         ink = cv2.resize(glyphs[i].astype(np.float32), (side, side),
                          interpolation=cv2.INTER_CUBIC).clip(0, 1)
-        strokes = ink > STROKE
+        strokes = ink > stroke
         if not strokes.any():
             continue
         colour = rng.uniform(150, 255, 3)
@@ -82,11 +82,13 @@ def _voc_xml(name, size, boxes):
 
 
 def make_digit_scenes(out_dir, num_train=240, num_val=80, size=128, seed=0, max_digits=3,
-                      scale=(24, 48), quality=95, force=False):
+                      scale=(24, 48), quality=95, stroke=STROKE, force=False):
     """Write the two miniature sets under ``out_dir`` (voc/ and ade/, the same canvases).
 
     Digits of scikit-learn's set (train canvases draw from one half of its images, val
     canvases from the other) are scaled to ``scale`` pixels and pasted without overlap.
+    ``stroke``: the ink fraction (0-1) above which a pixel is labelled as the digit (a
+    lower one labels thicker strokes; every box is the tight box of its labelled pixels).
     Returns {"voc": root, "ade": root, "train": n, "val": n}. DataError if the sets exist
     and not ``force``.
     """
@@ -96,6 +98,8 @@ def make_digit_scenes(out_dir, num_train=240, num_val=80, size=128, seed=0, max_
         raise DataError(f"{out_dir}: the digit scenes exist; pass --force to rebuild them")
     if not 1 <= scale[0] <= scale[1] <= size:
         raise DataError(f"scale {scale}: expected 1 <= min <= max <= size {size}")
+    if not 0 <= stroke < 1:
+        raise DataError(f"stroke {stroke}: expected an ink fraction in [0, 1)")
     for path in (voc, ade):
         shutil.rmtree(path, ignore_errors=True)
     for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
@@ -114,7 +118,8 @@ def make_digit_scenes(out_dir, num_train=240, num_val=80, size=128, seed=0, max_
         ids[split] = []
         for k in range(count):
             number += 1
-            img, boxes, seg = _scene(rng, glyphs[pool], labels[pool], size, max_digits, scale)
+            img, boxes, seg = _scene(rng, glyphs[pool], labels[pool], size, max_digits, scale,
+                                     stroke)
             name = f"{number:06d}"
             ids[split].append(name)
             bgr = img[:, :, ::-1]

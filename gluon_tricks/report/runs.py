@@ -2,15 +2,22 @@
 recipe it came from (:class:`~gluon_tricks.runfolder.RunFolder` reads the files).
 
 Epoch records carry ``epoch`` (1-based), ``val_top1``/``val_top5`` as fractions in [0, 1],
-``samples_per_sec``, ...
+``samples_per_sec``, ...; those of a transfer run (``tools/transfer.py``, ``task`` in its
+config) carry its task's metrics instead (``val_map``; ``val_miou``, ``val_pixacc``).
 """
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 import yaml
 
 from ..runfolder import RunFolder, RunFolderError
 from ..train.config import ConfigError, from_saved, resolve
+from ..transfer import config as transfer_config
+from ..transfer.detection import METRICS as DETECTION_METRICS
+from ..transfer.segmentation import METRICS as SEGMENTATION_METRICS
+
+TRANSFER_METRICS = {"detection": DETECTION_METRICS, "segmentation": SEGMENTATION_METRICS}
 
 
 @dataclass
@@ -27,6 +34,7 @@ class Run:
     config: dict
     epochs: list
     command: dict = field(default_factory=dict)
+    task: Optional[str] = None  # "detection" or "segmentation" for a transfer run
 
     @property
     def name(self):
@@ -50,10 +58,12 @@ class Run:
         if not self.recipe:
             return None
         try:
-            planned = resolve(self.recipe).to_dict()
+            planned = (transfer_config.resolve if self.task else resolve)(self.recipe).to_dict()
         except (ConfigError, OSError):
             return None
-        return config_changes(planned, self.config)
+        # a transfer run's backbone is its input, as a classification run's data files are
+        return [k for k in config_changes(planned, self.config)
+                if not (self.task and k == "backbone")]
 
     @property
     def label(self):
@@ -72,9 +82,15 @@ class Run:
         return self.epochs[-1]
 
     @property
+    def metrics(self):
+        """The validation metrics of its records, the one the best epoch is chosen by first."""
+        return TRANSFER_METRICS[self.task] if self.task else ("val_top1", "val_top5")
+
+    @property
     def best(self):
-        """The epoch record of highest val_top1 (earliest on ties), as best.json keeps it."""
-        return max(self.epochs, key=lambda r: (r["val_top1"], -r["epoch"]))
+        """The epoch record of the highest first metric (val_top1, val_map, val_miou;
+        earliest on ties), as best.json keeps it."""
+        return max(self.epochs, key=lambda r: (r[self.metrics[0]], -r["epoch"]))
 
 
 def _plain(value):
@@ -102,6 +118,12 @@ def load_run(path):
     if not os.path.isdir(path):
         raise RunFolderError(f"{path}: not a run folder (no such directory)")
     folder = RunFolder(path)
-    config = from_saved(folder.read_config(), folder.config_path).to_dict()
+    raw = folder.read_config()
+    if "task" in raw:  # tools/transfer.py's run
+        cfg = transfer_config.from_saved(raw, folder.config_path)
+        return Run(path=path, config=cfg.to_dict(),
+                   epochs=folder.read_epochs(TRANSFER_METRICS[cfg.task]),
+                   command=folder.read_command(), task=cfg.task)
+    config = from_saved(raw, folder.config_path).to_dict()
     return Run(path=path, config=config, epochs=folder.read_epochs(),
                command=folder.read_command())

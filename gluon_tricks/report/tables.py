@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..paper import PAPER
+from ..paper import PAPER, TRANSFER
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLUMNS = ("run", "recipe", "changed", "paper key", "model", "epochs", "top-1", "top-5",
@@ -108,3 +108,32 @@ def markdown(rows):
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]
         lines.append(cells)
     return markdown_table(COLUMNS, lines)
+
+
+TRANSFER_COLUMNS = ("run", "recipe", "changed", "paper key", "task", "backbone", "epochs",
+                    "mAP", "pixAcc", "mIoU", "best epoch", "images/s", "paper mAP",
+                    "paper pixAcc", "paper mIoU")
+_PERCENT = (("val_map", "map"), ("val_pixacc", "pixacc"), ("val_miou", "miou"))
+
+
+def transfer_markdown(runs):
+    """Transfer runs (Tables 8 and 9) as a Markdown table, columns :data:`TRANSFER_COLUMNS`:
+    the final epoch's metrics in percent and the paper's where :data:`~gluon_tricks.paper.
+    TRANSFER` records them ("-" where a metric does not apply or is not recorded)."""
+    lines = []
+    for run in runs:
+        final, paper = run.final, TRANSFER.get(run.paper_key or "")
+        speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec")]
+        planned = run.config.get("epochs")
+        changed = run.changes()
+        lines.append([run.name, _shown_path(run.recipe) or "?",
+                      "?" if changed is None else (", ".join(changed) or "none"),
+                      run.paper_key or "-", run.task, run.config.get("backbone_model"),
+                      f"{final['epoch']}" + (f"/{planned}" if planned else "")]
+                     + [_fmt(None if final.get(k) is None else 100 * final[k])
+                        for k, _ in _PERCENT]
+                     + [str(run.best["epoch"]),
+                        _fmt(sum(speeds) / len(speeds) if speeds else None, ".1f")]
+                     + [_fmt(None if paper is None else getattr(paper, name))
+                        for _, name in _PERCENT])
+    return markdown_table(TRANSFER_COLUMNS, lines)

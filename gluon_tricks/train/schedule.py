@@ -42,8 +42,9 @@ class LRSchedule:
     warmup_epochs : m = warmup_epochs * batches_per_epoch batches of linear warmup
         from eta/m (batch 1) to eta (batch m); 0 = no warmup.
     mode : "step", "cosine" or "poly" (GluonCV's segmentation schedule, for FCN in Table 9:
-        lr = eta * (1 - t / T) ** power, t the updates after warmup before this one and T
-        their number, so the first update runs at eta).
+        lr = eta * (1 - t / (T - 1)) ** power, t the updates after warmup before this one
+        and T their number: the first update runs at eta, the last at 0; GluonCV's
+        LRScheduler with its 0-based batch, as for step decay).
     step_epochs, step_factor : step mode: lr = eta * step_factor**k where k is the
         number of e in step_epochs with i > e * batches_per_epoch, i.e. the decay
         starts at the first batch of 0-based epoch e (after e full epochs).
@@ -116,7 +117,7 @@ class LRSchedule:
             t, span = i - m, self.total_batches - m
             decayed = 0.5 * (1 + np.cos(t * math.pi / span)) * self.peak_lr
         elif self.mode == "poly":
-            t, span = np.maximum(i - m - 1, 0), self.total_batches - m
+            t, span = np.maximum(i - m - 1, 0), max(self.total_batches - m - 1, 1)
             decayed = self.peak_lr * np.power(1 - t / span, self.power)
         else:
             steps = sum((i > e * self.batches_per_epoch for e in self.step_epochs),

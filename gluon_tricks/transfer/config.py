@@ -148,12 +148,15 @@ RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "num_workers", "backb
 
 
 def _task(sources, overrides):
-    task = "detection"
-    for where, content in sources:
-        task = content.get("task", task)
-    task = dict(overrides).get("task", task)
+    """The ``task`` the sources and overrides set (the last wins), where it was set."""
+    task, where = "detection", "defaults"
+    for path, content in sources:
+        if "task" in content:
+            task, where = content["task"], path
+    for key, value in overrides:
+        if key == "task":
+            task, where = value, "--set task"
     if task not in TASKS:
-        where = next((w for w, c in reversed(sources) if "task" in c), "--set task")
         raise ConfigError(f"{where}: 'task' must be one of {', '.join(TASKS)}, got {task!r}")
     return task
 

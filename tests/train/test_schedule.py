@@ -53,6 +53,17 @@ def test_step_decay_matches_gluoncv_with_its_zero_based_batch():
     np.testing.assert_allclose(s.lrs(), expected, rtol=1e-12)
 
 
+def test_poly_decay_matches_gluoncv_with_its_zero_based_batch():
+    """Table 9's FCN schedule: GluonCV's poly (power 0.9) at 0-based batch i - 1."""
+    s = LRSchedule(peak_lr=0.01, batches_per_epoch=BPE, epochs=3, mode="poly", power=0.9)
+    theirs = GluonCVScheduler("poly", base_lr=0.01, nepochs=3, iters_per_epoch=BPE, power=0.9)
+    expected = [theirs(i - 1) for i in range(1, s.total_batches + 1)]
+    np.testing.assert_allclose(s.lrs(), expected, rtol=1e-12, atol=1e-18)
+    T = s.total_batches
+    assert s.lr(1) == 0.01 and s.lr(T) == 0.0
+    assert s.lr(T // 2 + 1) == pytest.approx(0.01 * (1 - (T // 2) / (T - 1)) ** 0.9)
+
+
 def test_cosine_closed_form():
     bpe = 8  # T = 115 * 8 is divisible by 4
     eta, m, total = 0.4, 5 * bpe, 120 * bpe
@@ -94,7 +105,7 @@ def test_imagenet_batch_1024_reaches_peak_after_5_epochs():
         assert lrs.max() == pytest.approx(0.4)
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="poly"), dict(warmup_epochs=10),
+@pytest.mark.parametrize("kwargs", [dict(mode="exp"), dict(warmup_epochs=10),
                                     dict(batches_per_epoch=0)])
 def test_bad_schedules_are_refused(kwargs):
     args = dict(peak_lr=0.1, batches_per_epoch=5, epochs=10) | kwargs
