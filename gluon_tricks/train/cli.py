@@ -17,55 +17,66 @@ def parse_args(argv=None):
                    "defaults to the run folder's saved config.yaml")
     p.add_argument("--rec-train", help="training RecordIO file (.rec with its .idx)")
     p.add_argument("--rec-val", help="validation RecordIO file (.rec with its .idx)")
+    p.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (run "
+                   "folder or .params, ours or GluonCV's); the same as --set init=WEIGHTS")
+    add_run_arguments(p, "the global batch size", "label_smoothing=0.1")
+    p.add_argument("--trust-pickled-states", action="store_true",
+                   help="--resume a run folder written by an older gluon-tricks, whose optimizer "
+                   "state is a pickle: loading it runs any code it holds")
+    p.add_argument("--horovod", action="store_true",
+                   help="one process per rank under horovodrun (detected when launched by it)")
+    return p.parse_args(argv)
+
+
+def add_run_arguments(p, batch, example):
+    """The flags of every command that trains into a run folder: --out, --gpus, --epochs,
+    --batch-size (``batch`` says what it counts), --set (``example``), --resume,
+    --stop-after, --force, --print-config."""
     p.add_argument("--out", help="run folder for logs and checkpoints")
     p.add_argument("--gpus", default="", help="comma-separated GPU ids, e.g. 0,1,2,3 (default: CPU)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, help="override the global batch size")
-    p.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (run "
-                   "folder or .params, ours or GluonCV's); the same as --set init=WEIGHTS")
+    p.add_argument("--batch-size", type=int, help=f"override {batch}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any recipe key (repeatable), e.g. --set label_smoothing=0.1")
+                   help=f"override any recipe key (repeatable), e.g. --set {example}")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="train at most N epochs now, then exit (continue with --resume)")
     p.add_argument("--force", action="store_true",
                    help="replace a run that --out already holds (it is kept in OUT/replaced/ "
                    "until the new run's first checkpoint)")
-    p.add_argument("--trust-pickled-states", action="store_true",
-                   help="--resume a run folder written by an older gluon-tricks, whose optimizer "
-                   "state is a pickle: loading it runs any code it holds")
-    p.add_argument("--horovod", action="store_true",
-                   help="one process per rank under horovodrun (detected when launched by it)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration and exit")
-    return p.parse_args(argv)
 
 
-def _overrides(args):
+def overrides(args, shorthands=("epochs", "batch_size", "init")):
+    """The (key, value) pairs of ``--set``, then those of the shorthand flags given (each
+    the flag's attribute of ``args`` and its recipe key)."""
     from .config import parse_override
     pairs = [parse_override(text) for text in args.set]
-    if args.epochs is not None:
-        pairs.append(("epochs", args.epochs))
-    if args.batch_size is not None:
-        pairs.append(("batch_size", args.batch_size))
-    if args.init is not None:
-        pairs.append(("init", args.init))
-    return pairs
+    return pairs + [(key, getattr(args, key)) for key in shorthands
+                    if getattr(args, key) is not None]
+
+
+def run_folder_and_recipe(args):
+    """(RunFolder of --out or None, its command.json when resuming else {}, the recipe:
+    --recipe, or with --resume the run's own config.yaml)."""
+    from ..runfolder import RunFolder
+    folder = RunFolder(args.out) if args.out else None
+    saved = folder.read_command() if (args.resume and folder) else {}
+    recipe = args.recipe
+    if recipe is None and args.resume and folder:
+        recipe = folder.config_path
+    return folder, saved, recipe
 
 
 def run(args):
     from .config import dumps, resolve
     from .distributed import detect, parse_gpus
     from ..errors import RunError
-    from ..runfolder import RunFolder
     from .loop import train
 
-    folder = RunFolder(args.out) if args.out else None
-    saved = folder.read_command() if (args.resume and folder) else {}
-    recipe = args.recipe
-    if recipe is None and args.resume and folder:
-        recipe = folder.config_path
-    cfg = resolve(recipe, _overrides(args))
+    folder, saved, recipe = run_folder_and_recipe(args)
+    cfg = resolve(recipe, overrides(args))
     if args.print_config:
         print(dumps(cfg))
         return 0

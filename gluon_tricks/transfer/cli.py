@@ -9,6 +9,7 @@ import sys
 
 
 def parse_args(argv=None):
+    from ..train.cli import add_run_arguments
     p = argparse.ArgumentParser(
         prog="transfer.py",
         description="Fine-tune GluonCV's Faster-RCNN (Table 8) or FCN (Table 9) from one of our "
@@ -19,50 +20,23 @@ def parse_args(argv=None):
                    "the recipe's backbone_model (ours or GluonCV's); the same as --set backbone=")
     p.add_argument("--data", help="dataset root: the folder holding VOC2007/ (and VOC2012/) "
                    "for detection, ADEChallengeData2016/ for segmentation")
-    p.add_argument("--out", help="run folder for logs and checkpoints")
-    p.add_argument("--gpus", default="", help="comma-separated GPU ids, e.g. 0,1,2,3 (default: CPU)")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, help="override the images per update (global)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any recipe key (repeatable), e.g. --set lr=0.002")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--stop-after", type=int, metavar="N",
-                   help="train at most N epochs now, then exit (continue with --resume)")
-    p.add_argument("--force", action="store_true",
-                   help="replace a run that --out already holds (kept in OUT/replaced/ until "
-                   "the new run's first checkpoint)")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved configuration and exit")
+    add_run_arguments(p, "the images per update (global)", "lr=0.002")
     return p.parse_args(argv)
-
-
-def _overrides(args):
-    from ..train.config import parse_override
-    pairs = [parse_override(text) for text in args.set]
-    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                       ("backbone", args.backbone)):
-        if value is not None:
-            pairs.append((key, value))
-    return pairs
 
 
 def run(args):
     import yaml
 
     from ..errors import RunError
-    from ..runfolder import RunFolder
+    from ..train.cli import overrides, run_folder_and_recipe
     from ..train.distributed import gpu_contexts
     from .config import resolve
     from .loop import train_transfer
 
-    folder = RunFolder(args.out) if args.out else None
-    saved = folder.read_command() if (args.resume and folder) else {}
-    recipe = args.recipe
-    if recipe is None and args.resume and folder:
-        recipe = folder.config_path
+    folder, saved, recipe = run_folder_and_recipe(args)
     if recipe is None:
         raise RunError("--recipe is required (e.g. recipes/table8/distill_mixup.yaml)")
-    cfg = resolve(recipe, _overrides(args))
+    cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "backbone")))
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
     if args.print_config:
         print(text)
