@@ -33,7 +33,8 @@ def add_run_arguments(p, batch, example):
     --batch-size (``batch`` says what it counts), --set (``example``), --resume,
     --stop-after, --force, --print-config."""
     p.add_argument("--out", help="run folder for logs and checkpoints")
-    p.add_argument("--gpus", default="", help="comma-separated GPU ids, e.g. 0,1,2,3 (default: CPU)")
+    p.add_argument("--gpus", default="",
+                   help="comma-separated GPU ids, e.g. 0,1,2,3 (default: CPU)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=int, help=f"override {batch}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -203,8 +203,8 @@ def _check_key(key, where, schema):
     """``key`` is a field of the schema's dataclass or ``data.<section field>``."""
     if schema.section is not None and key.startswith("data."):
         if key not in schema.types:
-            raise ConfigError(f"{where}: unknown key '{key}' (data keys: "
-                              f"{', '.join(k[len('data.'):] for k in schema.types if k.startswith('data.'))})")
+            known = [k[len("data."):] for k in schema.types if k.startswith("data.")]
+            raise ConfigError(f"{where}: unknown key '{key}' (data keys: {', '.join(known)})")
     elif key not in schema.types or "." in key or key == "data":
         extra = ", data.KEY" if schema.section is not None else ""
         raise ConfigError(f"{where}: unknown key '{key}' (valid keys: "

@@ -97,6 +97,9 @@ def faster_rcnn(model, params, classes, ctx=None, **overrides):
     net = FasterRCNN(features=features, top_features=top_features, classes=classes,
                      **settings)
     _initialize_rest(net, ctx)
+    # the heads' dense layers learn their input size from a first forward pass; make it
+    # now, so that the network can be copied to several devices and a Trainer made on it
+    net(mx.nd.zeros((1, 3, 128, 128), ctx=ctx))
     return net
 
 

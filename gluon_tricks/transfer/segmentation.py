@@ -55,6 +55,10 @@ class Segmentation:
         with ``syncbn`` and several devices, as GluonCV's ``--syncbn``."""
         cfg, ctx = self.cfg, self.contexts
         norm = {}
+        if cfg.syncbn and len(ctx) > 1 and ctx[0].device_type == "cpu":
+            # two CPU contexts share the CPU's engine workers and wait on each other forever
+            raise RunError("syncbn needs GPUs (on several CPU contexts MXNet's SyncBatchNorm "
+                           "never returns); --set syncbn=false")
         if cfg.syncbn and len(ctx) > 1:
             norm = dict(norm_layer=mx.gluon.contrib.nn.SyncBatchNorm,
                         norm_kwargs={"num_devices": len(ctx)})
@@ -90,7 +94,11 @@ class Segmentation:
         from gluoncv.utils.parallel import DataParallelCriterion, DataParallelModel
         if not hasattr(self, "_model"):
             sync = self.cfg.syncbn and len(self.contexts) > 1
-            self.net.hybridize()
+            if len(self.contexts) == 1:
+                # GluonCV's train.py does not hybridize: with several devices its parallel
+                # model runs one thread per device, and two threads building one cached
+                # graph at once fail (MXNet's name scopes are not thread-safe)
+                self.net.hybridize()
             self._model = DataParallelModel(self.net, self.contexts, sync)
             loss = MixSoftmaxCrossEntropyLoss(self.cfg.aux, aux_weight=self.cfg.aux_weight)
             self._criterion = DataParallelCriterion(loss, self.contexts, sync)

@@ -117,6 +117,26 @@ def test_a_resumed_run_equals_an_unbroken_one(folder, scenes, backbone):
     assert last_epoch(straight)["val_miou"] == last_epoch(broken)["val_miou"]
 
 
+def test_two_devices_train_and_checkpoint_one_network(folder, scenes, backbone):
+    """Two CPU contexts stand in for two GPUs: GluonCV's data-parallel model and criterion
+    split each batch, and the checkpoint holds every parameter once. SyncBatchNorm cannot
+    run on CPU contexts and is refused in one line."""
+    from gluon_tricks.errors import RunError
+    from gluon_tricks.transfer.config import resolve
+    from gluon_tricks.transfer.loop import train_transfer
+    devices = [mx.cpu(0), mx.cpu(1)]
+    cfg = resolve(SEGMENTATION, [("epochs", 1), ("backbone", backbone)])
+    out = folder / "two_devices"
+    result = train_transfer(cfg, scenes["ade"], str(out), contexts=devices)
+    assert 0 < result.metrics["val_miou"] < 1 and 0.5 < result.metrics["val_pixacc"] < 1
+    saved = mx.nd.load(str(out / "checkpoints" / "epoch-0001.params"))
+    assert all(np.isfinite(v.asnumpy()).all() for v in saved.values())
+    with pytest.raises(RunError, match="syncbn needs GPUs"):
+        train_transfer(resolve(SEGMENTATION, [("syncbn", True), ("backbone", backbone)]),
+                       scenes["ade"], str(folder / "sync"), contexts=devices)
+    assert not (folder / "sync").exists()
+
+
 def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs):
     done = run(os.path.join(ROOT, "tools", "results_table.py"), *detection_runs,
                *segmentation_runs)
