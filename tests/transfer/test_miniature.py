@@ -84,7 +84,7 @@ def segmentation_runs(folder, scenes, backbone):
 def test_pretrained_backbone_gives_faster_rcnn_a_higher_map(detection_runs):
     pretrained, random = (last_epoch(r)["val_map"] for r in detection_runs)
     print(f"mAP after 1 epoch: pretrained {pretrained:.4f}, random {random:.4f}")
-    # measured on a 2-core AMD EPYC: 0.47 against 0.04
+    # measured on a 2-core AMD EPYC: 0.38 against 0.04
     assert pretrained > random + 0.15, (pretrained, random)
 
 
