@@ -21,11 +21,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
+import yaml
+
 from ..train.config import (ConfigError, Schema, _TupleDumper, build, recipe_chain,
                             resume_changes)
 from .nets import BACKBONES
-
-import yaml
 
 TASKS = ("detection", "segmentation")
 # dataset name -> what it is read as (gluon_tricks.transfer.detection / .segmentation)
