@@ -54,17 +54,30 @@ class Row:
 def row_of(run):
     """The :class:`Row` of a :class:`gluon_tricks.report.runs.Run`."""
     final, best = run.final, run.best
-    speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec") is not None]
     paper = PAPER.get(run.paper_key) if run.paper_key else None
     return Row(run=run.name, paper_key=run.paper_key, model=str(run.config.get("model", "?")),
                epochs_done=final["epoch"], epochs_planned=run.config.get("epochs"),
                top1=100 * final["val_top1"], top5=100 * final["val_top5"],
                best_top1=100 * best["val_top1"], best_top5=100 * best["val_top5"],
                best_epoch=best["epoch"],
-               images_per_sec=sum(speeds) / len(speeds) if speeds else None,
+               images_per_sec=mean_speed(run),
                paper_top1=None if paper is None else paper.top1,
                paper_top5=None if paper is None else paper.top5,
                recipe=_shown_path(run.recipe), changed=run.changes())
+
+
+def mean_speed(run):
+    """Mean training images/second over the logged epochs, or None if none logged it."""
+    speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec") is not None]
+    return sum(speeds) / len(speeds) if speeds else None
+
+
+def _epochs_cell(done, planned):
+    return f"{done}" + (f"/{planned}" if planned else "")
+
+
+def _changed_cell(changed):
+    return "?" if changed is None else (", ".join(changed) or "none")
 
 
 def _shown_path(path):
@@ -100,9 +113,8 @@ def markdown(rows):
     """The rows as a Markdown table (str ending in a newline), columns :data:`COLUMNS`."""
     lines = []
     for r in rows:
-        epochs = f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
-        changed = "?" if r.changed is None else (", ".join(r.changed) or "none")
-        cells = [r.run, r.recipe or "?", changed, r.paper_key or "-", r.model, epochs, _fmt(r.top1), _fmt(r.top5),
+        cells = [r.run, r.recipe or "?", _changed_cell(r.changed), r.paper_key or "-", r.model,
+                 _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]
@@ -123,17 +135,12 @@ def transfer_markdown(runs):
     lines = []
     for run in runs:
         final, paper = run.final, TRANSFER.get(run.paper_key or "")
-        speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec")]
-        planned = run.config.get("epochs")
-        changed = run.changes()
-        lines.append([run.name, _shown_path(run.recipe) or "?",
-                      "?" if changed is None else (", ".join(changed) or "none"),
+        lines.append([run.name, _shown_path(run.recipe) or "?", _changed_cell(run.changes()),
                       run.paper_key or "-", run.task, run.config.get("backbone_model"),
-                      f"{final['epoch']}" + (f"/{planned}" if planned else "")]
+                      _epochs_cell(final["epoch"], run.config.get("epochs"))]
                      + [_fmt(None if final.get(k) is None else 100 * final[k])
                         for k, _ in _PERCENT]
-                     + [str(run.best["epoch"]),
-                        _fmt(sum(speeds) / len(speeds) if speeds else None, ".1f")]
+                     + [str(run.best["epoch"]), _fmt(mean_speed(run), ".1f")]
                      + [_fmt(None if paper is None else getattr(paper, name))
                         for _, name in _PERCENT])
     return markdown_table(TRANSFER_COLUMNS, lines)

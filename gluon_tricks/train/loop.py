@@ -427,33 +427,8 @@ def resume_from_checkpoint(s, trust_pickled_states=False):
     checkpoint that loads (newer unreadable ones are set aside, and said so); repair
     best.params after a kill in its write; drop the log records of epochs after the
     checkpoint (they will be redone)."""
-    unreadable, record = [], None
-    for epoch in reversed(s.folder.checkpoint_epochs()):
-        try:
-            record, arrays = s.folder.load_checkpoint(epoch, s.net, s.contexts)
-        except RunFolderError as e:
-            s.log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
-                       epoch, e)
-            unreadable.append(epoch)
-            continue
-        if arrays is not None:
-            try:
-                restore_optimizer_state(s.trainer, s.net, arrays, record["optimizer"])
-            except (KeyError, ValueError, TypeError) as e:
-                s.log.info("checkpoint of epoch %d cannot be used (%s: optimizer state does not "
-                           "fit: %s); trying the one before", epoch,
-                           s.folder.checkpoint(epoch, "optimizer"), e)
-                unreadable.append(epoch)
-                continue
-        elif trust_pickled_states:
-            s.trainer.load_states(s.folder.checkpoint(epoch, "states"))
-        else:
-            raise RunError(f"{s.folder.checkpoint(epoch, 'states')}: optimizer state in "
-                           "Python's pickle format (written by an older gluon-tricks); loading "
-                           "it runs any code it holds: pass --trust-pickled-states only if you "
-                           "trust whoever wrote this run folder")
-        s.start_epoch = epoch
-        break
+    s.start_epoch, record, unreadable = load_newest_checkpoint(
+        s.folder, s.net, s.trainer, s.contexts, s.log, trust_pickled_states)
     if record is not None:
         s.best_top1 = record.get("best_top1", -1.0)
         s.best_epoch = record.get("best_epoch")
@@ -464,14 +439,55 @@ def resume_from_checkpoint(s, trust_pickled_states=False):
                        "are done already")
     s.dist.barrier()  # every rank has read the checkpoint before any file moves
     if s.dist.is_root:
-        for epoch in unreadable:
-            s.log.info("set aside the unreadable checkpoint of epoch %d in %s", epoch,
-                       s.folder.set_aside_checkpoint(epoch))
-        if record is not None and s.folder.repair_best(record):
-            s.log.info("best.params was newer than the last checkpoint (a kill during its "
-                       "write); put back that of epoch %d", record["best_epoch"])
-        s.folder.truncate_log_after(s.start_epoch)
-    s.log.info("resuming %s after epoch %d", s.folder.path, s.start_epoch)
+        finish_resume(s.folder, s.start_epoch, record, unreadable, s.log)
+
+
+def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_states=False):
+    """Load the network and optimizer state of the newest checkpoint of ``folder`` that
+    loads, trying older ones after one that does not (said in ``log``). Returns (its epoch,
+    its JSON record, the epochs that did not load); (0, None, ...) if none did. RunError
+    (one line) for an old pickled optimizer state unless ``trust_pickled_states``."""
+    unreadable = []
+    for epoch in reversed(folder.checkpoint_epochs()):
+        try:
+            record, arrays = folder.load_checkpoint(epoch, net, contexts)
+        except RunFolderError as e:
+            log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
+                     epoch, e)
+            unreadable.append(epoch)
+            continue
+        if arrays is not None:
+            try:
+                restore_optimizer_state(trainer, net, arrays, record["optimizer"])
+            except (KeyError, ValueError, TypeError) as e:
+                log.info("checkpoint of epoch %d cannot be used (%s: optimizer state does not "
+                         "fit: %s); trying the one before", epoch,
+                         folder.checkpoint(epoch, "optimizer"), e)
+                unreadable.append(epoch)
+                continue
+        elif trust_pickled_states:
+            trainer.load_states(folder.checkpoint(epoch, "states"))
+        else:
+            raise RunError(f"{folder.checkpoint(epoch, 'states')}: optimizer state in "
+                           "Python's pickle format (written by an older gluon-tricks); loading "
+                           "it runs any code it holds: pass --trust-pickled-states only if you "
+                           "trust whoever wrote this run folder")
+        return epoch, record, unreadable
+    return 0, None, unreadable
+
+
+def finish_resume(folder, epoch, record, unreadable, log):
+    """After :func:`load_newest_checkpoint` (root rank, once every rank has loaded): set the
+    ``unreadable`` checkpoints aside, put back best.params if a kill left a newer one, drop
+    the log records of epochs after ``epoch`` (they will be redone)."""
+    for bad in unreadable:
+        log.info("set aside the unreadable checkpoint of epoch %d in %s", bad,
+                 folder.set_aside_checkpoint(bad))
+    if record is not None and folder.repair_best(record):
+        log.info("best.params was newer than the last checkpoint (a kill during its "
+                 "write); put back that of epoch %d", record["best_epoch"])
+    folder.truncate_log_after(epoch)
+    log.info("resuming %s after epoch %d", folder.path, epoch)
 
 
 def train_one_epoch(s, epoch):

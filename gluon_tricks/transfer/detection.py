@@ -64,6 +64,13 @@ class Detection:
         net.collect_params().reset_ctx(self.contexts)
         net.collect_params().setattr("grad_req", "null")
         net.collect_train_params().setattr("grad_req", "write")
+        from gluoncv.model_zoo.rcnn.faster_rcnn.data_parallel import ForwardBackwardTask
+        loss = mx.gluon.loss
+        # train_faster_rcnn.py's four losses; the step's update comes from the Trainer
+        self._task = ForwardBackwardTask(
+            net, None, loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
+            loss.HuberLoss(rho=1 / 9.), loss.SoftmaxCrossEntropyLoss(), loss.HuberLoss(),
+            mix_ratio=1.0, amp_enabled=False)
         self.net = net
         return net
 
@@ -104,14 +111,6 @@ class Detection:
     def start_epoch(self):
         # training-mode and inference-mode graphs differ: hybridize anew (as GluonCV does)
         self.net.hybridize(static_alloc=True)
-        if not hasattr(self, "_task"):
-            from gluoncv.model_zoo.rcnn.faster_rcnn.data_parallel import ForwardBackwardTask
-            loss = mx.gluon.loss
-            # train_faster_rcnn.py's four losses; the step's update comes from the Trainer
-            self._task = ForwardBackwardTask(
-                self.net, None, loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
-                loss.HuberLoss(rho=1 / 9.), loss.SoftmaxCrossEntropyLoss(), loss.HuberLoss(),
-                mix_ratio=1.0, amp_enabled=False)
 
     def forward_backward(self, batch):
         """Losses and gradients of one batch; returns the mean total loss (float)."""

@@ -20,8 +20,9 @@ from ..errors import RunError
 from ..runfolder import params_of
 from ..train.config import ConfigError
 from ..train.distributed import SingleProcess
-from ..train.loop import (RunLog, checked_run_folder, recipe_mismatch, start_run_folder)
-from ..train.optim import optimizer_state, restore_optimizer_state
+from ..train.loop import (RunLog, checked_run_folder, finish_resume, load_newest_checkpoint,
+                          recipe_mismatch, start_run_folder)
+from ..train.optim import optimizer_state
 from ..train.schedule import LRSchedule
 from . import detection, segmentation
 from .config import check_resume, from_saved
@@ -152,20 +153,12 @@ def _train_epoch(task, trainer, loader, schedule, epoch, log):
 
 
 def _resume(folder, net, trainer, contexts, log):
-    """Load the newest checkpoint (network and optimizer state); returns (epochs done, best
-    metric, its epoch). Drops the log records of later epochs, repairs best.params."""
-    epoch = folder.latest_checkpoint()
-    if epoch is None:
-        raise RunError(f"--resume {folder.path}: no complete checkpoint to resume from")
-    record, arrays = folder.load_checkpoint(epoch, net, contexts)
-    try:
-        restore_optimizer_state(trainer, net, arrays or {}, record["optimizer"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise RunError(f"{folder.checkpoint(epoch, 'optimizer')}: does not fit the network "
-                       f"({e})") from None
-    if folder.repair_best(record):
-        log.info("best.params was newer than the last checkpoint; put back that of epoch %d",
-                 record["best_epoch"])
-    folder.truncate_log_after(epoch)
-    log.info("resuming %s after epoch %d", folder.path, epoch)
+    """Load the newest checkpoint that loads (network and optimizer state; newer unreadable
+    ones are set aside), as the classification trainer does; returns (epochs done, best
+    metric, its epoch)."""
+    epoch, record, unreadable = load_newest_checkpoint(folder, net, trainer, contexts, log)
+    if record is None:  # the network was built without its backbone: nothing to go on from
+        raise RunError(f"--resume {folder.path}: no checkpoint that loads; start it again "
+                       "with --force")
+    finish_resume(folder, epoch, record, unreadable, log)
     return epoch, record.get("best", -1.0), record.get("best_epoch")

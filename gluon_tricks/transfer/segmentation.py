@@ -65,6 +65,19 @@ class Segmentation:
         net = fcn(cfg.backbone_model, params, self.nclass, aux=cfg.aux, ctx=ctx[0],
                   base_size=cfg.base_size, crop_size=cfg.crop_size, **norm)
         net.collect_params().reset_ctx(ctx)
+        from gluoncv.loss import MixSoftmaxCrossEntropyLoss
+        from gluoncv.model_zoo.segbase import SegEvalModel
+        from gluoncv.utils.parallel import DataParallelCriterion, DataParallelModel
+        sync = cfg.syncbn and len(ctx) > 1
+        if len(ctx) == 1:
+            # GluonCV's train.py does not hybridize: with several devices its parallel
+            # model runs one thread per device, and two threads building one cached graph
+            # at once fail (MXNet's name scopes are not thread-safe)
+            net.hybridize()
+        self._model = DataParallelModel(net, ctx, sync)
+        self._evaluator = DataParallelModel(SegEvalModel(net), ctx)
+        loss = MixSoftmaxCrossEntropyLoss(cfg.aux, aux_weight=cfg.aux_weight)
+        self._criterion = DataParallelCriterion(loss, ctx, sync)
         self.net = net
         return net
 
@@ -90,18 +103,7 @@ class Segmentation:
         return train, val
 
     def start_epoch(self):
-        from gluoncv.loss import MixSoftmaxCrossEntropyLoss
-        from gluoncv.utils.parallel import DataParallelCriterion, DataParallelModel
-        if not hasattr(self, "_model"):
-            sync = self.cfg.syncbn and len(self.contexts) > 1
-            if len(self.contexts) == 1:
-                # GluonCV's train.py does not hybridize: with several devices its parallel
-                # model runs one thread per device, and two threads building one cached
-                # graph at once fail (MXNet's name scopes are not thread-safe)
-                self.net.hybridize()
-            self._model = DataParallelModel(self.net, self.contexts, sync)
-            loss = MixSoftmaxCrossEntropyLoss(self.cfg.aux, aux_weight=self.cfg.aux_weight)
-            self._criterion = DataParallelCriterion(loss, self.contexts, sync)
+        """Nothing to do: the graph of training mode is the one validation runs."""
 
     def forward_backward(self, batch):
         """Losses and gradients of one batch (GluonCV train.py's step); returns the mean
@@ -115,13 +117,10 @@ class Segmentation:
     def evaluate(self, val_loader):
         """{"val_miou", "val_pixacc"}: GluonCV's SegmentationMetric (mean IoU over the
         classes, accuracy over the labelled pixels) on the main head's output."""
-        from gluoncv.model_zoo.segbase import SegEvalModel
         from gluoncv.utils.metrics import SegmentationMetric
-        from gluoncv.utils.parallel import DataParallelModel
         metric = SegmentationMetric(self.nclass)
-        evaluator = DataParallelModel(SegEvalModel(self.net), self.contexts)
         for data, target in val_loader:
-            outputs = [out[0] for out in evaluator(data)]
+            outputs = [out[0] for out in self._evaluator(data)]
             targets = mx.gluon.utils.split_and_load(target, self.contexts, even_split=False)
             metric.update(targets, outputs)
         pixacc, miou = metric.get()
