@@ -10,17 +10,15 @@ Networks carry the project's model names (``resnet50_v1`` .. ``resnet50_v1d``,
 (Places365 for Table 7) from single 224x224 centre crops (299 for Inception-V3).
 
 Tables 8 and 9 (detection and segmentation on our backbones, :data:`TRANSFER`) have other
-columns (:class:`TransferResult`). Of them only the two cells the project's brief quotes
-are recorded: the text of the paper was not at hand to transcribe the rest, and a number
-not checked against it does not go in here.
+columns (:class:`TransferResult`): Faster-RCNN mAP on Pascal VOC 2007 test, FCN pixel
+accuracy and mIoU on ADE20K validation, every row, as the authors' slides of the paper
+print them.
 """
 import math
 from dataclasses import dataclass
 from typing import Optional
 
 IMAGENET_TRAIN_IMAGES = 1281167
-IMAGENET_VAL_IMAGES = 50000
-IMAGENET_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -120,25 +118,20 @@ class TransferResult:
 # ("B-standard"), then ResNet-50-D with Table 6's refinements added one by one.
 TRANSFER_ROWS = ("b_standard", "d_efficient", "cosine", "label_smoothing", "distill", "mixup",
                  "distill_mixup")
-TABLE8 = {
-    "table8/resnet50/b_standard": TransferResult(map=77.54),
-    "table8/resnet50/distill_mixup": TransferResult(map=81.33),
+_TRANSFER_CELLS = {  # row: (Table 8 mAP, Table 9 pixAcc, Table 9 mIoU)
+    "b_standard": (77.54, 78.08, 37.05),
+    "d_efficient": (78.30, 78.88, 38.88),
+    "cosine": (79.23, 79.25, 39.33),
+    "label_smoothing": (80.71, 78.64, 38.75),
+    "distill": (80.96, 78.97, 38.90),
+    "mixup": (81.10, 78.47, 37.99),
+    "distill_mixup": (81.33, 78.72, 38.40),
 }
-TABLE9 = {}
+TABLE8 = {f"table8/resnet50/{row}": TransferResult(map=cells[0])
+          for row, cells in _TRANSFER_CELLS.items()}
+TABLE9 = {f"table9/resnet50/{row}": TransferResult(pixacc=cells[1], miou=cells[2])
+          for row, cells in _TRANSFER_CELLS.items()}
 TRANSFER = {**TABLE8, **TABLE9}
-# What GluonCV's model zoo reports for the authors' own runs of the two recipes (its
-# resnet50_v1b / resnet50_v1s backbones), for reference.
-GLUONCV_ZOO_TRANSFER = {
-    "faster_rcnn_resnet50_v1b_voc": TransferResult(map=78.3),
-    "fcn_resnet50_ade": TransferResult(pixacc=79.0, miou=39.5),
-}
-
-# GluonCV model zoo top-1 (docs/notes.md §3): longer schedules and the full bag, for
-# reference only.
-GLUONCV_ZOO_TOP1 = {
-    "resnet50_v1": 77.36, "resnet50_v1b": 77.67, "resnet50_v1c": 78.03,
-    "resnet50_v1d": 78.48, "resnet101_v1d": 80.51, "resnet152_v1d": 80.61,
-}
 
 
 def result(key):

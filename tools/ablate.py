@@ -25,7 +25,7 @@ import time
 from gluon_tricks.report import ablation
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.figures import plot_val_top1
-from gluon_tricks.train.config import parse_override
+from gluon_tricks.run.recipe import parse_override
 
 OUT = "runs/ablation"  # docs/results/ablation is redrawn with --out (make ablation)
 QUICK = dict(seeds="0", epochs=2, out="runs/ablation/quick")

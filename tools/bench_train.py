@@ -1,11 +1,11 @@
 """Training throughput and peak memory: our trainer's step against a bare Gluon loop.
 
-    python tools/bench_train.py                 # the issue's two cases, CPU
+    python tools/bench_train.py                 # ResNet-50-D at 224 and ResNet-18-D at 32, CPU
     python tools/bench_train.py --steps 30 --case resnet18_v1d:32:128
     python tools/bench_train.py --horovod       # 1 and 2 Horovod ranks on this machine
 
 Both loops train the same network, hybridized as the trainer does
-(``loop.hybridize_student``), with the same NAG optimizer on the same in-memory batch; ours
+(``gluon_tricks.train.nets.hybridize_student``), with the same NAG optimizer on the same in-memory batch; ours
 adds what the paper's recipe needs (per-batch learning rate, dense targets through the
 label-smoothing path, gradient reduction before the update). Each measurement runs in a fresh
 process, so peak resident memory (ru_maxrss) is its own.
@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from gluon_tricks.report.tables import markdown_header, markdown_row
+from gluon_tricks.markdown import markdown_header, markdown_row
 
 CASES = ["resnet50_v1d:224:16", "resnet18_v1d:32:128"]
 HOROVOD_CASES = ["resnet18_v1d:32:64"]
@@ -37,10 +37,10 @@ def measure(loop, model, size, batch, steps, warmup):
     from mxnet import autograd, gluon
 
     from gluon_tricks.models import get_model, initializer
-    from gluon_tricks.train.config import TrainConfig
-    from gluon_tricks.train.loop import TrainStep, hybridize_student
+    from gluon_tricks.run.schedule import LRSchedule
+    from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
-    from gluon_tricks.train.schedule import LRSchedule
+    from gluon_tricks.train.step import StepSettings, TrainStep
 
     classes = 1000
     mx.random.seed(0)
@@ -51,8 +51,7 @@ def measure(loop, model, size, batch, steps, warmup):
     hybridize_student(net, [mx.cpu()])
     trainer = gluon.Trainer(net.collect_params(), make_optimizer(0.1))
     if loop == "ours":
-        cfg = TrainConfig(model=model, classes=classes, batch_size=batch)
-        step = TrainStep(cfg, net, trainer, [mx.cpu()])
+        step = TrainStep(StepSettings(classes), net, trainer, [mx.cpu()])
         schedule = LRSchedule(peak_lr=0.1, batches_per_epoch=steps + warmup, epochs=1,
                               warmup_epochs=0, mode="cosine")
 
@@ -85,10 +84,10 @@ def measure_rank(model, size, batch, steps, warmup):
     import mxnet as mx
 
     from gluon_tricks.models import get_model, initializer
-    from gluon_tricks.train.config import TrainConfig
-    from gluon_tricks.train.distributed import detect
-    from gluon_tricks.train.loop import TrainStep, hybridize_student
+    from gluon_tricks.run.parallel import detect
+    from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
+    from gluon_tricks.train.step import StepSettings, TrainStep
 
     dist = detect(force_horovod=True)
     classes = 1000
@@ -100,8 +99,7 @@ def measure_rank(model, size, batch, steps, warmup):
     dist.broadcast_parameters(net.collect_params())
     hybridize_student(net, [mx.cpu()])
     trainer = dist.trainer(net.collect_params(), make_optimizer(0.1), 1)
-    step = TrainStep(TrainConfig(model=model, classes=classes, batch_size=batch * dist.size),
-                     net, trainer, [mx.cpu()])
+    step = TrainStep(StepSettings(classes), net, trainer, [mx.cpu()])
     for _ in range(warmup):
         step(data, label)[0].wait_to_read()
     dist.barrier()

@@ -9,7 +9,7 @@ or a .params file of ours. The output loads with
 ``gluoncv.model_zoo.get_model(MODEL, pretrained=False, classes=K).load_parameters(OUT)``:
 K is read from the classifier weight, ``*_v1`` models are written in GluonCV's V1 layout,
 FP16 checkpoints are cast to FP32. (GluonCV's zoo has no 18/34-layer v1c/v1d names; its
-ResNetV1b class builds them, see gluon_tricks.report.export.gluoncv_model.)
+ResNetV1b class builds them, see gluon_tricks.models.gluoncv_model.)
 --import reads a GluonCV .params file and writes one of ours (e.g. a distillation teacher).
 """
 import argparse
@@ -17,8 +17,8 @@ import sys
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.errors import run_cli
-from gluon_tricks.report.export import (export_to_gluoncv, gluoncv_name, import_from_gluoncv,
-                                         model_of_run)
+from gluon_tricks.export.gluoncv import export_to_gluoncv, import_from_gluoncv, model_of_run
+from gluon_tricks.models import gluoncv_name
 
 
 def main(argv=None):
@@ -41,7 +41,7 @@ def main(argv=None):
         classes = export_to_gluoncv(args.checkpoint, args.out, model)
         name = gluoncv_name(model)
         loader = (f"gluoncv.model_zoo.get_model({name!r}, pretrained=False, classes={classes})"
-                  if name else f"gluon_tricks.report.export.gluoncv_model({model!r}, {classes})"
+                  if name else f"gluon_tricks.models.gluoncv_model({model!r}, {classes})"
                   " (GluonCV's ResNetV1b class; its zoo has no such name)")
         print(f"{args.out}: {model} with {classes} classes; loads into {loader}")
     return 0

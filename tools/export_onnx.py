@@ -16,7 +16,7 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.weights import add_weights_arguments
+from gluon_tricks.cli.common import add_weights_arguments
 
 
 def parser():
@@ -32,8 +32,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from gluon_tricks.report.onnx_export import OnnxError, check_onnx, export_onnx
-    from gluon_tricks.weights import checkpoint_from_args
+    from gluon_tricks.export.onnx import OnnxError, check_onnx, export_onnx
+    from gluon_tricks.cli.common import checkpoint_from_args
     ckpt = checkpoint_from_args(args)
     export_onnx(ckpt, args.out)
     result = dict(onnx=args.out, model=ckpt.model, classes=ckpt.classes,

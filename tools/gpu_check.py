@@ -36,7 +36,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     import mxnet as mx
 
-    from gluon_tricks.report.gpu_check import measure, table, verdicts
+    from gluon_tricks.train.selfcheck import measure, table, verdicts
 
     gpus = mx.context.num_gpus()
     if gpus == 0:
@@ -44,7 +44,7 @@ def main(argv=None):
                         "install mxnet-cu112/cu117 (README, 'Installing by hand') on a GPU host")
     dist, allreduce_ok = None, None
     if "HOROVOD_RANK" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ:
-        from gluon_tricks.train.distributed import detect
+        from gluon_tricks.run.parallel import detect
         dist = detect(force_horovod=True)
         device_sets = [[mx.gpu(dist.local_rank if gpus > 1 else 0)]]
         allreduce_ok = horovod_sums(dist, device_sets[0][0])

@@ -21,8 +21,9 @@ import sys
 
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps,
-                                           open_checkpoint, plot_gaps, table, val_logits)
+from gluon_tricks.infer.checkpoint import open_checkpoint
+from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps, plot_gaps,
+                                           table, val_logits)
 
 
 def parser():

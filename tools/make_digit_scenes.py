@@ -7,7 +7,7 @@ maps), which GluonCV's own dataset classes read.
     python tools/make_digit_scenes.py data/scenes --size 96 --scale 32 56 --max-digits 2 \
         --stroke 0.05                      # the sets of the miniature recipes (recipes/transfer)
 
-Layouts and label values: gluon_tricks/data/scenes.py.
+Layouts and label values: gluon_tricks/transfer/scenes.py.
 """
 import argparse
 import sys
@@ -30,7 +30,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="rebuild existing sets")
     args = p.parse_args(argv)
     from gluon_tricks.data import DataError
-    from gluon_tricks.data.scenes import make_digit_scenes
+    from gluon_tricks.transfer.scenes import make_digit_scenes
     for flag, value in (("--train", args.train), ("--val", args.val), ("--size", args.size),
                         ("--max-digits", args.max_digits)):
         if value <= 0:

@@ -10,7 +10,7 @@ from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.models import MODEL_NAMES, get_model, input_size
 from gluon_tricks.models.complexity import count
 from gluon_tricks.paper import PAPER
-from gluon_tricks.report.tables import markdown_header, markdown_row
+from gluon_tricks.markdown import markdown_header, markdown_row
 
 DEFAULT = ["resnet50_v1", "resnet50_v1b", "resnet50_v1c", "resnet50_v1d"]
 

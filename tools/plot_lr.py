@@ -6,7 +6,7 @@
     python tools/plot_lr.py --recipe recipes/table6/resnet50_v1d_efficient.yaml \
         --recipe recipes/table6/resnet50_v1d_cosine.yaml --out runs/figures/r50d_lr
 
-The curves come from gluon_tricks.train.schedule, the code the trainer calls. Default: the
+The curves come from gluon_tricks.run.schedule, the code the trainer calls. Default: the
 paper's batch 1024 (peak lr 0.4), 120 epochs, ImageNet's 1,281,167 images (1251 batches per
 epoch). With --recipe, curves are labelled by the recipe's paper key (else its file name).
 --csv writes one file for all curves: ``schedule,iteration,epoch,lr`` with iteration

@@ -17,7 +17,7 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.weights import add_weights_arguments
+from gluon_tricks.cli.common import add_batch_arguments, add_weights_arguments
 
 
 def parser():
@@ -26,18 +26,16 @@ def parser():
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--classes-file", help="class names, one a line, in label order")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default: 5)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--gpus", default="", help="a GPU id (default: CPU)")
-    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    add_batch_arguments(p, 32, "one JSON line per image")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     from gluon_tricks.errors import UserError
-    from gluon_tricks.report.predict import class_names, image_files, predict
-    from gluon_tricks.train.distributed import gpu_contexts
-    from gluon_tricks.weights import checkpoint_from_args
+    from gluon_tricks.infer.predict import class_names, image_files, predict
+    from gluon_tricks.gpu.devices import gpu_contexts
+    from gluon_tricks.cli.common import checkpoint_from_args
     for flag, value in (("--topk", args.topk), ("--batch-size", args.batch_size)):
         if value <= 0:
             raise UserError(f"{flag} {value}: expected a positive number")

@@ -15,7 +15,7 @@ in gluon_tricks.transfer.
 """
 import sys
 
-from gluon_tricks.transfer.cli import main
+from gluon_tricks.cli.transfer import main
 
 if __name__ == "__main__":
     sys.exit(main())

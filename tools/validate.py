@@ -19,25 +19,23 @@ import json
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.weights import add_weights_arguments
+from gluon_tricks.cli.common import add_batch_arguments, add_weights_arguments
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_weights_arguments(p)
     p.add_argument("--rec-val", required=True, help="validation RecordIO file (.rec + .idx)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
-    p.add_argument("--gpus", default="", help="comma-separated GPU ids (default: CPU)")
-    p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    add_batch_arguments(p, 100, "print one JSON line instead of text")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     from gluon_tricks.errors import UserError
-    from gluon_tricks.report.validate import progress_bar, validate
-    from gluon_tricks.train.distributed import gpu_contexts
-    from gluon_tricks.weights import checkpoint_from_args
+    from gluon_tricks.infer.validate import progress_bar, validate
+    from gluon_tricks.gpu.devices import gpu_contexts
+    from gluon_tricks.cli.common import checkpoint_from_args
     from gluon_tricks.data import count_records
     if args.batch_size <= 0:
         raise UserError(f"--batch-size {args.batch_size}: expected a positive number")

@@ -16,6 +16,7 @@ are removed by the next run. A file that is not an image the trainer can read (u
 a JPEG cut short, over ``MAX_PIXELS``, a name with a tab or newline) is skipped, named in a
 warning and counted; a class left without any image is an error, as it would shift labels.
 """
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -179,8 +180,42 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
     Returns a :class:`PackSummary`; raises DataError (empty class folder, existing output
     without ``force``, nothing readable, bad arguments).
     """
-    from mxnet import recordio  # the C++ library loads only when packing is asked for
+    outputs = _checked_outputs(out_prefix, encoding, quality, resize, force)
+    if labels_file:
+        items, classes = list_with_labels(image_dir, labels_file)
+    else:
+        items, classes = list_class_folders(image_dir)
+    # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
+    random.Random(seed).shuffle(items)
+    _remove_stale_tmp(outputs)
+    tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
+    jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
+    try:
+        with _encoded(jobs, workers, progress and f"packing {out_prefix}") as results:
+            packed, skipped = _write_records(tmp, image_dir, items, results)
+        if not packed:
+            raise DataError(f"{image_dir}: no readable image ({len(skipped)} files skipped)")
+        empty = sorted(set(range(len(classes))) - {label for _, label, _ in packed})
+        if empty:
+            raise DataError(f"{image_dir}: class {classes[empty[0]]!r} (label {empty[0]}) has "
+                            "no readable image, which would leave its label without data; "
+                            "remove the class or add images")
+        with open(tmp[2], "w", encoding="utf-8") as f:
+            f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
+        with open(tmp[3], "w", encoding="utf-8") as f:
+            f.writelines(f"{c}\n" for c in classes)
+        _publish(tmp, outputs)
+    finally:
+        for t in tmp:
+            if os.path.exists(t):
+                os.remove(t)
+    return PackSummary(packed=len(packed), skipped=len(skipped), classes=classes,
+                       paths=outputs, skipped_files=skipped)
 
+
+def _checked_outputs(out_prefix, encoding, quality, resize, force):
+    """The output paths (.rec, .idx, .lst, _classes.txt) of ``out_prefix``, after checking
+    the packing arguments and that no output is overwritten without ``force``."""
     if encoding not in ENCODINGS:
         raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if not 1 <= quality <= 100:
@@ -194,62 +229,54 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
     if not os.path.isdir(out_dir):
         raise DataError(f"{out_dir}: output folder does not exist")
+    return outputs
 
-    if labels_file:
-        items, classes = list_with_labels(image_dir, labels_file)
-    else:
-        items, classes = list_class_folders(image_dir)
-    # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
-    random.Random(seed).shuffle(items)
 
-    _remove_stale_tmp(outputs)
-    tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
-    jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
-    packed, skipped = [], []
-    pool = None
+@contextlib.contextmanager
+def _encoded(jobs, workers, progress):
+    """The (bytes or None, reason) of each job in order, from ``workers`` processes; a tqdm
+    bar titled ``progress`` (unless falsy)."""
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
     try:
-        if workers > 1:
-            pool = multiprocessing.get_context("fork").Pool(workers)
-            results = pool.imap(_encode, jobs, chunksize=16)
-        else:
-            results = map(_encode, jobs)
+        results = pool.imap(_encode, jobs, chunksize=16) if pool else map(_encode, jobs)
         if progress:
             from tqdm import tqdm
-            results = tqdm(results, total=len(jobs), desc=f"packing {out_prefix}", unit="img")
-        writer = recordio.MXIndexedRecordIO(tmp[1], tmp[0], "w")
-        try:
-            for (rel, label), (buf, reason) in zip(items, results):
-                if buf is None:
-                    log.warning("skipping %s: %s", os.path.join(image_dir, rel), reason)
-                    skipped.append(os.path.join(image_dir, rel))
-                    continue
-                key = len(packed)
-                header = recordio.IRHeader(0, float(label), key, 0)
-                writer.write_idx(key, recordio.pack(header, buf))
-                packed.append((key, label, rel))
-        finally:
-            writer.close()
-        if not packed:
-            raise DataError(f"{image_dir}: no readable image ({len(skipped)} files skipped)")
-        empty = sorted(set(range(len(classes))) - {label for _, label, _ in packed})
-        if empty:
-            raise DataError(f"{image_dir}: class {classes[empty[0]]!r} (label {empty[0]}) has "
-                            "no readable image, which would leave its label without data; "
-                            "remove the class or add images")
-        with open(tmp[2], "w", encoding="utf-8") as f:
-            f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
-        with open(tmp[3], "w", encoding="utf-8") as f:
-            f.writelines(f"{c}\n" for c in classes)
-        for t, p in zip(tmp, outputs):
-            os.replace(t, p)
+            results = tqdm(results, total=len(jobs), desc=progress, unit="img")
+        yield results
     finally:
         if pool is not None:
             pool.terminate()
-        for t in tmp:
-            if os.path.exists(t):
-                os.remove(t)
-    return PackSummary(packed=len(packed), skipped=len(skipped), classes=classes,
-                       paths=outputs, skipped_files=skipped)
+
+
+def _write_records(tmp, image_dir, items, results):
+    """Write the encoded images to the temporary .rec/.idx; returns (packed (key, label,
+    relative path), skipped files)."""
+    from mxnet import recordio  # the C++ library loads only when packing is asked for
+    packed, skipped = [], []
+    writer = recordio.MXIndexedRecordIO(tmp[1], tmp[0], "w")
+    try:
+        for (rel, label), (buf, reason) in zip(items, results):
+            if buf is None:
+                log.warning("skipping %s: %s", os.path.join(image_dir, rel), reason)
+                skipped.append(os.path.join(image_dir, rel))
+                continue
+            key = len(packed)
+            writer.write_idx(key, recordio.pack(recordio.IRHeader(0, float(label), key, 0), buf))
+            packed.append((key, label, rel))
+    finally:
+        writer.close()
+    return packed, skipped
+
+
+def _publish(tmp, outputs):
+    """Rename the finished temporary files over the outputs. The old .idx goes first and the
+    new one comes last: a kill in between leaves a set without its .idx (which every reader
+    refuses in one line), never a new .rec beside an old index."""
+    idx = outputs[1]
+    if os.path.exists(idx):
+        os.remove(idx)
+    for t, p in sorted(zip(tmp, outputs), key=lambda pair: pair[1] == idx):
+        os.replace(t, p)
 
 
 def _remove_stale_tmp(outputs):

@@ -113,7 +113,6 @@ class ResNet(gluon.HybridBlock):
         if depth not in SPECS:
             raise ValueError(f"depth {depth}: expected one of {sorted(SPECS)}")
         kind, blocks = SPECS[depth]
-        self.zero_gamma = zero_gamma
         with self.name_scope():
             if deep_stem:
                 self.conv1 = nn.HybridSequential(prefix="conv1_")

@@ -22,10 +22,10 @@ import numpy as np
 
 from ..errors import UserError
 from ..paper import PAPER
-from ..runfolder import RunFolder, RunFolderError
+from ..run.folder import RunFolder, RunFolderError
 from ..train.config import from_saved, resolve
 from .runs import Run, config_changes, load_run
-from .tables import markdown_table
+from ..markdown import markdown_table
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN_SCRIPT = os.path.join(ROOT, "recipes", "train_imagenet.py")

@@ -1,6 +1,6 @@
 """The paper's Figure 3: (a) learning rate per epoch, (b) validation top-1 per epoch.
 
-The learning rates come from :class:`gluon_tricks.train.schedule.LRSchedule`, the object
+The learning rates come from :class:`gluon_tricks.run.schedule.LRSchedule`, the object
 the trainer calls, so the curve drawn is the curve trained.
 """
 import csv
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..paper import IMAGENET_TRAIN_IMAGES
-from ..train.schedule import LRSchedule, scaled_lr
+from ..run.schedule import LRSchedule, scaled_lr
+from ..train.config import schedule_of
 
 # Where a tool writes when no --out is given: an untracked folder (runs/ is ignored by git),
 # so that running a tool never changes the repository; the figures under docs/results are
@@ -54,7 +55,7 @@ def recipe_curve(cfg, images, label):
     batches = images // cfg.batch_size
     if batches < 1:
         raise ValueError(f"{images} images make no batch of {cfg.batch_size}")
-    return LRCurve(label, LRSchedule.of_config(cfg, batches))
+    return LRCurve(label, schedule_of(cfg, batches))
 
 
 def write_lr_csv(path, curves):
@@ -69,7 +70,7 @@ def write_lr_csv(path, curves):
                             map(repr, epoch.tolist()), map(repr, lr.tolist())))
 
 
-def _save(fig, prefix):
+def save_figure(fig, prefix):
     """Write PREFIX.png and PREFIX.pdf; return their paths."""
     directory = os.path.dirname(prefix)
     if directory:
@@ -99,7 +100,7 @@ def plot_lr(curves, prefix, title="Learning rate schedules with 5 warmup epochs 
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    paths = _save(fig, prefix)
+    paths = save_figure(fig, prefix)
     plt.close(fig)
     return paths
 
@@ -118,6 +119,6 @@ def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)"):
     ax.grid(alpha=0.3)
     # below the axes: run descriptions are long and would cover the curves
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
-    paths = _save(fig, prefix)
+    paths = save_figure(fig, prefix)
     plt.close(fig)
     return paths

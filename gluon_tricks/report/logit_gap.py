@@ -18,12 +18,9 @@ import mxnet as mx
 import numpy as np
 
 from .. import data as gt_data
+from ..infer.checkpoint import load_net
+from ..markdown import markdown_table
 from ..paper import optimal_logit_gap
-from ..weights import Checkpoint, WeightsError, load_net, open_checkpoint  # noqa: F401
-from .tables import markdown_table
-
-
-LogitGapError = WeightsError  # a checkpoint or run folder whose logits cannot be computed
 
 
 def logit_gaps(logits):
@@ -93,7 +90,7 @@ def plot_gaps(series, prefix, title="Gap between the largest logit and the rest 
     """
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from .figures import save_figure
 
     fig, (ax_eps, ax_hist) = plt.subplots(1, 2, figsize=(11, 4),
                                           gridspec_kw=dict(width_ratios=(2, 3)))
@@ -133,7 +130,7 @@ def plot_gaps(series, prefix, title="Gap between the largest logit and the rest 
     ax_hist.grid(alpha=0.3)
     ax_hist.legend(fontsize="x-small")
     fig.suptitle(title)
-    paths = _save(fig, prefix)
+    paths = save_figure(fig, prefix)
     plt.close(fig)
     return paths
 

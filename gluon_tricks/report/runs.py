@@ -1,5 +1,5 @@
 """A run folder as the report tools see it: its configuration, its epoch records and the
-recipe it came from (:class:`~gluon_tricks.runfolder.RunFolder` reads the files).
+recipe it came from (:class:`~gluon_tricks.run.folder.RunFolder` reads the files).
 
 Epoch records carry ``epoch`` (1-based), ``val_top1``/``val_top5`` as fractions in [0, 1],
 ``samples_per_sec``, ...; those of a transfer run (``tools/transfer.py``, ``task`` in its
@@ -11,8 +11,9 @@ from typing import Optional
 
 import yaml
 
-from ..runfolder import RunFolder, RunFolderError
-from ..train.config import ConfigError, from_saved, resolve
+from ..run.folder import RunFolder, RunFolderError
+from ..run.recipe import ConfigError
+from ..train.config import from_saved, resolve
 from ..transfer import config as transfer_config
 from ..transfer.detection import METRICS as DETECTION_METRICS
 from ..transfer.segmentation import METRICS as SEGMENTATION_METRICS

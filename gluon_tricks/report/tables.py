@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..markdown import markdown_table
 from ..paper import PAPER, TRANSFER
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -92,21 +93,6 @@ def _fmt(value, spec=".2f", sign=False):
     if value is None:
         return "-"
     return format(value, ("+" if sign else "") + spec)
-
-
-def markdown_row(cells):
-    """One Markdown table row of ``cells`` (any values, shown with str)."""
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
-def markdown_header(columns):
-    """A Markdown table's header line and its separator line."""
-    return markdown_row(columns) + "\n|" + "---|" * len(columns)
-
-
-def markdown_table(columns, rows):
-    """A Markdown table (str ending in a newline) of ``rows``, sequences of cells."""
-    return "\n".join([markdown_header(columns), *map(markdown_row, rows)]) + "\n"
 
 
 def markdown(rows):

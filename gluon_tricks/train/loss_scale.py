@@ -23,6 +23,8 @@ rewrites operators to mixed precision rather than casting the network as the pap
 checks only the first device's gradients, has fixed constants and no state to checkpoint.
 We reuse its overflow kernel, ``multi_all_finite``.
 """
+import math
+
 import mxnet as mx
 
 # multi_all_finite takes at most this many arrays per call (the chunk AMP uses)
@@ -125,3 +127,21 @@ class DynamicLossScaler:
     def load_state_dict(self, state):
         self.scale = float(state["scale"])
         self.clean_steps = int(state.get("clean_steps", 0))
+
+
+def scaler_of(loss_scale, dtype):
+    """The scaler of the recipe keys ``loss_scale`` ("dynamic" or a number as text) and
+    ``dtype``: None for float32 (no scaling); ValueError (one line) for a loss_scale that is
+    neither "dynamic" nor a positive finite number."""
+    if loss_scale == "dynamic":
+        scaler = DynamicLossScaler()
+    else:
+        try:
+            scale = float(loss_scale)
+        except ValueError:
+            raise ValueError(f"loss_scale must be 'dynamic' or a number, got "
+                             f"{loss_scale!r}") from None
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"loss_scale must be a positive number, got {scale}")
+        scaler = StaticLossScaler(scale)
+    return scaler if dtype == "float16" else None

@@ -1,6 +1,6 @@
 """Configuration of a transfer run (paper §6, Tables 8 and 9): one dataclass per task, filled
-from a recipe (``task:`` picks the dataclass) and ``--set`` overrides, with the
-classification trainer's recipe machinery (``base:`` chains, typed keys, one-line errors).
+from a recipe (``task:`` picks the dataclass) and ``--set`` overrides, on the recipe engine
+(:mod:`gluon_tricks.run.recipe`: ``base:`` chains, typed keys, one-line errors).
 
 The defaults are the authors' published GluonCV runs:
 
@@ -16,15 +16,12 @@ The defaults are the authors' published GluonCV runs:
   base size 520, crop 480, aux weight 0.5, wd 1e-4, momentum 0.9, poly decay of power 0.9):
   GluonCV reports pixAcc 79.0 / mIoU 39.5 for it.
 """
-import dataclasses
 import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
-import yaml
-
-from ..train.config import (ConfigError, Schema, _TupleDumper, build, recipe_chain,
-                            resume_changes)
+from ..run.recipe import Config, ConfigError, RecipeBook, Schema
+from ..run.schedule import MODES as LR_MODES
 from .nets import BACKBONES
 
 TASKS = ("detection", "segmentation")
@@ -34,7 +31,7 @@ SEGMENTATION_DATASETS = ("ade20k", "digits")
 
 
 @dataclass
-class TransferConfig:
+class TransferConfig(Config):
     """What both tasks share."""
     task: str = "detection"
     dataset: str = "voc"
@@ -63,11 +60,6 @@ class TransferConfig:
     keep_checkpoints: int = 3
     paper: Optional[str] = None  # e.g. "table8/resnet50/distill_mixup"
     description: str = ""
-
-    def to_dict(self):
-        """Plain values (tuples as lists), as config.yaml holds them."""
-        return yaml.safe_load(yaml.dump(dataclasses.asdict(self), Dumper=_TupleDumper,
-                                        sort_keys=False))
 
 
 @dataclass
@@ -137,14 +129,15 @@ def validate(cfg):
                           f"{list(cfg.lr_step_epochs)}")
 
 
-def _schema(cls):
-    choices = dict(task=TASKS, backbone_model=BACKBONES, lr_mode=("step", "poly"))
-    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), validate)
-
-
-SCHEMAS = {"detection": _schema(DetectionConfig), "segmentation": _schema(SegmentationConfig)}
 # what may change when a run resumes (as the classification trainer's)
 RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "num_workers", "backbone")
+
+
+def _schema(cls):
+    choices = dict(task=TASKS, backbone_model=BACKBONES,
+                   lr_mode=tuple(m for m in LR_MODES if m != "cosine"))
+    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), validate,
+                  resumable=RESUMABLE)
 
 
 def _task(sources, overrides):
@@ -161,22 +154,7 @@ def _task(sources, overrides):
     return task
 
 
-def resolve(recipe=None, overrides=()):
-    """The DetectionConfig or SegmentationConfig (by ``task:``) of ``recipe`` (with its
-    ``base:`` chain) and ``overrides`` ((key, value) pairs from ``--set``)."""
-    sources = recipe_chain(recipe) if recipe is not None else []
-    overrides = list(overrides)
-    return build(sources, overrides, SCHEMAS[_task(sources, overrides)])
-
-
-def from_saved(config, where):
-    """The configuration of a transfer run folder's config.yaml (read as a dict)."""
-    if not isinstance(config, dict):
-        raise ConfigError(f"{where}: expected a mapping of configuration keys")
-    sources = [(where, config)]
-    return build(sources, (), SCHEMAS[_task(sources, ())])
-
-
-def check_resume(saved, cfg):
-    """{key: [old, new]} of what a resume changes; ConfigError if it may not."""
-    return resume_changes(saved, cfg, RESUMABLE)
+RECIPES = RecipeBook({"detection": _schema(DetectionConfig),
+                      "segmentation": _schema(SegmentationConfig)}, pick=_task)
+resolve = RECIPES.resolve
+from_saved = RECIPES.from_saved

@@ -12,7 +12,7 @@ import os
 
 import mxnet as mx
 
-from ..data.scenes import DIGIT_NAMES
+from .scenes import DIGIT_NAMES
 from ..errors import RunError
 from .nets import faster_rcnn
 

@@ -1,11 +1,12 @@
 """The transfer loop (paper §6): fine-tune GluonCV's Faster-RCNN or FCN from one of our
-classification backbones, with the classification trainer's run folder, logs, checkpoints
-and resume.
+classification backbones, on the run layer the classification trainer shares
+(:mod:`gluon_tricks.run`: run folder, logs, checkpoints, resume).
 
 :func:`train_transfer` is the whole run: every check first (data, backbone, run folder),
-then per epoch: the learning rate per update (:class:`~gluon_tricks.train.schedule.LRSchedule`,
+then per epoch: the learning rate per update (:class:`~gluon_tricks.run.schedule.LRSchedule`,
 step or poly), the task's forward-backward pass, SGD (GluonCV's optimizer for both
-published runs), validation (VOC07 mAP, or pixAcc and mIoU), a log record and a checkpoint.
+published runs), validation (VOC07 mAP, or pixAcc and mIoU), a log record and a checkpoint
+(:func:`_epoch`).
 The task (:mod:`.detection`, :mod:`.segmentation`) owns the network, data and metrics.
 """
 import random
@@ -17,15 +18,12 @@ import numpy as np
 
 from .. import seeds
 from ..errors import RunError
-from ..runfolder import params_of
-from ..train.config import ConfigError
-from ..train.distributed import SingleProcess
-from ..train.loop import (RunLog, checked_run_folder, finish_resume, load_newest_checkpoint,
-                          recipe_mismatch, start_run_folder)
-from ..train.optim import optimizer_state
-from ..train.schedule import LRSchedule
+from ..run.folder import params_of
+from ..run.lifecycle import Launch, open_run, recipe_mismatch
+from ..run.parallel import SingleProcess
+from ..run.schedule import LRSchedule
 from . import detection, segmentation
-from .config import check_resume, from_saved
+from .config import RECIPES
 
 TASKS = {"detection": (detection.Detection, detection.check_data),
          "segmentation": (segmentation.Segmentation, segmentation.check_data)}
@@ -61,22 +59,17 @@ def _seed_epoch(cfg, epoch):
     mx.random.seed(seed)
 
 
-def train_transfer(cfg, data_root, out, contexts=None, resume=False, force=False,
-                   stop_after=None, command=None):
+def train_transfer(cfg, data_root, out, contexts=None, launch=None):
     """Fine-tune the task of ``cfg`` on the dataset under ``data_root``; logs and checkpoints
-    go to the run folder ``out``. Returns a :class:`TransferResult`. Arguments as
-    :func:`gluon_tricks.train.loop.train`'s."""
-    contexts = contexts or [mx.cpu()]
+    go to the run folder ``out``. ``contexts``: the devices (default the CPU); ``launch``:
+    how the run folder is opened (:class:`~gluon_tricks.run.lifecycle.Launch`). Returns a
+    :class:`TransferResult`. Every check that can fail runs before the run folder is
+    touched."""
+    contexts, launch = contexts or [mx.cpu()], launch or Launch()
     task_class, check_data = TASKS[cfg.task]
     check_data(data_root, cfg.dataset)
-    folder = checked_run_folder(out, resume, force)
-    changed = {}
-    if resume:
-        try:
-            changed = check_resume(from_saved(folder.read_config(), folder.config_path), cfg)
-        except ConfigError as e:
-            raise RunError(f"--resume {out}: {e}") from None
-    params = None if resume else backbone_params(cfg)  # a resume loads its checkpoint
+    run = open_run(out, launch, cfg, RECIPES, best_key="best")
+    params = None if launch.resume else backbone_params(cfg)  # a resume loads its checkpoint
     mx.random.seed(cfg.seed)
     task = task_class(cfg, data_root, contexts)
     net = task.build_net(params)
@@ -90,44 +83,39 @@ def train_transfer(cfg, data_root, out, contexts=None, resume=False, force=False
                           epochs=cfg.epochs, mode=cfg.lr_mode,
                           step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor,
                           power=cfg.lr_power)
-    start_run_folder(folder, cfg, command, resume, changed)
-    log = RunLog(folder, True)
-    start, best, best_epoch = 0, -1.0, None
-    if resume:
-        start, best, best_epoch = _resume(folder, net, trainer, contexts, log)
+    log = run.start(cfg)
+    start = (run.resume(net, trainer, contexts, cfg.epochs, require_checkpoint=True)[0]
+             if launch.resume else 0)
     log.info("%s: %s on %s (%s), %d images per update, %d updates per epoch, lr %.4g on %s",
              cfg.paper or cfg.task, cfg.task, cfg.backbone_model,
-             cfg.backbone if params else "checkpoint" if resume else "random backbone",
+             cfg.backbone if params else "checkpoint" if launch.resume else "random backbone",
              cfg.batch_size, len(train_loader), cfg.lr, contexts)
     note = recipe_mismatch(cfg.backbone, cfg.backbone_recipe, "backbone")
     if note:
         log.info("note: %s", note)
-    end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
     metrics = {}
-    for epoch in range(start, end):
-        tic = time.time()
-        loss, lr = _train_epoch(task, trainer, train_loader, schedule, epoch, log)
-        seconds = time.time() - tic
-        SingleProcess().average_running_stats(net.collect_params())
-        metrics = task.evaluate(val_loader)
-        value = metrics[task.metrics[0]]
-        is_best = value > best
-        if is_best:
-            best, best_epoch = value, epoch + 1
-        record = dict(type="epoch", epoch=epoch + 1, lr=lr, train_loss=loss, **metrics,
-                      samples_per_sec=len(train_loader) * cfg.batch_size / seconds,
-                      time_s=time.time() - tic, best=best)
-        log.info("epoch %d/%d lr %.5g train loss %.4f %s (%.1fs)", epoch + 1, cfg.epochs, lr,
-                 loss, " ".join(f"{k} {metrics[k]:.4f}" for k in task.metrics),
-                 record["time_s"])
-        log.record(**record)
-        arrays, state = optimizer_state(trainer, net)
-        folder.save_checkpoint(epoch + 1, net, arrays,
-                               dict(record, best_epoch=best_epoch, optimizer=state),
-                               is_best, keep=cfg.keep_checkpoints)
-        folder.drop_set_aside()
-    return TransferResult(epochs=end, metrics=metrics, best=best, best_epoch=best_epoch,
-                          run_dir=out)
+    for epoch in range(start, run.end(start, cfg.epochs)):
+        metrics = _epoch(run, task, net, trainer, (train_loader, val_loader), schedule, epoch)
+    return TransferResult(epochs=run.end(start, cfg.epochs), metrics=metrics, best=run.best,
+                          best_epoch=run.best_epoch, run_dir=out)
+
+
+def _epoch(run, task, net, trainer, loaders, schedule, epoch):
+    """Train, validate, log and checkpoint one epoch; returns its validation metrics."""
+    cfg, (train_loader, val_loader) = task.cfg, loaders
+    tic = time.time()
+    loss, lr = _train_epoch(task, trainer, train_loader, schedule, epoch, run.log)
+    seconds = time.time() - tic
+    SingleProcess().average_running_stats(net.collect_params())
+    metrics = task.evaluate(val_loader)
+    is_best = run.is_best(metrics[task.metrics[0]], epoch + 1)
+    record = dict(type="epoch", epoch=epoch + 1, lr=lr, train_loss=loss, **metrics,
+                  samples_per_sec=len(train_loader) * cfg.batch_size / seconds,
+                  time_s=time.time() - tic, best=run.best)
+    run.log.info("epoch %d/%d lr %.5g train loss %.4f %s (%.1fs)", epoch + 1, cfg.epochs, lr,
+                 loss, " ".join(f"{k} {metrics[k]:.4f}" for k in task.metrics), record["time_s"])
+    run.end_epoch(epoch + 1, net, trainer, record, is_best, keep=cfg.keep_checkpoints)
+    return metrics
 
 
 def _train_epoch(task, trainer, loader, schedule, epoch, log):
@@ -150,15 +138,3 @@ def _train_epoch(task, trainer, loader, schedule, epoch, log):
                        samples_per_sec=speed)
             interval_tic = time.time()
     return total / max(len(loader), 1), lr
-
-
-def _resume(folder, net, trainer, contexts, log):
-    """Load the newest checkpoint that loads (network and optimizer state; newer unreadable
-    ones are set aside), as the classification trainer does; returns (epochs done, best
-    metric, its epoch)."""
-    epoch, record, unreadable = load_newest_checkpoint(folder, net, trainer, contexts, log)
-    if record is None:  # the network was built without its backbone: nothing to go on from
-        raise RunError(f"--resume {folder.path}: no checkpoint that loads; start it again "
-                       "with --force")
-    finish_resume(folder, epoch, record, unreadable, log)
-    return epoch, record.get("best", -1.0), record.get("best_epoch")

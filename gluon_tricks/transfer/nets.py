@@ -16,7 +16,7 @@ from mxnet.gluon import nn
 
 from ..errors import UserError, one_line
 from ..models import RESNETS, gluoncv_model, initializer
-from ..weights import infer_classes, read_params
+from ..models.weights import infer_classes, read_params
 
 # GluonCV's ResNetV1b layout; the original V1 has another (and no dilated version)
 BACKBONES = tuple(m for m in RESNETS if not m.endswith("_v1"))

@@ -8,7 +8,7 @@ import pytest
 from gluoncv.data import ADE20KSegmentation, CustomVOCDetectionBase
 
 from gluon_tricks.data import DataError
-from gluon_tricks.data.scenes import DIGIT_NAMES, make_digit_scenes
+from gluon_tricks.transfer.scenes import DIGIT_NAMES, make_digit_scenes
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The real command line (``gluon_tricks.train.cli.main``) in one Horovod rank, for
+"""The real command line (``gluon_tricks.cli.train.main``) in one Horovod rank, for
 tests/horovod/test_horovod.py:
 
 - ``{rank}`` in an argument becomes this rank's number (ranks given separate run folders,
@@ -9,7 +9,8 @@ tests/horovod/test_horovod.py:
 import os
 import sys
 
-from gluon_tricks.train import cli, loop
+from gluon_tricks.cli import train as cli
+from gluon_tricks.train import loop
 
 
 def main():
@@ -17,11 +18,12 @@ def main():
     argv = [arg.replace("{rank}", rank) for arg in sys.argv[1:]]
     dump = os.environ.get("GT_TEST_DUMP")
     if dump:
-        evaluate = loop.evaluate
+        evaluate, epochs = loop.evaluate, []
 
-        def evaluate_after_dump(net, loader, epoch, contexts, dtype, dist):
-            net.save_parameters(os.path.join(dump, f"rank{dist.rank}-epoch{epoch + 1}.params"))
-            return evaluate(net, loader, epoch, contexts, dtype, dist)
+        def evaluate_after_dump(net, loader, contexts, dtype, dist):
+            epochs.append(len(epochs) + 1)  # the job is not resumed: one call per epoch
+            net.save_parameters(os.path.join(dump, f"rank{dist.rank}-epoch{epochs[-1]}.params"))
+            return evaluate(net, loader, contexts, dtype, dist)
 
         loop.evaluate = evaluate_after_dump
     return cli.main(argv)

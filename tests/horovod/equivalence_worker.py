@@ -18,8 +18,8 @@ import numpy as np
 from mxnet import gluon
 
 from gluon_tricks.train.config import TrainConfig
-from gluon_tricks.train.distributed import detect, materialize_parameters
-from gluon_tricks.train.loop import TrainStep
+from gluon_tricks.run.parallel import detect, materialize_parameters
+from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.optim import make_optimizer
 
 STEPS, GLOBAL_BATCH, CLASSES, SIZE = 4, 16, 10, 8
@@ -50,7 +50,7 @@ def main(out):
     net.hybridize(static_alloc=True, static_shape=True)
     cfg = TrainConfig(classes=CLASSES, batch_size=GLOBAL_BATCH)
     trainer = dist.trainer(net.collect_params(), make_optimizer(0.1, momentum=0.9, wd=1e-4), 1)
-    step = TrainStep(cfg, net, trainer, [mx.cpu()])
+    step = TrainStep(StepSettings.of(cfg), net, trainer, [mx.cpu()])
     for s in range(STEPS):
         trainer.set_learning_rate(0.1 * (s + 1) / STEPS)
         step(mx.nd.array(data[s, mine]), mx.nd.array(labels[s, mine]))

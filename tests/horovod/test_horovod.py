@@ -17,8 +17,9 @@ import pytest
 
 from gluon_tricks import data as gt_data
 from gluon_tricks.train.config import TrainConfig
-from gluon_tricks.train.distributed import SingleProcess
-from gluon_tricks.train.loop import build_net, evaluate
+from gluon_tricks.run.parallel import SingleProcess
+from gluon_tricks.train.metrics import evaluate
+from gluon_tricks.train.nets import build_net
 from helpers import module_folder
 from hvd_helpers import ROOT, horovod_mxnet_available, horovodrun_command, rank_env
 
@@ -152,7 +153,7 @@ def test_validation_is_exact_over_the_whole_set(two_rank_run, demo32, epoch):
     net.load_parameters(os.path.join(two_rank_run["run"], "checkpoints",
                                      f"epoch-{epoch:04d}.params"))
     _, val = gt_data.make_loaders(cfg.data, demo32["train"], demo32["val"], 32)
-    top1, top5, n = evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())
+    top1, top5, n = evaluate(net, val, [mx.cpu()], "float32", SingleProcess())
     assert n == 360
     assert (round(top1 * n), round(top5 * n)) == (round(record["val_top1"] * n),
                                                   round(record["val_top5"] * n))

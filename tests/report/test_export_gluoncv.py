@@ -9,7 +9,7 @@ import pytest
 from gluoncv.model_zoo import get_model as gluoncv_get_model
 
 from gluon_tricks.models import get_model, initializer
-from gluon_tricks.report.export import export_to_gluoncv
+from gluon_tricks.export.gluoncv import export_to_gluoncv
 from gluon_tricks.transfer.nets import faster_rcnn, fcn
 
 from helpers import assert_one_line_error, module_folder

@@ -7,7 +7,7 @@ import sys
 
 import mxnet as mx
 
-from gluon_tricks.report.gpu_check import Measurement, measure, table, verdicts
+from gluon_tricks.train.selfcheck import Measurement, measure, table, verdicts
 
 from helpers import assert_one_line_error
 

@@ -10,7 +10,7 @@ import pytest
 
 from gluon_tricks.data import DataConfig
 from gluon_tricks.models import get_model
-from gluon_tricks.weights import Checkpoint
+from gluon_tricks.infer.checkpoint import Checkpoint
 from helpers import assert_one_line_error
 
 from conftest import TOOLS
@@ -18,7 +18,7 @@ from conftest import TOOLS
 onnx = pytest.importorskip("onnx", reason="`make onnx` installs onnx and onnxruntime")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from gluon_tricks.report.onnx_export import check_onnx, export_onnx  # noqa: E402
+from gluon_tricks.export.onnx import check_onnx, export_onnx  # noqa: E402
 
 EXPORT = os.path.join(TOOLS, "export_onnx.py")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gluon_tricks.data import DataConfig
-from gluon_tricks.report.predict import transform
+from gluon_tricks.infer.predict import transform
 from helpers import assert_one_line_error, module_folder
 
 from conftest import TOOLS

@@ -9,7 +9,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.report.export import gluoncv_model
+from gluon_tricks.models import gluoncv_model
 from helpers import assert_one_line_error, module_folder
 
 from conftest import TOOLS

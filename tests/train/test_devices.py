@@ -12,10 +12,12 @@ import numpy as np
 
 import gluon_tricks.data as gt_data
 from gluon_tricks.models import get_model
-from gluon_tricks.runfolder import save_network
+from gluon_tricks.run.folder import save_network
 from gluon_tricks.train.config import TrainConfig
-from gluon_tricks.train.distributed import SingleProcess
-from gluon_tricks.train.loop import TrainStep, evaluate, train
+from gluon_tricks.run.parallel import SingleProcess
+from gluon_tricks.train.loop import train
+from gluon_tricks.train.metrics import evaluate
+from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.optim import make_optimizer
 
 from helpers import tiny_config
@@ -45,7 +47,7 @@ def test_two_devices_compute_what_one_does_without_batchnorm():
         net = mlp(contexts)
         trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1),
                                           len(contexts))
-        step = TrainStep(cfg, net, trainer, contexts)
+        step = TrainStep(StepSettings.of(cfg), net, trainer, contexts)
         for _ in range(3):
             step(data, label)
         nets[name] = {k: p.list_data()[0].asnumpy()
@@ -99,7 +101,7 @@ def test_two_device_run_saves_the_network_it_validated(demo32, tmp_path):
     net.load_parameters(os.path.join(run, "best.params"), ctx=mx.cpu())
     _, val = gt_data.make_loaders(gt_data.DataConfig(input_size=32, num_workers=1),
                                   demo32["train"], demo32["val"], 64)
-    top1, _, n = evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())
+    top1, _, n = evaluate(net, val, [mx.cpu()], "float32", SingleProcess())
     assert n == 360 and abs(top1 - best["val_top1"]) <= 1 / 360 + 1e-9, (top1, best)
 
 
@@ -114,7 +116,7 @@ def test_mixup_runs_on_each_device_within_its_share():
     trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1), 2)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(8, 12)).astype(np.float32)
-    _, outputs = TrainStep(cfg, net, trainer, TWO)(mx.nd.array(x), mx.nd.arange(8) % 5,
+    _, outputs = TrainStep(StepSettings.of(cfg), net, trainer, TWO)(mx.nd.array(x), mx.nd.arange(8) % 5,
                                                    lam=0.3)
     assert [z.context for z in outputs] == TWO
     for z, share in zip(outputs, (x[:4], x[4:])):
@@ -128,7 +130,7 @@ def test_validation_from_page_locked_memory_counts_every_image(demo32):
     net.initialize(ctx=mx.cpu())
     val = gt_data.make_loader(gt_data.DataConfig(input_size=32, num_workers=1), demo32["val"],
                               64, train=False, pin_device=0)
-    assert 360 % 64 and evaluate(net, val, 0, [mx.cpu()], "float32", SingleProcess())[2] == 360
+    assert 360 % 64 and evaluate(net, val, [mx.cpu()], "float32", SingleProcess())[2] == 360
 
 
 
@@ -161,11 +163,12 @@ import sys
 import mxnet as mx
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
+from gluon_tricks.run.lifecycle import Launch
 from gluon_tricks.train.loop import train
 cfg = tiny_config(epochs=2, mixup_alpha=0.0)
 two = [mx.cpu(0), mx.cpu(1)]
 kwargs = dict(resume=True) if sys.argv[2] == "resume" else dict(stop_after=int(sys.argv[2]))
-train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, **kwargs)
+train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, launch=Launch(**kwargs))
 """
 
 

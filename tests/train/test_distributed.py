@@ -8,7 +8,7 @@ def test_each_rank_finds_its_gpu():
     lists; all of a host's GPUs visible: gpus[local_rank]; ids MXNet does not see, or too
     few for the ranks of a host, are one-line errors."""
     from gluon_tricks.errors import RunError
-    from gluon_tricks.train.distributed import rank_gpu
+    from gluon_tricks.run.parallel import rank_gpu
 
     assert rank_gpu([0], local_rank=5, local_size=8, visible=1) == 0
     assert rank_gpu(list(range(8)), local_rank=5, local_size=8, visible=1) == 0

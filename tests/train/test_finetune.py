@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from gluon_tricks.models import get_model, initializer
-from gluon_tricks.report.export import gluoncv_model
+from gluon_tricks.models import gluoncv_model
 from gluon_tricks.train.loop import train
-from gluon_tricks.weights import WeightsError, init_from
+from gluon_tricks.models.weights import WeightsError, init_from
 from helpers import assert_one_line_error, module_folder, subset_rec, tiny_config
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))

@@ -193,7 +193,7 @@ def test_an_fp16_teacher_loads(tmp_path):
     """The teacher recipe trains in FP16, so its best.params holds float16 weights: they
     load into the FP32 teacher (MXNet refuses them without a cast) with their values."""
     from gluon_tricks.models import get_model
-    from gluon_tricks.train.loop import load_teacher
+    from gluon_tricks.train.nets import load_teacher
 
     net = get_model("resnet18_v1d", classes=10)
     net.initialize(ctx=mx.cpu())

@@ -128,14 +128,14 @@ def test_train_step_counts_skipped_updates_and_stops_a_diverged_run():
     leaves the weights alone; the dynamic scale halves to its floor of 1, and after
     COLLAPSED_STEPS overflowing steps there the run stops with one line."""
     from gluon_tricks.errors import RunError
-    from gluon_tricks.train import loop
-    from gluon_tricks.train.config import TrainConfig
+    from gluon_tricks.train import step as loop
+    from gluon_tricks.train.step import StepSettings
 
     net = mx.gluon.nn.Dense(3, in_units=4)
     net.initialize(mx.init.Constant(0.1))
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
     scaler = DynamicLossScaler(init_scale=8.0)
-    step = loop.TrainStep(TrainConfig(classes=3, model="resnet18_v1d"), net, trainer,
+    step = loop.TrainStep(StepSettings(classes=3), net, trainer,
                           [mx.cpu()], scaler=scaler)
     good = mx.nd.ones((2, 4))
     bad = mx.nd.array([[float("nan")] * 4, [1.0] * 4])

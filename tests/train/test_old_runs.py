@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from gluon_tricks.report.runs import load_run
-from gluon_tricks.report.logit_gap import open_checkpoint
+from gluon_tricks.infer.checkpoint import open_checkpoint
 from gluon_tricks.report.tables import markdown, row_of
 
 from helpers import assert_one_line_error, module_folder

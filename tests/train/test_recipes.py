@@ -8,8 +8,8 @@ import os
 import pytest
 import yaml
 
-from gluon_tricks.train.config import (ConfigError, TrainConfig, parse_override, recipe_chain,
-                                       resolve)
+from gluon_tricks.run.recipe import ConfigError, parse_override, recipe_chain
+from gluon_tricks.train.config import TrainConfig, resolve
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 

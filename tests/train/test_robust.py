@@ -2,6 +2,7 @@
 is written leaves the best model consistent with the record, a crafted pickle never runs,
 a corrupt latest checkpoint falls back to the one before, and resuming with other settings
 is refused or recorded."""
+import dataclasses
 import json
 import os
 import pickle
@@ -13,7 +14,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_tricks.runfolder as runfolder
+import gluon_tricks.run.folder as runfolder
+from gluon_tricks.run.lifecycle import Launch
 from gluon_tricks.train.loop import train
 
 from helpers import assert_one_line_error, module_folder, tiny_config, tiny_flags
@@ -85,13 +87,14 @@ def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, demo32,
 
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(**STEADY), demo32["train"], demo32["val"], run, force=True)
+        train(tiny_config(**STEADY), demo32["train"], demo32["val"], run,
+              launch=Launch(force=True))
     aside = os.path.join(run, "replaced")
     assert same_bytes(os.path.join(aside, "best.params"), old_best)
     assert epochs_logged(aside) == [1, 2]
     monkeypatch.undo()
     train(tiny_config(**dict(STEADY, epochs=1)), demo32["train"], demo32["val"], run,
-          force=True)
+          launch=Launch(force=True))
     assert not os.path.exists(aside) and epochs_logged(run) == [1]
     fresh = str(tmp_path / "fresh")  # a new folder has nothing to set aside
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
@@ -128,7 +131,7 @@ def test_kill_while_a_checkpoint_file_is_written(demo32, tmp_path, monkeypatch, 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, demo32["train"], demo32["val"], run)
     monkeypatch.undo()
-    train(cfg, demo32["train"], demo32["val"], run, resume=True)
+    train(cfg, demo32["train"], demo32["val"], run, launch=Launch(resume=True))
     with open(os.path.join(run, "log.jsonl")) as f:
         records = [r for r in map(json.loads, f) if r["type"] == "epoch"]
     assert [r["epoch"] for r in records] == [1, 2, 3]
@@ -194,10 +197,10 @@ def test_recipe_fuzz_accepts_valid_or_says_one_line(tmp_path):
     values are within range, or is refused with a one-line ConfigError naming the file;
     never another exception."""
     from gluon_tricks.errors import UserError
-    from gluon_tricks.train.config import FIELDS, RANGES, resolve
+    from gluon_tricks.train.config import RANGES, TrainConfig, resolve
 
     rng = np.random.default_rng(2019)
-    keys = [k for k in FIELDS if k != "data"] + [
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "data"] + [
         "data.min_area", "data.input_size", "data.mean_rgb", "data.num_workers", "base",
         "label_smothing", "data.nope"]
     values = [0, 1, -1, 0.5, -0.5, 1e9, float("nan"), float("inf"), True, "x", "dynamic",

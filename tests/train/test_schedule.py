@@ -7,7 +7,7 @@ import pytest
 from gluoncv.utils import LRScheduler as GluonCVScheduler
 
 from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
-from gluon_tricks.train.schedule import LRSchedule, scaled_lr
+from gluon_tricks.run.schedule import LRSchedule, scaled_lr
 
 BPE = 10  # batches per epoch of the small schedules
 

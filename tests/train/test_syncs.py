@@ -6,7 +6,8 @@ import mxnet as mx
 import pytest
 
 from gluon_tricks.train.config import TrainConfig
-from gluon_tricks.train.loop import EpochSums, TrainStep
+from gluon_tricks.train.metrics import EpochSums
+from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.loss_scale import DynamicLossScaler, StaticLossScaler
 from gluon_tricks.train.optim import make_optimizer
 
@@ -49,7 +50,7 @@ def test_host_syncs_per_step(syncs, scaler, per_step):
                       mixup_alpha=0.2)
     net = small_net()
     trainer = mx.gluon.Trainer(net.collect_params(), make_optimizer(0.1))
-    step = TrainStep(cfg, net, trainer, [mx.cpu()], scaler=scaler)
+    step = TrainStep(StepSettings.of(cfg), net, trainer, [mx.cpu()], scaler=scaler)
     data, label = mx.nd.random.normal(shape=(8, 3, 8, 8)), mx.nd.array(range(8)) % 10
     sums = EpochSums(mx.cpu(), mixing=True)
     sums.add(*step(data, label, lam=0.3), label)  # first step: shapes, kernels, state

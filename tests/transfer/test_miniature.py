@@ -11,8 +11,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.data.scenes import make_digit_scenes
-from gluon_tricks.transfer.cli import main
+from gluon_tricks.transfer.scenes import make_digit_scenes
+from gluon_tricks.cli.transfer import main
 from helpers import assert_one_line_error, module_folder
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))

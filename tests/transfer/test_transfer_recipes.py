@@ -7,7 +7,7 @@ import os
 import pytest
 
 from gluon_tricks.paper import TRANSFER, TRANSFER_ROWS
-from gluon_tricks.train.config import ConfigError
+from gluon_tricks.run.recipe import ConfigError
 from gluon_tricks.train.config import resolve as resolve_classifier
 from gluon_tricks.transfer.config import DetectionConfig, SegmentationConfig, resolve
 

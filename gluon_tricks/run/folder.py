@@ -32,7 +32,7 @@ import shutil
 import mxnet as mx
 import yaml
 
-from .errors import UserError, one_line
+from ..errors import UserError, one_line
 
 _EPOCH_JSON = re.compile(r"epoch-(\d{4,})\.json$")
 
@@ -246,11 +246,6 @@ class RunFolder:
                     os.path.exists(self.checkpoint(epoch, e)) for e in ("optimizer", "states")):
                 found.append(epoch)
         return sorted(found)
-
-    def latest_checkpoint(self):
-        """The newest complete checkpoint's epoch, or None."""
-        epochs = self.checkpoint_epochs()
-        return epochs[-1] if epochs else None
 
     def load_checkpoint(self, epoch, net, ctx):
         """Load the network of the checkpoint after ``epoch``. Returns (its JSON record, its

@@ -9,7 +9,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from ..train.cli import add_run_arguments
+    from .common import add_run_arguments
     p = argparse.ArgumentParser(
         prog="transfer.py",
         description="Fine-tune GluonCV's Faster-RCNN (Table 8) or FCN (Table 9) from one of our "
@@ -25,34 +25,27 @@ def parse_args(argv=None):
 
 
 def run(args):
-    import yaml
-
     from ..errors import RunError
-    from ..train.cli import overrides, run_folder_and_recipe
-    from ..train.distributed import gpu_contexts
-    from .config import resolve
-    from .loop import train_transfer
+    from ..gpu.devices import gpu_contexts
+    from ..run.recipe import dumps
+    from ..transfer.config import resolve
+    from ..transfer.loop import train_transfer
+    from .common import launch_of, overrides, require, run_folder_and_recipe
 
     folder, saved, recipe = run_folder_and_recipe(args)
     if recipe is None:
         raise RunError("--recipe is required (e.g. recipes/table8/distill_mixup.yaml)")
     cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "backbone")))
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
     if args.print_config:
-        print(text)
+        print(dumps(cfg))
         return 0
     data = args.data or saved.get("data")
-    for flag, value in (("--data", data), ("--out", args.out)):
-        if not value:
-            raise RunError(f"{flag} is required")
-    if args.stop_after is not None and args.stop_after <= 0:
-        raise RunError(f"--stop-after {args.stop_after}: expected a positive number of epochs")
+    require(data=data, out=args.out)
+    launch = launch_of(args, dict(argv=sys.argv, data=os.path.abspath(data),
+                                  recipe=os.path.abspath(recipe)))
     contexts = gpu_contexts(args.gpus)
-    print(text)
-    command = dict(argv=sys.argv, data=os.path.abspath(data),
-                   recipe=os.path.abspath(recipe))
-    result = train_transfer(cfg, data, args.out, contexts=contexts, resume=args.resume,
-                            force=args.force, stop_after=args.stop_after, command=command)
+    print(dumps(cfg))
+    result = train_transfer(cfg, data, args.out, contexts=contexts, launch=launch)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
     print(f"done after epoch {result.epochs}/{cfg.epochs}: {shown} (best {result.best:.4f} "
           f"at epoch {result.best_epoch}); log {folder.log_path}, best {folder.best_params}")
@@ -60,11 +53,9 @@ def run(args):
 
 
 def main(argv=None):
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # docs/notes.md §4
+    from .common import set_up_process
     args = parse_args(argv)
-    if not args.gpus:
-        # identical CPU runs, and resumed ones, are bit-equal under the naive engine
-        os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
+    set_up_process(deterministic_cpu=not args.gpus)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     from ..errors import run_cli
     return run_cli(run, args)

@@ -76,14 +76,6 @@ class LRSchedule:
             raise ValueError(f"warmup_epochs = {self.warmup_epochs} must lie in [0, epochs = "
                              f"{self.epochs})")
 
-    @classmethod
-    def of_config(cls, cfg, batches_per_epoch):
-        """The schedule a resolved TrainConfig ``cfg`` trains with at ``batches_per_epoch``
-        global batches per epoch: the trainer's and ``tools/plot_lr.py --recipe``'s."""
-        return cls(peak_lr=cfg.peak_lr(), batches_per_epoch=batches_per_epoch,
-                   epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, mode=cfg.lr_mode,
-                   step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor)
-
     @property
     def warmup_batches(self):
         """m, the number of warmup batches (int)."""

@@ -14,9 +14,10 @@ import time
 import mxnet as mx
 
 from .. import data as gt_data
-from ..train.distributed import SingleProcess
-from ..train.loop import evaluate, hybridize_student
-from ..weights import load_net
+from ..run.parallel import SingleProcess
+from ..train.metrics import evaluate
+from ..train.nets import hybridize_student
+from .checkpoint import load_net
 
 
 class _Counted:
@@ -65,7 +66,7 @@ def validate(ckpt, rec_val, batch_size=100, contexts=None, progress=None):
     net = load_net(ckpt, contexts)
     hybridize_student(net, contexts)  # as the trainer does, so its numbers come out
     tic = time.time()
-    top1, top5, images = evaluate(net, loader, 0, contexts, "float32", SingleProcess())
+    top1, top5, images = evaluate(net, loader, contexts, "float32", SingleProcess())
     seconds = time.time() - tic
     return dict(top1=top1, top5=top5, images=images, seconds=seconds,
                 images_per_s=images / seconds if seconds > 0 else float("nan"),

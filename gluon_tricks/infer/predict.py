@@ -12,8 +12,8 @@ import numpy as np
 from ..data import read_classes
 from ..data.records import read_class_names
 from ..errors import UserError, one_line
-from ..runfolder import RunFolder, RunFolderError
-from ..weights import load_net
+from ..run.folder import RunFolder, RunFolderError
+from .checkpoint import load_net
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff",
                     ".webp")

@@ -22,8 +22,8 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UserError, one_line
-from ..runfolder import replace_atomically
-from ..weights import load_net
+from ..run.folder import replace_atomically
+from ..infer.checkpoint import load_net
 
 
 class OnnxError(UserError):

@@ -22,6 +22,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import RunError
+from ..gpu.devices import check_gpu, contexts_of
 
 
 def materialize_parameters(net, sample_shape, contexts, dtype="float32"):
@@ -56,10 +57,7 @@ class SingleProcess:
 
     def contexts(self, gpus):
         """The devices of this process: every GPU listed (ints), else the CPU."""
-        visible = mx.context.num_gpus() if gpus else 0
-        for g in gpus:
-            check_gpu(gpus, g, visible)
-        return [mx.gpu(g) for g in gpus] or [mx.cpu()]
+        return contexts_of(gpus)
 
     def trainer(self, params, optimizer, num_devices):
         """A Trainer over the devices' copies; ``params`` must be initialised, with the same
@@ -187,33 +185,6 @@ def rank_gpu(gpus, local_rank, local_size, visible):
                        "fewer ranks per host)")
     check_gpu(gpus, gpus[local_rank], visible)
     return gpus[local_rank]
-
-
-def parse_gpus(text):
-    """The GPU ids of ``--gpus TEXT`` (comma-separated; empty: none, the CPU); RunError (one
-    line) for ids that are not integers."""
-    try:
-        return [int(g) for g in (text or "").split(",") if g.strip()]
-    except ValueError:
-        raise RunError(f"--gpus {text!r}: expected comma-separated integers") from None
-
-
-def gpu_contexts(text):
-    """The devices of ``--gpus TEXT`` for a tool that runs in one process; RunError (one
-    line) for ids that are not integers or not here."""
-    return SingleProcess().contexts(parse_gpus(text))
-
-
-def check_gpu(gpus, gpu, visible):
-    """RunError (one line) unless GPU id ``gpu`` of --gpus ``gpus`` is one of the ``visible``
-    GPUs MXNet sees."""
-    listed = ",".join(map(str, gpus))
-    if not visible:
-        raise RunError(f"--gpus {listed}: MXNet sees no GPU here (a CPU build of MXNet, or no "
-                       "CUDA device); leave --gpus out to train on the CPU")
-    if not 0 <= gpu < visible:
-        raise RunError(f"--gpus {listed}: GPU {gpu}, but MXNet sees {visible} (ids 0.."
-                       f"{visible - 1})")
 
 
 def lost_a_rank(exc):

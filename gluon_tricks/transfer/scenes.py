@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
-from .records import DataError
+from ..data.records import DataError
 
 # VOC class names must be lowercase words (GluonCV checks them)
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",

@@ -1,5 +1,5 @@
 """The GPU self-check behind ``tools/gpu_check.py``: before a GPU-week, train a fixed batch
-for a few dozen steps with our :class:`~gluon_tricks.train.loop.TrainStep` and with a bare
+for a few dozen steps with our :class:`~gluon_tricks.train.step.TrainStep` and with a bare
 Gluon loop in GluonCV's style, in FP32 and FP16, on one device and on all of them, and say
 whether what the recipes rely on holds (a finite, falling loss; FP32 master weights; the
 allreduce of Horovod). Every function takes its devices as an argument, so the logic is
@@ -14,11 +14,12 @@ import numpy as np
 from mxnet import autograd
 
 from ..models import get_model, initializer
-from ..train.config import TrainConfig
-from ..train.distributed import SingleProcess, materialize_parameters
-from ..train.loop import TrainStep, hybridize_student, make_scaler
-from ..train.optim import make_optimizer
-from .tables import markdown_table
+from ..markdown import markdown_table
+from ..run.parallel import SingleProcess, materialize_parameters
+from .loss_scale import scaler_of
+from .nets import hybridize_student
+from .optim import make_optimizer
+from .step import StepSettings, TrainStep
 
 
 @dataclass
@@ -42,8 +43,7 @@ def measure(loop, model, contexts, dtype, batch_per_device=32, size=224, steps=3
     """Train ``model`` on one fixed random batch for ``warmup`` + ``steps`` steps with
     ``loop`` ("ours": TrainStep with the loss scaler of ``dtype``; "bare": split, forward,
     backward, ``trainer.step`` as GluonCV's script does). Returns a :class:`Measurement`."""
-    cfg = TrainConfig(model=model, classes=classes, dtype=dtype,
-                      batch_size=batch_per_device * len(contexts), data={"input_size": size})
+    batch = batch_per_device * len(contexts)
     mx.random.seed(0)
     net = get_model(model, classes=classes)
     net.initialize(initializer(), ctx=contexts)
@@ -55,20 +55,20 @@ def measure(loop, model, contexts, dtype, batch_per_device=32, size=224, steps=3
                                       make_optimizer(0.01, multi_precision=dtype == "float16"),
                                       len(contexts))
     rng = np.random.default_rng(0)
-    data = mx.nd.array(rng.normal(size=(cfg.batch_size, 3, size, size)))
-    label = mx.nd.array(rng.integers(0, classes, cfg.batch_size))
-    scaler = make_scaler(cfg) if loop == "ours" else None
-    step = (TrainStep(cfg, net, trainer, contexts, scaler=scaler) if loop == "ours"
-            else _bare_step(net, trainer, contexts, dtype))
+    data = mx.nd.array(rng.normal(size=(batch, 3, size, size)))
+    label = mx.nd.array(rng.integers(0, classes, batch))
+    scaler = scaler_of("dynamic", dtype) if loop == "ours" else None
+    step = (TrainStep(StepSettings(classes, dtype), net, trainer, contexts, scaler=scaler)
+            if loop == "ours" else _bare_step(net, trainer, contexts, dtype))
     losses = [step(data, label)[0] for _ in range(warmup)]
     mx.nd.waitall()
     tic = time.perf_counter()
     losses += [step(data, label)[0] for _ in range(steps)]
     mx.nd.waitall()
     seconds = time.perf_counter() - tic
-    values = [float(v.asscalar()) / cfg.batch_size for v in losses]
+    values = [float(v.asscalar()) / batch for v in losses]
     return Measurement(loop=loop, dtype=dtype, devices=len(contexts),
-                       images_per_sec=steps * cfg.batch_size / seconds,
+                       images_per_sec=steps * batch / seconds,
                        first_loss=values[0], last_loss=values[-1],
                        loss_scale=scaler.scale if scaler is not None else None,
                        peak_mib=_used_mib(contexts[0]), master_fp32=_master_fp32(trainer, dtype))

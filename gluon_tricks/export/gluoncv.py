@@ -11,14 +11,14 @@ is read from the classifier's weight (``fc.weight``, or ``output.weight`` in the
 import os
 
 from ..errors import UserError, one_line
-from ..models import RESNETS, ZOO, get_model, gluoncv_model, gluoncv_name  # noqa: F401 (API)
-from ..runfolder import RunFolder, RunFolderError, params_of
-from ..weights import infer_classes, read_params  # noqa: F401 (part of this module's API)
+from ..models import RESNETS, ZOO, get_model, gluoncv_model
+from ..models.weights import infer_classes, read_params
+from ..run.folder import RunFolder, RunFolderError, params_of
 
 
 class ExportError(UserError):
     """A checkpoint or parameter file that cannot be exported or imported; names the file.
-    (Unreadable files raise :class:`gluon_tricks.weights.WeightsError`.)"""
+    (Unreadable files raise :class:`gluon_tricks.models.weights.WeightsError`.)"""
 
 
 def model_of_run(path):

@@ -1,0 +1,81 @@
+"""Trained weights and what is needed to use them: the one place where the tools that score,
+plot, predict with or export a network (validate, predict, logit_gap, export_onnx) turn "a
+run folder or a .params file" into a :class:`Checkpoint`, and that into a network.
+
+A run folder gives its ``best.params`` (or ``checkpoints/epoch-NNNN.params``), and its
+config.yaml the model, classes, label smoothing and validation pipeline (input size,
+resize, normalisation). A bare ``.params`` file (ours or GluonCV's, FP16 or FP32, in our
+layout or GluonCV's ResNet V1 layout) needs the model named; its classes are read from the
+classifier weight. Arguments given explicitly override what the run says.
+"""
+import os
+from dataclasses import dataclass
+
+from .. import data as gt_data
+from ..models import MODEL_NAMES, input_size
+from ..models.weights import WeightsError, infer_classes, load_network, read_params
+from ..run.folder import RunFolder, params_of
+from ..train.config import from_saved
+
+
+@dataclass
+class Checkpoint:
+    """A network to use: its .params file and what is needed to rebuild and read it.
+
+    label : a name for tables and legends. model, classes : as get_model takes them.
+    eps, mode : the label smoothing it was trained with (0 if unknown). data : the
+    DataConfig of its validation pipeline (input size, resize, normalisation).
+    """
+    label: str
+    params: str
+    model: str
+    classes: int
+    eps: float
+    mode: str
+    data: gt_data.DataConfig
+
+
+def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None,
+                    resize=None, epoch=None):
+    """Describe the network ``path`` holds: a run folder (its best.params, or the checkpoint
+    of ``epoch``; model, classes, validation pipeline and label smoothing from its
+    config.yaml, arguments given here override them) or a .params file (``model``
+    required; classes read from the classifier weight if not given; the network's own
+    input size and resize unless given; eps 0 unless given). Raises WeightsError or
+    RunFolderError (one line)."""
+    if os.path.isdir(path):
+        folder = RunFolder(path)
+        cfg = from_saved(folder.read_config(), folder.config_path)
+        model, classes = model or cfg.model, classes or cfg.classes
+        eps = cfg.label_smoothing if eps is None else eps
+        mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
+        if epoch is not None:
+            params = folder.checkpoint(epoch, "params")
+            if not os.path.isfile(params):
+                kept = ", ".join(map(str, folder.checkpoint_epochs())) or "none"
+                raise WeightsError(f"{path}: no checkpoint of epoch {epoch} (kept: {kept})")
+        else:
+            params = params_of(path)
+    else:
+        if epoch is not None:
+            raise WeightsError(f"--epoch {epoch}: only for a run folder, not {path}")
+        if model is None and os.path.isfile(path):
+            raise WeightsError(f"{path}: a bare .params file needs --model (or pass its run "
+                               "folder)")
+        mode, data = "paper", gt_data.DataConfig()
+        default_label = os.path.splitext(os.path.basename(path))[0]
+        params = params_of(path)
+    if model not in MODEL_NAMES:
+        raise WeightsError(f"{path}: model {model!r} is not one of {', '.join(MODEL_NAMES)}")
+    if input_px or data.input_size is None:
+        data = data.replace(input_size=input_px or input_size(model), val_resize=None)
+    if resize:
+        data = data.replace(val_resize=resize)
+    return Checkpoint(label=label or default_label, params=params, model=model,
+                      classes=int(classes or infer_classes(read_params(params), params)),
+                      eps=float(eps or 0.0), mode=mode, data=data)
+
+
+def load_net(ckpt, ctx=None):
+    """The network of the :class:`Checkpoint` ``ckpt`` (:func:`load_network`)."""
+    return load_network(ckpt.model, ckpt.classes, ckpt.params, ctx)

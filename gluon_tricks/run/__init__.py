@@ -1,0 +1,5 @@
+"""The run layer both trainers share: ``recipe`` (the recipe engine: schemas, ``base:``
+chains, ``--set``, one-line errors, resume rules), ``folder`` (the run folder's layout and
+atomic writes), ``lifecycle`` (open, start, resume and end an epoch of a run), ``schedule``
+(the learning rate per update), ``parallel`` (one process or a Horovod rank) and
+``optimizer_state`` (an optimizer's state on disk, without pickle)."""

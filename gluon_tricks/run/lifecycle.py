@@ -1,0 +1,233 @@
+"""The life of a run folder, the same for every trainer: open it (a new run, ``--force`` or
+``--resume``, by the resume rules of the trainer's recipes), start it once every check has
+passed, resume from the newest checkpoint that loads, and end each epoch (the best so far,
+the log record, the checkpoint, the run a ``--force`` replaced). A trainer is a loop and a
+configuration on top of it::
+
+    run = open_run(out, launch, cfg, RECIPES, best_key="best_top1")  # writes nothing
+    ...                                     # build the network, optimizer, loaders
+    run.start(cfg)                          # config.yaml, command.json
+    start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
+    for epoch in range(start, run.end(start, cfg.epochs)):
+        ...                                 # train, validate
+        is_best = run.is_best(value, epoch + 1)
+        run.end_epoch(epoch + 1, net, trainer, record, is_best, keep=cfg.keep_checkpoints)
+
+In a data-parallel job every rank opens the run and loads the checkpoint; only the root
+rank writes (``is_root``), and ``barrier`` keeps the ranks in step around the writes.
+"""
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import RunError
+from .folder import RunFolder, RunFolderError
+from .optimizer_state import optimizer_state, restore_optimizer_state
+from .recipe import ConfigError
+
+log = logging.getLogger("gluon_tricks")
+
+
+class RunLog:
+    """Lines for people (stdout and train.log) and records for programs (log.jsonl); only
+    the root rank writes."""
+
+    def __init__(self, folder, enabled):
+        self.folder, self.enabled = folder, enabled
+        if enabled:
+            handler = logging.FileHandler(folder.text_log_path)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            log.addHandler(handler)
+
+    def info(self, msg, *args):
+        if self.enabled:
+            log.info(msg, *args)
+
+    def record(self, **fields):
+        if self.enabled:
+            self.folder.append_log(fields)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a call opens its run folder (the command line's choices): continue the run in it
+    (``resume``), replace the run it holds (``force``), train at most ``stop_after`` epochs
+    in this call (a job slot shorter than the run; a resume continues it exactly),
+    ``command`` (argv, data files, recipe) for command.json, and whether an old pickled
+    optimizer state may be loaded (``trust_pickled_states``: runs its code)."""
+    resume: bool = False
+    force: bool = False
+    stop_after: Optional[int] = None
+    command: Optional[dict] = None
+    trust_pickled_states: bool = False
+
+
+def open_run(out, launch, cfg, recipes, best_key="best", is_root=True, barrier=None):
+    """The :class:`Run` of the folder ``out`` for the configuration ``cfg``, after checking
+    that it holds a run to resume (``launch.resume``, whose settings ``cfg`` may change only
+    as ``recipes`` allow) or none to overwrite (unless ``launch.force``). RunError (one line)
+    otherwise. Writes nothing."""
+    resume, force = launch.resume, launch.force
+    folder = RunFolder(out)
+    if resume and not folder.holds_run():
+        raise RunError(f"--resume: {out} holds no run to resume")
+    if not resume and folder.holds_run() and not force:
+        raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
+                       "to replace it")
+    changed = {}
+    if resume:
+        try:
+            saved = recipes.from_saved(folder.read_config(), folder.config_path)
+            changed = recipes.resume_changes(saved, cfg)
+        except ConfigError as e:
+            raise RunError(f"--resume {folder.path}: {e}") from None
+    return Run(folder, launch, changed, best_key, is_root, barrier or (lambda: None))
+
+
+class Run:
+    """An opened run folder (:func:`open_run`): ``folder``, its :class:`Launch`, the settings
+    a resume ``changed`` ({key: [old, new]}), the best value so far (logged as ``best_key``)
+    and its epoch, and the run's :class:`RunLog` once started."""
+
+    def __init__(self, folder, launch, changed, best_key, is_root, barrier):
+        self.folder, self.launch, self.changed = folder, launch, changed
+        self.resumed = launch.resume
+        self.best_key, self.is_root, self.barrier = best_key, is_root, barrier
+        self.best, self.best_epoch = -1.0, None
+        self.log = None
+
+    def start(self, cfg):
+        """Once every check has passed: set a replaced run aside (deleted after this run's
+        first checkpoint), write config.yaml (a new run, or a resume that changed settings)
+        and command.json (the launch's command), open the log and return it. Every rank
+        calls it; the root rank writes."""
+        command = self.launch.command
+        if self.is_root:
+            folder = self.folder
+            if not self.resumed:
+                folder.set_aside()
+                folder.make()
+            if not self.resumed or self.changed:
+                folder.write_config(cfg.to_dict())
+            if command is not None:
+                folder.record_command(dict(command, changed=self.changed) if self.changed
+                                      else command, self.resumed)
+        self.barrier()
+        self.log = RunLog(self.folder, self.is_root)
+        return self.log
+
+    def end(self, start, epochs):
+        """The epoch this call stops after: ``epochs``, or fewer with ``stop_after``."""
+        stop_after = self.launch.stop_after
+        return epochs if stop_after is None else min(epochs, start + stop_after)
+
+    def resume(self, net, trainer, contexts, epochs, require_checkpoint=False):
+        """Load the network and optimizer state of the newest checkpoint that loads (newer
+        unreadable ones are set aside, and said so), the best value so far, put back
+        best.params after a kill in its write, drop the log records of epochs after the
+        checkpoint (they will be redone). Returns (the epochs done, the checkpoint's record
+        or None). RunError (one line) if ``epochs`` are fewer than those done, or with
+        ``require_checkpoint`` if none loads."""
+        start, record, unreadable = load_newest_checkpoint(
+            self.folder, net, trainer, contexts, self.log, self.launch.trust_pickled_states)
+        if record is None and require_checkpoint:
+            raise RunError(f"--resume {self.folder.path}: no checkpoint that loads; start it "
+                           "again with --force")
+        if record is not None:
+            self.best = record.get(self.best_key, -1.0)
+            self.best_epoch = record.get("best_epoch")
+        if epochs < start:
+            raise RunError(f"--resume {self.folder.path}: epochs={epochs} but {start} are "
+                           "done already")
+        self.barrier()  # every rank has read the checkpoint before any file moves
+        if self.is_root:
+            finish_resume(self.folder, start, record, unreadable, self.log)
+        return start, record
+
+    def is_best(self, value, epoch):
+        """Whether ``value`` after ``epoch`` epochs beats the best so far (then it is)."""
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            return True
+        return False
+
+    def end_epoch(self, epoch, net, trainer, record, is_best, keep, extra=None):
+        """Log ``record`` (the epoch's, for log.jsonl) and checkpoint the network and the
+        optimizer state after ``epoch`` epochs with ``record``, the best epoch and ``extra``
+        (what else a resume needs), keeping the last ``keep``; drop a run that --force
+        replaced. Root rank writes; every rank calls it."""
+        self.log.record(**record)
+        if self.is_root:
+            arrays, state = optimizer_state(trainer, net)
+            self.folder.save_checkpoint(epoch, net, arrays, dict(
+                record, best_epoch=self.best_epoch, optimizer=state, **(extra or {})),
+                is_best, keep=keep)
+            self.folder.drop_set_aside()
+        self.barrier()
+
+
+def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_states=False):
+    """Load the network and optimizer state of the newest checkpoint of ``folder`` that
+    loads, trying older ones after one that does not (said in ``log``). Returns (its epoch,
+    its JSON record, the epochs that did not load); (0, None, ...) if none did. RunError
+    (one line) for an old pickled optimizer state unless ``trust_pickled_states``."""
+    unreadable = []
+    for epoch in reversed(folder.checkpoint_epochs()):
+        try:
+            record, arrays = folder.load_checkpoint(epoch, net, contexts)
+            if arrays is not None:
+                restore_optimizer_state(trainer, net, arrays, record["optimizer"])
+        except RunFolderError as e:
+            log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
+                     epoch, e)
+            unreadable.append(epoch)
+            continue
+        except (KeyError, ValueError, TypeError) as e:
+            log.info("checkpoint of epoch %d cannot be used (%s: optimizer state does not "
+                     "fit: %s); trying the one before", epoch,
+                     folder.checkpoint(epoch, "optimizer"), e)
+            unreadable.append(epoch)
+            continue
+        if arrays is None:
+            if not trust_pickled_states:
+                raise RunError(f"{folder.checkpoint(epoch, 'states')}: optimizer state in "
+                               "Python's pickle format (written by an older gluon-tricks); "
+                               "loading it runs any code it holds: pass "
+                               "--trust-pickled-states only if you trust whoever wrote this "
+                               "run folder")
+            trainer.load_states(folder.checkpoint(epoch, "states"))
+        return epoch, record, unreadable
+    return 0, None, unreadable
+
+
+def finish_resume(folder, epoch, record, unreadable, log):
+    """After :func:`load_newest_checkpoint` (root rank, once every rank has loaded): set the
+    ``unreadable`` checkpoints aside, put back best.params if a kill left a newer one, drop
+    the log records of epochs after ``epoch`` (they will be redone)."""
+    for bad in unreadable:
+        log.info("set aside the unreadable checkpoint of epoch %d in %s", bad,
+                 folder.set_aside_checkpoint(bad))
+    if record is not None and folder.repair_best(record):
+        log.info("best.params was newer than the last checkpoint (a kill during its "
+                 "write); put back that of epoch %d", record["best_epoch"])
+    folder.truncate_log_after(epoch)
+    log.info("resuming %s after epoch %d", folder.path, epoch)
+
+
+def recipe_mismatch(run, recipe, role):
+    """A sentence if ``run`` is a run folder trained from another recipe than ``recipe``
+    (relative to recipes/), else None; ``role`` names it ("teacher", "backbone"). Bare
+    .params files and runs without command.json are not judged."""
+    if not recipe or not run or not os.path.isdir(run):
+        return None
+    try:
+        trained = RunFolder(run).read_command().get("recipe")
+    except RunFolderError:
+        return None
+    if not trained:
+        return None
+    expected = "/recipes/" + recipe.replace(os.sep, "/")
+    if os.path.abspath(trained).replace(os.sep, "/").endswith(expected):
+        return None
+    return f"the {role} {run} was trained from {trained}; this recipe's {role} is recipes/{recipe}"

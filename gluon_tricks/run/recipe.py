@@ -1,0 +1,330 @@
+"""The recipe engine both trainers use: a recipe is a YAML (or TOML) file of the keys of a
+configuration dataclass, that may name the recipe it builds on with ``base:`` and states
+only what differs, as each row of the paper's tables adds one trick to the row above it.
+
+A trainer declares its dataclass(es) and a :class:`Schema` (types, choices, ranges, its
+cross-field checks, what may change on resume), and a :class:`RecipeBook` that picks the
+schema a recipe asks for; the engine does the rest: the ``base:`` chain, ``--set KEY=VALUE``
+overrides, coercion and checks with one-line errors naming the file or flag, reading a run
+folder's saved config.yaml back, the resume rules and the YAML dump.
+
+A section of the dataclass (``data:`` of the classification recipes) is spelled
+``data.KEY`` in overrides, in errors and in what a resume reports.
+"""
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+from ..errors import UserError
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: TOML recipes need it, YAML ones do not
+    tomllib = None
+
+SECTION = "data"  # the one section key a schema may have
+
+
+class ConfigError(UserError):
+    """A recipe or override is wrong; the message is one line naming the file or key."""
+
+
+class _ListDumper(yaml.SafeDumper):
+    """A safe dumper that writes tuples as lists."""
+
+
+_ListDumper.add_representer(tuple, yaml.SafeDumper.represent_list)
+
+
+def to_dict(cfg):
+    """A configuration dataclass as plain values (tuples as lists), as config.yaml holds it."""
+    return yaml.safe_load(yaml.dump(dataclasses.asdict(cfg), Dumper=_ListDumper,
+                                    sort_keys=False))
+
+
+def dumps(cfg):
+    """The resolved configuration as YAML text, for people."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+class Config:
+    """Base of the configuration dataclasses a :class:`Schema` fills."""
+
+    def to_dict(self):
+        """Plain values (tuples as lists), as config.yaml holds them."""
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a recipe may hold: the dataclass it fills, its keys' types (a section's keys as
+    ``data.KEY``), choices and ranges (low, high, low inclusive, high inclusive; None is
+    unbounded), the cross-field checks of the resolved value (``validate(cfg)`` raising
+    ConfigError), the keys that may change when a run resumes, and old spellings that run
+    folders of earlier versions hold (read as the current keys and values)."""
+    cls: type
+    types: dict
+    choices: dict
+    ranges: dict
+    validate: typing.Callable
+    resumable: tuple = ()
+    section: Optional[type] = None  # the dataclass of ``data:`` (DataConfig), if any
+    renamed_keys: dict = field(default_factory=dict)
+    renamed_values: dict = field(default_factory=dict)
+    numbers_as_text: tuple = ()  # text keys that also take a number ("dynamic" or 1024)
+
+    @property
+    def keys(self):
+        return [k for k in self.types if "." not in k and k != SECTION]
+
+
+def type_hints(cls, section=None):
+    """The types of ``cls``'s fields, a section's fields as ``data.KEY``."""
+    types = typing.get_type_hints(cls)
+    if section is None:
+        return types
+    return {**{f"{SECTION}.{k}": v for k, v in typing.get_type_hints(section).items()},
+            **types}
+
+
+class RecipeBook:
+    """The recipes of one trainer: its schemas by name, and ``pick(sources, overrides)``,
+    which names the schema a recipe asks for (a single schema needs none)."""
+
+    def __init__(self, schemas, pick=None):
+        self.schemas = schemas if isinstance(schemas, dict) else {None: schemas}
+        self.pick = pick or (lambda sources, overrides: None)
+
+    def build(self, sources, overrides=()):
+        """The configuration of ``sources`` ((where, mapping) pairs, the root base first)
+        and ``overrides`` ((key, value) pairs)."""
+        overrides = list(overrides)
+        return build(sources, overrides, self.schemas[self.pick(sources, overrides)])
+
+    def resolve(self, recipe=None, overrides=()):
+        """Dataclass defaults, then each recipe of the ``base:`` chain of ``recipe``, then
+        ``overrides`` (e.g. from ``--set``; section fields as ``data.KEY``). ConfigError
+        (one line, naming the file or flag) for unknown keys, wrong types, values out of
+        range and settings that contradict each other."""
+        return self.build(recipe_chain(recipe) if recipe is not None else [], overrides)
+
+    def from_saved(self, config, where):
+        """The configuration of a run folder's config.yaml, read as a dict (``where`` names
+        the file in errors); old spellings are read as the current keys."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"{where}: expected a mapping of configuration keys")
+        return self.build([(where, config)])
+
+    def resume_changes(self, saved, cfg):
+        """{key: [old, new]} of the settings in which ``cfg`` departs from ``saved`` (the
+        run's configuration); ConfigError (one line) naming any that may not change on
+        resume. Anything but how long the run is and how it is run and logged would make
+        the resumed run another experiment under the same name."""
+        resumable = self.schemas[self.pick([("saved", to_dict(saved))], ())].resumable
+        old, new = _flat(to_dict(saved)), _flat(to_dict(cfg))
+        changed = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+                   if old.get(k) != new.get(k)}
+        refused = [k for k in changed if k not in resumable]
+        if refused:
+            shown = ", ".join(f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
+            raise ConfigError(f"{shown} would change the run; only {', '.join(resumable)} may "
+                              "change on resume (start a new run with another --out)")
+        return changed
+
+
+def _flat(config):
+    flat = {k: v for k, v in config.items() if k != SECTION}
+    flat.update({f"{SECTION}.{k}": v for k, v in config.get(SECTION, {}).items()})
+    return flat
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_recipe(path):
+    """One recipe file as a mapping ({} for an empty file); ConfigError (one line)."""
+    try:
+        with open(path, "rb") as f:
+            if path.endswith(".toml"):
+                if tomllib is None:
+                    raise ConfigError(f"{path}: TOML recipes need Python >= 3.11; use YAML")
+                return _mapping(tomllib.load(f), path)
+            return _mapping(yaml.safe_load(f), path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a recipe file (.yaml or .toml)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a recipe") from None
+    except (yaml.YAMLError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'YAML'}: "
+                          f"{' '.join(str(e).split())}") from None
+
+
+def _mapping(data, path):
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
+    return data
+
+
+def recipe_chain(path):
+    """(path, mapping) of the recipe files from the root base to ``path`` (each one's
+    ``base:`` resolved relative to it)."""
+    chain, seen = [], set()
+    while path is not None:
+        path = os.path.normpath(path)
+        if path in seen:
+            raise ConfigError(f"{path}: 'base:' chain loops back to this file")
+        seen.add(path)
+        if chain and not os.path.exists(path):
+            raise ConfigError(f"{chain[-1][0]}: base recipe {path} not found")
+        data = read_recipe(path)
+        chain.append((path, data))
+        base = data.get("base")
+        if base is not None and not isinstance(base, str):
+            raise ConfigError(f"{path}: 'base' must be a recipe path, got {base!r}")
+        path = None if base is None else os.path.join(os.path.dirname(path), base)
+    return chain[::-1]
+
+
+def parse_override(text):
+    """``key=value`` from ``--set``; the value is parsed as YAML (numbers, booleans, lists).
+    ``data.KEY=value`` sets a field of the data section."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {text}: expected key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if raw.strip() == "":
+        value = None
+    return key.strip(), value
+
+
+# ----------------------------------------------------------------------------- building
+
+def build(sources, overrides, schema):
+    """The ``schema.cls`` configuration of ``sources`` ((where, mapping) pairs, the root base
+    first) and ``overrides`` ((key, value) pairs); ConfigError (one line) naming the file
+    or flag of the first wrong setting."""
+    values = {}
+    last_where = "defaults"
+    for path, content in sources:
+        for key, value in _settings(content, path, schema):
+            _set(values, key, value, path, schema)
+        last_where = path
+    for key, value in overrides:
+        if key == SECTION and schema.section is not None:
+            raise ConfigError("--set data: set data fields one by one, as data.KEY=VALUE")
+        _set(values, key, value, f"--set {key}", schema)
+        last_where = f"--set {key}"
+    top = {k: v for k, v in values.items() if "." not in k}
+    try:
+        if schema.section is not None:
+            prefix = SECTION + "."
+            top[SECTION] = schema.section(**{k[len(prefix):]: v for k, v in values.items()
+                                             if k.startswith(prefix)})
+        cfg = schema.cls(**top)
+    except UserError as e:  # a section's own cross-field checks (DataError)
+        raise ConfigError(f"{last_where}: {e}") from None
+    try:
+        schema.validate(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{last_where}: {e}") from None
+    return cfg
+
+
+def _settings(content, where, schema):
+    """(key, value) pairs of one recipe mapping, the section flattened to ``data.KEY``."""
+    for key, value in content.items():
+        if key == "base":
+            continue
+        if key == SECTION and schema.section is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'data' must be a mapping of data.KEY values")
+            for sub, v in value.items():
+                yield f"{SECTION}.{sub}", v
+            continue
+        yield key, value
+
+
+def _set(values, key, value, where, schema):
+    key = schema.renamed_keys.get(key, key) if isinstance(key, str) else key
+    if not isinstance(key, str):
+        raise ConfigError(f"{where}: key {key!r} is not a name")
+    _check_key(key, where, schema)
+    if isinstance(value, str):
+        value = schema.renamed_values.get((key, value), value)
+    values[key] = coerce(key, value, where, schema)
+
+
+def _check_key(key, where, schema):
+    """``key`` is a field of the schema's dataclass or ``data.<section field>``."""
+    if schema.section is not None and key.startswith(SECTION + "."):
+        if key not in schema.types:
+            known = [k[len(SECTION) + 1:] for k in schema.types if k.startswith(SECTION + ".")]
+            raise ConfigError(f"{where}: unknown key '{key}' (data keys: {', '.join(known)})")
+    elif key not in schema.types or "." in key or key == SECTION:
+        extra = ", data.KEY" if schema.section is not None else ""
+        raise ConfigError(f"{where}: unknown key '{key}' (valid keys: "
+                          f"{', '.join(schema.keys)}{extra})")
+
+
+def coerce(key, value, where, schema):
+    """Check a value against the field's type (ints are accepted for floats, lists for
+    tuples, numbers for the schema's ``numbers_as_text``) and its choices and range;
+    returns the value as the field holds it."""
+    expected = schema.types[key]
+    optional = typing.get_origin(expected) is typing.Union
+    if optional:
+        expected = next(t for t in typing.get_args(expected) if t is not type(None))
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: '{key}' cannot be null")
+    if key in schema.numbers_as_text and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        value = str(value)
+    value = _as_type(key, value, expected, where)
+    choices = schema.choices.get(key)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: '{key}' must be one of {', '.join(map(str, choices))}, "
+                          f"got {value!r}")
+    if key in schema.ranges:
+        _check_range(key, value, schema.ranges[key], where)
+    return value
+
+
+def _as_type(key, value, expected, where):
+    if expected in (list, tuple):
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of numbers, got {value!r}")
+        return expected(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+    return value
+
+
+def _check_range(key, value, bounds, where):
+    low, high, low_in, high_in = bounds
+    if (low is not None and (value < low or (value == low and not low_in))) or \
+            (high is not None and (value > high or (value == high and not high_in))):
+        shown = (f"{'[' if low_in else '('}{low}, "
+                 f"{'inf)' if high is None else str(high) + (']' if high_in else ')')}")
+        raise ConfigError(f"{where}: '{key}' must be in {shown}, got {value!r}")

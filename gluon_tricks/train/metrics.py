@@ -1,0 +1,73 @@
+"""What the classification trainer measures: top-k hits, the running sums of a training
+epoch (on the device, so that adding them costs no host synchronisation) and the exact
+top-1/top-5 over a validation set, summed over ranks."""
+import mxnet as mx
+import numpy as np
+
+
+def topk_correct(logits, label, ks=(1, 5)):
+    """Counts of samples whose label is among the top-k logits, for each k (numpy ints)."""
+    k_max = min(max(ks), logits.shape[1])
+    top = mx.nd.topk(logits.astype("float32"), k=k_max, axis=1).asnumpy()
+    hit = top == label.asnumpy().reshape(-1, 1)
+    return [int(hit[:, :min(k, k_max)].any(axis=1).sum()) for k in ks]
+
+
+class EpochSums:
+    """Running sums of one training epoch: loss and top-1 hits stay on the device (adding
+    them costs no host synchronisation), samples are counted on the host. ``mixing``: the
+    epoch trains under mixup, so top-1 hits mean nothing (§5.4) and are not counted.
+    ``lr`` (last learning rate), ``seconds`` (training time) and ``skipped`` (updates
+    skipped for FP16 overflow) are set by the loop."""
+
+    def __init__(self, ctx, mixing):
+        self.ctx, self.mixing = ctx, mixing
+        self.loss = mx.nd.zeros((1,), ctx=ctx)
+        self.correct = mx.nd.zeros((1,), ctx=ctx)
+        self.samples = 0
+        self.lr = self.seconds = None
+        self.skipped = 0
+
+    def add(self, loss, outputs, label):
+        """loss: (1,) batch loss sum; outputs: per-device logits of the batch in order;
+        label: (N,) class indices."""
+        self.loss = self.loss + loss
+        start = 0
+        for z in outputs:
+            if not self.mixing:
+                y = label[start:start + z.shape[0]].as_in_context(z.context)
+                hits = (mx.nd.argmax(z.astype("float32"), axis=1) == y).sum()
+                self.correct = self.correct + hits.as_in_context(self.ctx)
+            start += z.shape[0]
+        self.samples += start
+
+    def mean_loss(self):
+        """This rank's mean loss so far (one host synchronisation)."""
+        return self.loss.asscalar() / max(self.samples, 1)
+
+    def reduce(self, dist):
+        """(mean loss, top-1 accuracy or None under mixup, samples) over every rank (one
+        host synchronisation)."""
+        loss, correct = mx.nd.concat(self.loss, self.correct, dim=0).asnumpy()
+        loss, samples, correct = dist.allreduce_sum([loss, self.samples, correct])
+        return loss / samples, None if self.mixing else correct / samples, int(samples)
+
+
+def evaluate(net, loader, contexts, dtype, dist):
+    """Exact top-1/top-5 over the whole validation set (counts summed over ranks).
+
+    A short last batch is padded back to the full batch size (only its real rows count), so
+    that the network always sees one input shape and every device a full share."""
+    counts = np.zeros(3)
+    for data, label in loader.epoch(0):  # no randomness: any epoch
+        n = data.shape[0]
+        if n < loader.batch_size:
+            data = mx.nd.concat(data, mx.nd.zeros((loader.batch_size - n,) + data.shape[1:],
+                                                  dtype=data.dtype, ctx=data.context), dim=0)
+        xs = mx.gluon.utils.split_and_load(data.astype(dtype, copy=False), contexts,
+                                           even_split=False)
+        logits = mx.nd.concat(*[net(x).as_in_context(mx.cpu()) for x in xs], dim=0)[:n]
+        c1, c5 = topk_correct(logits, label)
+        counts += (c1, c5, n)
+    c1, c5, n = dist.allreduce_sum(counts)
+    return c1 / max(n, 1), c5 / max(n, 1), int(n)

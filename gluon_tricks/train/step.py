@@ -1,0 +1,101 @@
+"""One update of the classification trainer: targets (label smoothing §5.2), mixup (§5.4),
+forward, loss (with distillation §5.3), scaled backward (§3.2), gradient reduction, update.
+:class:`StepSettings` holds the recipe keys it reads, so that a benchmark or the GPU
+self-check builds a step without a whole recipe."""
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import mxnet as mx
+from mxnet import autograd
+
+from ..errors import RunError
+from .losses import distillation_loss, smooth_labels, soft_cross_entropy
+from .mixup import mixup
+
+# FP16: a loss scale at 1 (the dynamic scaler's floor) that still overflows this many steps
+# in a row means the run has diverged (inf/NaN in the weights or the loss), and it would
+# skip every update from now on
+COLLAPSED_STEPS = 100
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """The recipe keys of one update (:class:`~gluon_tricks.train.config.TrainConfig`'s
+    meanings): K classes, the dtype the batch is cast to, label smoothing epsilon and mode,
+    the distillation temperature and hard-label weight (None: the paper's Eq. 6)."""
+    classes: int
+    dtype: str = "float32"
+    label_smoothing: float = 0.0
+    label_smoothing_mode: str = "paper"
+    temperature: float = 20.0
+    hard_weight: Optional[float] = None
+
+    @classmethod
+    def of(cls, cfg):
+        """The settings of a TrainConfig (or any object with these attributes)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+class TrainStep:
+    """One update: targets (label smoothing §5.2), mixup (§5.4), forward, loss (with
+    distillation §5.3), scaled backward (§3.2), gradient reduction, update. ``skipped``
+    counts the updates skipped for an FP16 overflow since the loop last reset it."""
+
+    def __init__(self, settings, net, trainer, contexts, teacher=None, scaler=None):
+        """settings : :class:`StepSettings`; net, trainer : the network and its Trainer;
+        contexts : its devices; teacher : the distillation teacher (None: no distillation);
+        scaler : the FP16 loss scaler (None: FP32)."""
+        self.settings, self.net, self.trainer, self.contexts = settings, net, trainer, contexts
+        self.teacher, self.scaler = teacher, scaler
+        self.params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+        self.skipped = 0  # updates skipped for an FP16 overflow, since the loop reset it
+        self.collapsed = 0  # consecutive overflowing steps with the loss scale at 1 or less
+
+    def __call__(self, data, label, lam=None):
+        """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
+        lam: mixup coefficient, or None for no mixing. Returns (loss summed over the batch,
+        a (1,) NDArray on the first device; the list of per-device logits).
+
+        The batch is split first; targets, mixup and the FP16 cast then run on each device
+        (as GluonCV does), so that no work on the whole batch waits on the host. Mixup
+        pairs examples within each device's share."""
+        cfg = self.settings
+        scale = self.scaler.scale if self.scaler is not None else 1.0
+        xs, ys = [], []
+        for x, y in zip(*(mx.gluon.utils.split_and_load(a, self.contexts, even_split=False)
+                          for a in (data, label))):
+            y = smooth_labels(y, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
+            if lam is not None:
+                x, y = mixup(x, y, lam)
+            xs.append(x.astype(cfg.dtype, copy=False))
+            ys.append(y)
+        soft = [self.teacher(x) for x in xs] if self.teacher is not None else None
+        losses, outputs = [], []
+        with autograd.record():
+            for i, (x, y) in enumerate(zip(xs, ys)):
+                z = self.net(x)
+                if soft is None:
+                    loss = soft_cross_entropy(z, y)
+                else:
+                    loss = distillation_loss(z, soft[i], y, cfg.temperature, cfg.hard_weight)
+                losses.append(loss)
+                outputs.append(z)
+            scaled = [loss * scale for loss in losses] if scale != 1.0 else losses
+        autograd.backward(scaled)
+        self.trainer.allreduce_grads()
+        overflow = self.scaler is not None and self.scaler.has_overflow(self.params)
+        if self.scaler is not None:
+            self.scaler.update(overflow)
+            self.skipped += overflow
+            self.collapsed = self.collapsed + 1 if overflow and self.scaler.scale <= 1 else 0
+            if self.collapsed >= COLLAPSED_STEPS:
+                raise RunError(f"FP16 loss scale fell to {self.scaler.scale:g} and the last "
+                               f"{self.collapsed} updates all overflowed: the run has diverged "
+                               "(inf/NaN); resume from an earlier checkpoint with a lower lr")
+        if not overflow:
+            # rescale_grad = 1 / (batch * scale): the mean gradient, loss scale divided out
+            self.trainer.update(data.shape[0] * scale)
+        total = losses[0].sum().as_in_context(self.contexts[0])
+        for loss in losses[1:]:
+            total = total + loss.sum().as_in_context(self.contexts[0])
+        return total, outputs
