@@ -6,7 +6,7 @@
 import mxnet as mx
 
 from .convert import save_gluoncv_v1
-from .resnet import SPECS, ResNet, ResidualBlock
+from .resnet import BASIC, SPECS, ResNet, ResidualBlock
 
 # version suffix -> ResNet flags (paper §4: B moves the stride, C deepens the stem,
 # D adds the average-pool shortcut). The original V1 carries GluonCV's 1x1 biases.
@@ -28,11 +28,13 @@ def input_size(name):
     return ZOO[name][1] if name in ZOO else 224
 
 
-def get_model(name, classes=1000, zero_gamma=False, **kwargs):
+def get_model(name, classes=1000, zero_gamma=False, zero_gamma_basic=True, **kwargs):
     """Build a network by name (``resnet{18,34,50,101,152}_v1{,b,c,d}``, ``mobilenet1.0``,
     ``inception_v3``). Parameters are not initialised: call ``net.initialize(initializer())``.
 
     zero_gamma: start the last BatchNorm gamma of every residual block at 0 (paper §3.1).
+    zero_gamma_basic: with zero_gamma, also on basic blocks (ResNet-18/34); GluonCV's
+        ``last_gamma`` reaches only bottlenecks.
     kwargs: passed to :class:`ResNet` (or to GluonCV's constructor for the zoo networks).
     """
     if name in ZOO:
@@ -44,20 +46,32 @@ def get_model(name, classes=1000, zero_gamma=False, **kwargs):
     depth, _, version = name.removeprefix("resnet").partition("_")
     if name not in RESNETS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
-    return ResNet(int(depth), classes=classes, zero_gamma=zero_gamma,
+    basic = SPECS[int(depth)][0] == BASIC
+    return ResNet(int(depth), classes=classes,
+                  zero_gamma=zero_gamma and (zero_gamma_basic or not basic),
                   **VARIANTS[version], **kwargs)
 
 
-def initializer():
-    """The paper's initialisation (§2.1) as one MXNet initializer.
+INITIALIZERS = ("xavier", "msra")
 
-    Conv and dense weights: Xavier uniform on [-a, a], a = sqrt(6 / (fan_in + fan_out)),
+
+def initializer(kind="xavier"):
+    """The initialisation of the networks as one MXNet initializer: "xavier", the paper's
+    (§2.1), or "msra", GluonCV's ``train_imagenet.py`` (``mx.init.MSRAPrelu()`` with its
+    defaults: conv and dense weights Gaussian of variance 2 / (1.0625 (fan_in + fan_out) / 2),
+    the 1.0625 being 1 + slope^2 for slope 0.25; biases, gamma and beta as below).
+
+    xavier: conv and dense weights: Xavier uniform on [-a, a], a = sqrt(6 / (fan_in + fan_out)),
     with MXNet's (and Glorot's) fan convention fan_in = c_in * k_h * k_w,
     fan_out = c_out * k_h * k_w (for dense layers k = 1). The paper words d_in/d_out as
     channel counts; counting the kernel's receptive field is what MXNet's Xavier, which
     the authors used, does. Biases 0; BatchNorm gamma 1 and beta 0 (or gamma 0 where a
     layer was built with zero gamma: a layer's own initializer takes precedence).
     """
+    if kind == "msra":
+        return mx.init.MSRAPrelu()
+    if kind != "xavier":
+        raise ValueError(f"initializer {kind!r}: expected one of {', '.join(INITIALIZERS)}")
     return mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3)
 
 

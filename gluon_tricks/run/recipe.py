@@ -77,6 +77,9 @@ class Schema:
     renamed_keys: dict = field(default_factory=dict)
     renamed_values: dict = field(default_factory=dict)
     numbers_as_text: tuple = ()  # text keys that also take a number ("dynamic" or 1024)
+    # defaults that depend on other keys: {key: value} for the keys set so far
+    # ({key: value}); a key the sources and overrides leave unset takes it
+    derived: typing.Callable = lambda values: {}
 
     @property
     def keys(self):
@@ -229,6 +232,9 @@ def build(sources, overrides, schema):
             raise ConfigError("--set data: set data fields one by one, as data.KEY=VALUE")
         _set(values, key, value, f"--set {key}", schema)
         last_where = f"--set {key}"
+    for key, value in schema.derived(values).items():
+        if key not in values:
+            values[key] = coerce(key, value, "defaults", schema)
     top = {k: v for k, v in values.items() if "." not in k}
     try:
         if schema.section is not None:

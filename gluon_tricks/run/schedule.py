@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MODES = ("step", "cosine", "poly")
+FORMULAS = ("paper", "gluoncv")
 
 
 def scaled_lr(base_lr_per_256, global_batch):
@@ -53,9 +54,13 @@ class LRSchedule:
         0-based ``e * iters_per_epoch``, so it decays one batch earlier (on the last
         batch of epoch e - 1); the tests pin that relation.
 
-    GluonCV's ``LRSequential`` (fed MXNet's 1-based ``num_update``) differs by a batch in
-    two more places: its warmup gives update i the rate eta * i / (m - 1), and its cosine
-    period is T - 1 batches; we follow the paper's formulas.
+    formulas : "paper" (the formulas above, the paper's text) or "gluoncv": GluonCV 0.10's
+        ``LRSequential([LRScheduler('linear', 0, eta, warmup), LRScheduler(mode, eta, 0,
+        rest)])`` as ``train_imagenet.py`` builds it, fed MXNet's 1-based ``num_update``
+        (:meth:`_gluoncv_lr_of`): warmup eta * i / (m - 1), cosine and poly over T - 1
+        updates after warmup, the step decay one update earlier, and the update count
+        clamped at n - 1 (the last two updates of a cosine run at lr 0). docs/notes.md §3
+        has both side by side.
     """
     peak_lr: float
     batches_per_epoch: int
@@ -65,10 +70,17 @@ class LRSchedule:
     step_epochs: tuple = (30, 60, 90)
     step_factor: float = 0.1
     power: float = 0.9
+    formulas: str = "paper"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"lr mode {self.mode!r} is unknown; use one of {MODES}")
+        if self.formulas not in FORMULAS:
+            raise ValueError(f"lr formulas {self.formulas!r} are unknown; use one of {FORMULAS}")
+        if self.formulas == "gluoncv" and (self.warmup_batches == 1 or
+                                           self.total_batches - self.warmup_batches < 2):
+            raise ValueError("GluonCV's schedules divide by m - 1 and T - 1: they need 0 or at "
+                             "least 2 warmup updates and at least 2 updates after warmup")
         if self.batches_per_epoch < 1 or self.epochs < 1:
             raise ValueError(f"a schedule needs batches_per_epoch >= 1 and epochs >= 1, got "
                              f"{self.batches_per_epoch} and {self.epochs}")
@@ -104,6 +116,8 @@ class LRSchedule:
         return (np.asarray(i, dtype=np.float64) - 1) / self.batches_per_epoch
 
     def _lr_of(self, i):
+        if self.formulas == "gluoncv":
+            return self._gluoncv_lr_of(i)
         m = self.warmup_batches
         if self.mode == "cosine":
             t, span = i - m, self.total_batches - m
@@ -118,3 +132,22 @@ class LRSchedule:
         if m == 0:
             return decayed
         return np.where(i <= m, i * self.peak_lr / m, decayed)
+
+    def _gluoncv_lr_of(self, i):
+        """GluonCV's LRSequential at MXNet's 1-based update count ``i`` (float64 array): the
+        count clamped at n - 1, warmup eta * k / (m - 1) below m, then the decay at
+        T = min(k - m, N), N = n - m - 1 updates after warmup, less one."""
+        m, n = self.warmup_batches, self.total_batches
+        k = np.minimum(i, n - 1)
+        t, span = np.clip(k - m, 0, n - m - 1), n - m - 1
+        if self.mode == "cosine":
+            decayed = self.peak_lr * (1 + np.cos(math.pi * t / span)) / 2
+        elif self.mode == "poly":
+            decayed = self.peak_lr * np.power(1 - t / span, self.power)
+        else:  # the script shifts the decay epochs by the warmup: (e - w) * batches <= T
+            steps = sum((t >= (e - self.warmup_epochs) * self.batches_per_epoch
+                         for e in self.step_epochs), np.zeros_like(i))
+            decayed = self.peak_lr * np.power(self.step_factor, steps)
+        if m == 0:
+            return decayed
+        return np.where(k < m, self.peak_lr * k / (m - 1), decayed)

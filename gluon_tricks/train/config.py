@@ -13,7 +13,8 @@ from typing import Optional
 from ..data import DataConfig
 from ..models import MODEL_NAMES, RESNETS, input_size as network_input_size
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema, type_hints
-from ..run.schedule import MODES as LR_MODES, LRSchedule
+from ..models import INITIALIZERS
+from ..run.schedule import FORMULAS, MODES as LR_MODES, LRSchedule
 from .loss_scale import scaler_of
 from .losses import SMOOTHING_MODES
 
@@ -24,6 +25,13 @@ class TrainConfig(Config):
     model: str = "resnet50_v1"
     classes: int = 1000
     zero_gamma: bool = False  # §3.1: last BN gamma of each residual block starts at 0
+    # --- where the paper's text and the authors' script differ (docs/notes.md §3) ---
+    # "paper" or "gluoncv": the default of each key below that a recipe leaves unset
+    # (GLUONCV_CONVENTIONS); each stays overridable by its own key
+    conventions: str = "paper"
+    lr_formulas: str = "paper"  # warmup, cosine and step formulas: "paper" or "gluoncv"
+    initializer: str = "xavier"  # "xavier" (§2.1) or "msra" (GluonCV's MSRAPrelu)
+    zero_gamma_basic: bool = True  # zero gamma on ResNet-18/34 blocks (GluonCV's has none)
     # --- optimisation (§2.1, §3) ---
     batch_size: int = 256  # global: over all devices and ranks
     base_lr_per_256: float = 0.1  # §3.1 linear scaling: lr = base_lr_per_256 * batch_size / 256
@@ -102,6 +110,9 @@ CHOICES = {
     "dtype": ("float32", "float16"),
     "lr_mode": tuple(m for m in LR_MODES if m != "poly"),  # poly is the FCN runs' (Table 9)
     "label_smoothing_mode": SMOOTHING_MODES,
+    "conventions": ("paper", "gluoncv"),
+    "lr_formulas": FORMULAS,
+    "initializer": INITIALIZERS,
     "model": tuple(MODEL_NAMES),
     "teacher_model": tuple(MODEL_NAMES),
 }
@@ -127,12 +138,25 @@ RANGES = {
 RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "data.num_workers",
              "data.prefetch_batches", "data.check_train_images")
 
+# conventions: gluoncv = the authors' train_imagenet.py (GluonCV 0.10): its LRSequential
+# schedule, MSRAPrelu initialisation, no zero gamma on basic blocks (BasicBlockV1b has no
+# last_gamma), eps/K label smoothing and (1 - w) T^2 soft + w hard distillation, w = 0.5
+GLUONCV_CONVENTIONS = {"lr_formulas": "gluoncv", "initializer": "msra",
+                       "zero_gamma_basic": False, "label_smoothing_mode": "gluoncv",
+                       "hard_weight": 0.5}
+
+
+def conventions_of(values):
+    """The defaults the ``conventions`` key gives to the keys a recipe leaves unset."""
+    return GLUONCV_CONVENTIONS if values.get("conventions") == "gluoncv" else {}
+
+
 TRAIN = Schema(TrainConfig, type_hints(TrainConfig, DataConfig), CHOICES, RANGES, validate,
                resumable=RESUMABLE, section=DataConfig,
                # old spellings that run folders of earlier versions hold in config.yaml
                renamed_keys={"input_size": "data.input_size"},
                renamed_values={("label_smoothing_mode", "mxnet"): "gluoncv"},
-               numbers_as_text=("loss_scale",))
+               numbers_as_text=("loss_scale",), derived=conventions_of)
 RECIPES = RecipeBook(TRAIN)
 resolve = RECIPES.resolve
 from_saved = RECIPES.from_saved
@@ -144,4 +168,5 @@ def schedule_of(cfg, batches_per_epoch):
     ``tools/plot_lr.py --recipe``'s."""
     return LRSchedule(peak_lr=cfg.peak_lr(), batches_per_epoch=batches_per_epoch,
                       epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, mode=cfg.lr_mode,
-                      step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor)
+                      step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor,
+                      formulas=cfg.lr_formulas)

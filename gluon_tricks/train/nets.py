@@ -16,8 +16,9 @@ def check_devices(dtype, contexts):
 
 def build_net(cfg, contexts):
     """The network of the recipe (§2.1 init, §3.1 zero gamma), cast for FP16 (§3.2)."""
-    net = get_model(cfg.model, classes=cfg.classes, zero_gamma=cfg.zero_gamma)
-    net.initialize(initializer(), ctx=contexts)
+    net = get_model(cfg.model, classes=cfg.classes, zero_gamma=cfg.zero_gamma,
+                    zero_gamma_basic=cfg.zero_gamma_basic)
+    net.initialize(initializer(cfg.initializer), ctx=contexts)
     if cfg.dtype == "float16":
         net.cast("float16")
     return net

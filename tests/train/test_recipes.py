@@ -232,3 +232,25 @@ def test_a_teacher_run_from_another_recipe_is_named(tmp_path):
     params.write_bytes(b"")
     assert teacher_recipe_mismatch(resolve(None, [("distill", True), ("teacher", str(params)),
                                                   ("teacher_recipe", "x.yaml")])) is None
+
+
+def test_conventions_choose_every_difference_and_each_stays_overridable():
+    """conventions: gluoncv gives each key where the paper's text and the authors' script
+    differ the script's value (GluonCV 0.10 train_imagenet.py: LRSequential, MSRAPrelu,
+    BasicBlockV1b without last_gamma, eps/K smoothing, hard_weight 0.5); a key set by the
+    recipe or --set keeps its own value; paper is the dataclass defaults."""
+    paper = resolve(None)
+    gluoncv = resolve(None, [("conventions", "gluoncv")])
+    got = {k: getattr(gluoncv, k) for k in ("lr_formulas", "initializer", "zero_gamma_basic",
+                                            "label_smoothing_mode", "hard_weight")}
+    assert got == dict(lr_formulas="gluoncv", initializer="msra", zero_gamma_basic=False,
+                       label_smoothing_mode="gluoncv", hard_weight=0.5)
+    assert {k: getattr(paper, k) for k in got} == dict(
+        lr_formulas="paper", initializer="xavier", zero_gamma_basic=True,
+        label_smoothing_mode="paper", hard_weight=None)
+    mixed = resolve(None, [("conventions", "gluoncv"), ("hard_weight", None),
+                           ("lr_formulas", "paper")])
+    assert mixed.hard_weight is None and mixed.lr_formulas == "paper"
+    assert mixed.initializer == "msra"
+    with pytest.raises(ConfigError, match="conventions"):
+        resolve(None, [("conventions", "authors")])

@@ -119,3 +119,42 @@ def test_batch_outside_the_run_is_refused():
         s.lr(0)
     with pytest.raises(ValueError):
         s.lr(11)
+
+
+@pytest.mark.parametrize("mode", ["step", "cosine", "poly"])
+@pytest.mark.parametrize("warmup,batches,epochs", [(5, 7, 30), (0, 5, 12), (2, 3, 9)])
+def test_gluoncv_formulas_are_lrsequential_at_mxnets_update_count(mode, warmup, batches,
+                                                                  epochs):
+    """formulas="gluoncv" is train_imagenet.py's LRSequential(linear warmup from 0, then the
+    mode's LRScheduler over the rest, decay epochs shifted by the warmup), called as MXNet's
+    optimizer calls it: with the 1-based num_update of every update of the run."""
+    from gluoncv.utils import LRSequential
+    steps = (epochs // 3, 2 * epochs // 3)
+    ours = LRSchedule(peak_lr=0.4, batches_per_epoch=batches, epochs=epochs,
+                      warmup_epochs=warmup, mode=mode, step_epochs=steps, power=2,
+                      formulas="gluoncv")
+    theirs = LRSequential([
+        GluonCVScheduler("linear", base_lr=0, target_lr=0.4, nepochs=warmup,
+                         iters_per_epoch=batches),
+        GluonCVScheduler(mode, base_lr=0.4, target_lr=0, nepochs=epochs - warmup,
+                         iters_per_epoch=batches, step_epoch=[e - warmup for e in steps],
+                         step_factor=0.1, power=2)])
+    expected = [theirs(i) for i in range(1, ours.total_batches + 1)]
+    np.testing.assert_allclose(ours.lrs(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_paper_and_gluoncv_formulas_differ_as_documented():
+    """docs/notes.md §3 at ImageNet batch 1024: warmup update i at eta i / m against
+    eta i / (m - 1); the step decay one update earlier; the last two cosine updates at 0."""
+    bpe = IMAGENET_TRAIN_IMAGES // 1024
+    kw = dict(peak_lr=0.4, batches_per_epoch=bpe, epochs=120, warmup_epochs=5)
+    m = 5 * bpe
+    paper, gluoncv = (LRSchedule(**kw, mode="step", formulas=f) for f in ("paper", "gluoncv"))
+    assert paper.lr(50) == pytest.approx(0.4 * 50 / m)
+    assert gluoncv.lr(50) == pytest.approx(0.4 * 50 / (m - 1))
+    assert gluoncv.lr(m - 1) == pytest.approx(0.4) and paper.lr(m) == pytest.approx(0.4)
+    assert gluoncv.lr(30 * bpe) == pytest.approx(0.04) and paper.lr(30 * bpe) == pytest.approx(0.4)
+    assert paper.lr(30 * bpe + 1) == pytest.approx(0.04)
+    cosine = LRSchedule(**kw, mode="cosine", formulas="gluoncv")
+    n = cosine.total_batches
+    assert cosine.lr(n) == cosine.lr(n - 1) == 0.0 < cosine.lr(n - 2)
