@@ -25,6 +25,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluon_tricks", "gluon_tricks.*"]),
+    package_data={"gluon_tricks": ["published_runs.json"]},
     python_requires=">=3.9",
     install_requires=[
         MXNET,

@@ -8,7 +8,8 @@ PACKAGE = os.path.join(os.path.dirname(__file__), "..", "gluon_tricks")
 LAYERS = [("cli",), ("report",), ("infer", "export"), ("train", "transfer"), ("run",),
           ("models", "data", "gpu"), ("errors", "seeds", "paper", "published", "markdown")]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
-SAME_LAYER = {("export", "infer")}  # export writes the networks that infer opens
+# export writes the networks that infer opens; the base modules raise errors' exceptions
+SAME_LAYER = {("export", "infer")} | {(name, "errors") for name in LAYERS[-1]}
 
 
 def imports():

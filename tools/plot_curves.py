@@ -1,35 +1,63 @@
-"""Paper Figure 3(b): validation top-1 accuracy per epoch of one or more runs.
+"""Paper Figure 3(b): validation top-1 accuracy per epoch of one or more runs, and a run
+against the authors' published run of the same row.
 
     python tools/plot_curves.py runs/r50d_step runs/r50d_cosine --out runs/figures/fig3b
+    python tools/plot_curves.py runs/r50d_ls --published            # its recipe's published run
+    python tools/plot_curves.py runs/demo --published resnet50_v1d  # any published run
 
 Reads each run folder's log.jsonl (epoch records); each curve is labelled with its recipe's
-description, else its paper key, else the folder name.
+description, else its paper key, else the folder name. With --published the figure also
+draws the published curves (dashed), and for each run the tool prints
+``epoch | ours | published | gap`` and one line saying whether the run is on track (within
+the spread of the authors' own sibling runs below the published curve;
+gluon_tricks/report/tracking.py). Published runs: gluon_tricks/published_runs.json.
 """
 import argparse
 import os
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.report.figures import plot_val_top1
-from gluon_tricks.report.runs import load_run
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders (train_imagenet.py --out)")
-    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "fig3b_val_top1"),
-                   help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
+    p.add_argument("--published", nargs="*", metavar="NAME",
+                   help="compare with the authors' published runs: NAME (e.g. resnet50_v1d), "
+                   "or with no NAME each run's recipe's own (its published_run key)")
+    p.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.pdf (default: "
+                   "runs/figures/fig3b_val_top1)")
     p.add_argument("--title", help="figure title")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    from gluon_tricks.errors import UserError
+    from gluon_tricks.report import tracking
+    from gluon_tricks.report.figures import DEFAULT_OUT, plot_val_top1
+    from gluon_tricks.report.runs import load_run
     runs = [load_run(path) for path in args.runs]
+    references = []
+    if args.published is not None:
+        for run in runs:
+            names = args.published or [run.config.get("published_run")]
+            if not names[0]:
+                raise UserError(f"{run.path}: its recipe names no published run; pass one, "
+                                "e.g. --published resnet50_v1d")
+            for name in names:
+                reference = tracking.published_run(name)
+                rows = tracking.compare(run, reference)
+                print(f"{run.name} against the published {name} "
+                      f"({reference.namespace.get('num_epochs')} epochs):")
+                print(tracking.table(rows))
+                print(tracking.verdict(rows, reference.namespace.get("num_epochs", 120)))
+                if reference not in references:
+                    references.append(reference)
     kwargs = {"title": args.title} if args.title else {}
-    for path in plot_val_top1(runs, args.out, **kwargs):
+    out = args.out or os.path.join(DEFAULT_OUT, "fig3b_val_top1")
+    for path in plot_val_top1(runs, out, published=references, **kwargs):
         print(path)
     return 0
 

@@ -105,14 +105,24 @@ def plot_lr(curves, prefix, title="Learning rate schedules with 5 warmup epochs 
     return paths
 
 
-def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)"):
+def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)", published=()):
     """Figure 3(b): validation top-1 (percent) against epoch for each run
-    (:class:`gluon_tricks.report.runs.Run`); writes PREFIX.png/.pdf, returns their paths."""
+    (:class:`gluon_tricks.report.runs.Run`), and dashed for each of the authors' published
+    runs (:class:`gluon_tricks.published.PublishedRun`); writes PREFIX.png/.pdf, returns
+    their paths."""
     plt, fig, ax = _figure()
     for run in runs:
         epochs, top1 = run.series("val_top1")
         ax.plot(epochs, 100 * np.asarray(top1), label=run.label, linewidth=1.5,
                 marker="." if len(epochs) < 30 else None)
+    for reference in published:
+        points = [(e.epoch + 1, e.top1) for e in reference.epochs if e.top1 is not None]
+        # a log read in parts (its first and last epochs): no line across what was not read
+        points = [q for a, b in zip(points, points[1:] + [None])
+                  for q in ([a] if b is None or b[0] == a[0] + 1 else [a, (a[0] + 0.5, np.nan)])]
+        ax.plot(*zip(*points), linestyle="--", linewidth=1.2,
+                label=f"published GluonCV run {reference.name}",
+                marker="." if len(points) < 30 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation top-1 accuracy (%)")
     ax.set_title(title)

@@ -17,11 +17,12 @@ from typing import Optional
 
 from ..markdown import markdown_table
 from ..paper import PAPER, TRANSFER
+from ..published import load as load_published
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLUMNS = ("run", "recipe", "changed", "paper key", "model", "epochs", "top-1", "top-5",
            "best top-1", "best top-5", "best epoch", "images/s", "paper top-1",
-           "paper top-5", "diff top-1", "diff top-5")
+           "paper top-5", "diff top-1", "diff top-5", "published GluonCV run")
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Row:
     paper_top5: Optional[float]
     recipe: Optional[str] = None
     changed: Optional[list] = field(default=None)
+    published: Optional[str] = None  # the authors' run of the row: "name: final top-1"
 
     @property
     def diff_top1(self):
@@ -64,7 +66,17 @@ def row_of(run):
                images_per_sec=mean_speed(run),
                paper_top1=None if paper is None else paper.top1,
                paper_top5=None if paper is None else paper.top5,
-               recipe=_shown_path(run.recipe), changed=run.changes())
+               recipe=_shown_path(run.recipe), changed=run.changes(),
+               published=_published_cell(run.config.get("published_run")))
+
+
+def _published_cell(name):
+    """The results-table cell of the authors' published run ``name``: its name and final
+    validation top-1 (percent), or None."""
+    if not name:
+        return None
+    final = load_published().get(name)
+    return f"{name}: {final.final.top1:.2f}" if final is not None and final.final else name
 
 
 def mean_speed(run):
@@ -103,7 +115,8 @@ def markdown(rows):
                  _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
-                 _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True)]
+                 _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True),
+                 r.published or "-"]
         lines.append(cells)
     return markdown_table(COLUMNS, lines)
 

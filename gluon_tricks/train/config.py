@@ -10,6 +10,7 @@ paper's baseline (§2.1): ResNet-50, NAG, batch 256, lr 0.1, 120 epochs, step de
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import published
 from ..data import DataConfig
 from ..models import MODEL_NAMES, RESNETS, input_size as network_input_size
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema, type_hints
@@ -72,6 +73,8 @@ class TrainConfig(Config):
     log_interval: int = 50  # batches between progress lines
     keep_checkpoints: int = 3  # the last k epochs' checkpoints, plus the best
     paper: Optional[str] = None  # the paper row this recipe reproduces, e.g. "table6/resnet50_v1d/mixup"
+    # the authors' published GluonCV run of this row (gluon_tricks.published), if any
+    published_run: Optional[str] = None
     description: str = ""
 
     def __post_init__(self):
@@ -101,6 +104,9 @@ def validate(cfg):
         scaler_of(cfg.loss_scale, "float32")
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if cfg.published_run is not None and cfg.published_run not in published.load():
+        raise ConfigError(f"published_run {cfg.published_run!r}: no such published run; "
+                          f"known: {', '.join(published.load())}")
     if cfg.zero_gamma and cfg.model not in RESNETS:
         raise ConfigError(f"zero_gamma applies to residual blocks; {cfg.model} has none "
                           "(zero_gamma: false)")

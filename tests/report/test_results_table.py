@@ -51,12 +51,12 @@ def test_rows_and_paper_numbers(tool, two_runs, tmp_path):
         "model": "resnet50_v1d", "epochs": "3/120", "top-1": "78.00", "top-5": "94.00",
         "best top-1": "78.50", "best top-5": "94.10", "best epoch": "2", "images/s": "110.0",
         "paper top-1": "77.91", "paper top-5": "93.81", "diff top-1": "+0.09",
-        "diff top-5": "+0.19"}
+        "diff top-5": "+0.19", "published GluonCV run": "-"}
     assert plain == {
         "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b", "epochs": "2/3",
         "top-1": "50.00", "top-5": "80.00", "best top-1": "50.00", "best top-5": "80.00",
         "best epoch": "2", "images/s": "600.0", "paper top-1": "-", "paper top-5": "-",
-        "diff top-1": "-", "diff top-5": "-"}
+        "diff top-1": "-", "diff top-5": "-", "published GluonCV run": "-"}
 
 
 def test_stdout(tool, two_runs, capsys):
@@ -150,7 +150,7 @@ def test_rows_of_real_runs(tool, real_runs, tmp_path):
         "images/s": f"{m['samples_per_sec']:.1f}",
         "paper top-1": "69.03", "paper top-5": "88.71",
         "diff top-1": f"{top1 - PAPER_MOBILENET[0]:+.2f}",
-        "diff top-5": f"{top5 - PAPER_MOBILENET[1]:+.2f}"}
+        "diff top-5": f"{top5 - PAPER_MOBILENET[1]:+.2f}", "published GluonCV run": "-"}
     assert m["val_images"] == 360
 
     epochs = _epochs(real_runs[1])
@@ -164,7 +164,7 @@ def test_rows_of_real_runs(tool, real_runs, tmp_path):
         "top-5": _pct(epochs[-1]["val_top5"]), "best top-1": _pct(best["val_top1"]),
         "best top-5": _pct(best["val_top5"]), "best epoch": str(best["epoch"]),
         "images/s": f"{speed:.1f}", "paper top-1": "-", "paper top-5": "-",
-        "diff top-1": "-", "diff top-5": "-"}
+        "diff top-1": "-", "diff top-5": "-", "published GluonCV run": "-"}
 
 
 def test_resume_keeps_the_first_command(real_runs):
@@ -193,3 +193,50 @@ def test_moved_recipe_is_shown_as_unknown(tool, real_runs, tmp_path, capsys):
     assert tool("results_table").main([str(copy)]) == 0
     (row,) = parse(capsys.readouterr().out)
     assert row["recipe"] == str(tmp_path / "gone.yaml") and row["changed"] == "?"
+
+
+def test_published_column_names_the_authors_run(tool, tmp_path, make_run):
+    """A run of a recipe with a published counterpart shows that run and its final top-1,
+    read from the committed data (resnet50_v1d's log ends at err-top1 0.215302)."""
+    run = make_run(tmp_path / "r50d_ls", dict(COSINE, published_run="resnet50_v1d"),
+                   [(0.70, 0.90, 100.0)])
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([run, "--out", str(out)]) == 0
+    (row,) = parse(out.read_text())
+    assert row["published GluonCV run"] == "resnet50_v1d: 78.47"
+
+
+def test_run_against_the_published_curve(tool, tmp_path, make_run, capsys):
+    """plot_curves --published prints epoch | ours | published | gap from the run's log and
+    the published log, and says on or off track by the sibling band (5.6 points in the first
+    epochs, 0.6 at the end): a run 1 point below resnet50_v1d's first three epochs is on
+    track, one 8 points below is not."""
+    from gluon_tricks.published import run as published_run
+    theirs = [e.top1 for e in published_run("resnet50_v1d").epochs[:3]]
+    for name, offset, verdict in (("close", -1.0, "on track"), ("far", -8.0, "off track")):
+        run = make_run(tmp_path / name, dict(COSINE, published_run="resnet50_v1d"),
+                       [((t + offset) / 100, 0.9, 100.0) for t in theirs])
+        prefix = str(tmp_path / name / "fig")
+        assert tool("plot_curves").main([run, "--published", "--out", prefix]) == 0
+        out = capsys.readouterr().out
+        rows = [line for line in out.splitlines() if line.startswith("| 1 ") or
+                line.startswith("| 2 ")]
+        assert rows[0].split("|")[2].strip() == f"{theirs[0] + offset:.2f}"
+        assert rows[0].split("|")[3].strip() == f"{theirs[0]:.2f}"
+        assert rows[0].split("|")[4].strip() == f"{offset:+.2f}"
+        assert f"\n{verdict}:" in out
+        assert os.path.exists(prefix + ".png")
+    from gluon_tricks.errors import UserError
+    run = make_run(tmp_path / "plain", PLAIN, [(0.25, 0.60, 500.0)])
+    with pytest.raises(UserError, match="names no published run.*--published") as e:
+        tool("plot_curves").main([run, "--published"])
+    assert "\n" not in str(e.value)
+
+
+def test_sibling_band_comes_from_the_published_data():
+    """The band constants are the spread of the ResNet-50-C and -D published runs, rounded
+    up to 0.1 point."""
+    from gluon_tricks.report import tracking
+    early, late = tracking.sibling_spread()
+    assert tracking.EARLY_BAND - 0.1 < early <= tracking.EARLY_BAND
+    assert tracking.LATE_BAND - 0.1 < late <= tracking.LATE_BAND
