@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 DEMO_DATA := data/demo
 DEMO_RUN  := runs/demo
 
-.PHONY: demo test install horovod onnx figures ablation transfer clean
+.PHONY: demo test install horovod onnx dali figures ablation transfer clean gpu-install gpu-libs-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,38 @@ $(VENV)/.onnx: $(VENV)/.installed
 	$(PY) -c "import numpy, onnx, onnxruntime; assert numpy.__version__ < '1.24'"
 	touch $@
 
+# NVIDIA DALI for data.backend: dali (docs/gpu.md): 1.35.0 is the newest release PyPI serves as
+# a real wheel with the MXNet plugin (later ones are placeholders that download from NVIDIA's
+# own index); 302 MB. Its CPU mode runs the tests here; its GPU path has never run.
+$(VENV)/.dali: $(VENV)/.installed
+	$(PIP) install nvidia-dali-cuda120==1.35.0
+	$(PY) -c "import nvidia.dali.plugin.mxnet, numpy; assert numpy.__version__ < '1.24'"
+	touch $@
+
 install: $(VENV)/.installed
 horovod: $(VENV)/.horovod
 onnx: $(VENV)/.onnx
+dali: $(VENV)/.dali
+
+# GPU hosts with only the NVIDIA driver (docs/gpu.md): mxnet-cu117 in place of the CPU wheel,
+# with NVIDIA's pip wheels of the CUDA libraries (about 2.4 GB). The CPU wheel goes first:
+# both install the same `mxnet` files. The stamp is renewed so that `make test` does not put
+# the CPU wheel back (until setup.py changes).
+gpu-install: | $(PY)
+	$(PIP) uninstall -y mxnet
+	GLUON_TRICKS_CUDA=cu117 $(PIP) install -e ".[gpu,test,demo]"
+	touch $(VENV)/.installed
+
+# Opt-in, not in `make test`: the same GPU set in its own venv, then tests/gpu/libs_check.py
+# proves on a host without a GPU that every library libmxnet.so needs resolves and that
+# `import mxnet` works with a stand-in libcuda.so.1 (needs gcc).
+GPU_VENV := .venv-gpu
+GPU_PIP  := $(GPU_VENV)/bin/python -m pip --disable-pip-version-check -q
+gpu-libs-check:
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_PIP) install "pip<25" wheel "setuptools<70"
+	GLUON_TRICKS_CUDA=cu117 $(GPU_PIP) install -e ".[gpu]"
+	$(GPU_VENV)/bin/python tests/gpu/libs_check.py
 
 $(DEMO_DATA)/train.rec: | $(VENV)/.installed
 	$(PY) tools/make_demo_data.py $(DEMO_DATA)
@@ -67,7 +96,7 @@ transfer: demo $(SCENES)/voc/VOC2007/ImageSets/Main/test.txt
 	    --backbone $(DEMO_RUN) --data $(SCENES)/ade --out runs/digits_segmentation --force
 	$(PY) tools/results_table.py runs/digits_detection runs/digits_segmentation
 
-test: install horovod onnx
+test: install horovod onnx dali
 	$(PY) -m pytest -q tests
 
 # The committed figures and tables under docs/results are redrawn only by these targets
@@ -79,4 +108,4 @@ ablation: install
 	$(PY) tools/ablate.py --data $(DEMO_DATA) --out docs/results/ablation
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(GPU_VENV) build *.egg-info

@@ -34,6 +34,12 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    from gluon_tricks.gpu.preflight import GpuError, check_gpus, table as gpu_table
+    gpu_verdicts = check_gpus()  # every GPU of the host, before MXNet touches one
+    sys.stdout.write(gpu_table(gpu_verdicts))
+    for v in gpu_verdicts:
+        if v.supported is False:
+            raise GpuError(v.message())
     import mxnet as mx
 
     from gluon_tricks.train.selfcheck import measure, table, verdicts
@@ -42,6 +48,7 @@ def main(argv=None):
     if gpus == 0:
         raise UserError("MXNet sees no GPU here (a CPU build of MXNet, or no CUDA device): "
                         "install mxnet-cu112/cu117 (README, 'Installing by hand') on a GPU host")
+    print(host_feed(gpus, args.size))
     dist, allreduce_ok = None, None
     if "HOROVOD_RANK" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ:
         from gluon_tricks.run.parallel import detect
@@ -61,6 +68,21 @@ def main(argv=None):
     for name, ok, detail in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f" ({detail})" if detail else ""))
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def host_feed(num_gpus, size):
+    """One line: what this host's CPUs can decode for the GPUs (one decoding thread measured
+    on a small ImageNet-like set, scaled by ImageRecordIter's thread cap) against what the
+    GPUs want (NVIDIA's MXNet ResNet-50 FP16 numbers)."""
+    import tempfile
+
+    from gluon_tricks.data.imagenet_like import make_imagenet_like
+    from gluon_tricks.data.throughput import per_thread_rate, verdict
+    ranks = int(os.environ.get("HOROVOD_LOCAL_SIZE", "1"))
+    with tempfile.TemporaryDirectory() as tmp:
+        make_imagenet_like(tmp, num_train=192, num_val=1)
+        rate = per_thread_rate(os.path.join(tmp, "train.rec"), input_size=size)
+    return verdict(rate, os.cpu_count() or 1, max(num_gpus, 1), processes=ranks)
 
 
 def horovod_sums(dist, ctx):

@@ -17,7 +17,7 @@ from typing import Optional
 
 from .records import DataError
 
-BACKENDS = ("recordio", "gluon")
+BACKENDS = ("recordio", "gluon", "dali")
 
 
 @dataclass

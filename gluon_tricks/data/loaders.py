@@ -44,7 +44,7 @@ import numpy as np
 from .. import seeds
 from .records import DataError, check_rec, paths, shard_range
 
-class _Loader:
+class Loader:
     """What both backends share: shard bookkeeping and the loader interface."""
 
     def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
@@ -117,7 +117,7 @@ def _normalise_args(cfg):
     return dict(mean_r=mr, mean_g=mg, mean_b=mb, std_r=sr, std_g=sg, std_b=sb)
 
 
-class RecordIOLoader(_Loader):
+class RecordIOLoader(Loader):
     """A loader on MXNet's C++ ``ImageRecordIter`` (see the module docstring)."""
 
     def make_iter(self, epoch, pass_index=0):
@@ -234,7 +234,7 @@ def gluon_transforms(cfg, train):
     return T.Compose(steps)
 
 
-class GluonLoader(_Loader):
+class GluonLoader(Loader):
     """A loader on Gluon's ImageRecordDataset + transforms + DataLoader (see the module
     docstring). ``cfg.num_workers`` worker processes (0 = decode in this process)."""
 
@@ -263,7 +263,16 @@ def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, see
     """One loader (see the module docstring) for ``rec_path``; ``train`` selects the §2.1
     augmentation and the drop-tail shuffled epochs; ``pin_device``: the GPU id batches are
     for (page-locked memory), None for plain memory. Raises DataError on a bad file or value."""
-    cls = RecordIOLoader if cfg.backend == "recordio" else GluonLoader
+    if cfg.backend == "dali":
+        try:
+            from .dali import DALILoader as cls  # NVIDIA DALI is optional
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("nvidia"):
+                raise
+            raise DataError("data.backend dali: NVIDIA DALI is not installed; pip install "
+                            "nvidia-dali-cuda120==1.35.0 (or make dali)") from None
+    else:
+        cls = RecordIOLoader if cfg.backend == "recordio" else GluonLoader
     return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed, pin_device)
 
 

@@ -4,6 +4,7 @@ self-check) reads the flag here."""
 import mxnet as mx
 
 from ..errors import RunError
+from .preflight import preflight
 
 
 def parse_gpus(text):
@@ -28,7 +29,11 @@ def check_gpu(gpus, gpu, visible):
 
 
 def contexts_of(gpus):
-    """The devices of one process: every GPU id of ``gpus`` (ints), checked, else the CPU."""
+    """The devices of one process: every GPU id of ``gpus`` (ints), checked, else the CPU.
+    GPUs the installed MXNet cannot drive (an H200 under the pip wheels) are refused in one
+    line before anything runs on them (:func:`~gluon_tricks.gpu.preflight.preflight`)."""
+    if gpus:
+        preflight(gpus)
     visible = mx.context.num_gpus() if gpus else 0
     for g in gpus:
         check_gpu(gpus, g, visible)

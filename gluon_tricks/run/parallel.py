@@ -23,6 +23,7 @@ from mxnet import gluon
 
 from ..errors import RunError
 from ..gpu.devices import check_gpu, contexts_of
+from ..gpu.preflight import preflight
 
 
 def materialize_parameters(net, sample_shape, contexts, dtype="float32"):
@@ -126,8 +127,9 @@ class HorovodRank:
         """This rank's one device (:func:`rank_gpu`), else the CPU."""
         if not gpus:
             return [mx.cpu()]
-        return [mx.gpu(rank_gpu(gpus, self.local_rank, self.local_size,
-                                mx.context.num_gpus()))]
+        gpu = rank_gpu(gpus, self.local_rank, self.local_size, mx.context.num_gpus())
+        preflight([gpu])
+        return [mx.gpu(gpu)]
 
     def trainer(self, params, optimizer, num_devices):
         """A DistributedTrainer. Its allreduce_grads() averages each gradient over ranks (in
