@@ -26,8 +26,8 @@ def parser():
     p.add_argument("--published", nargs="*", metavar="NAME",
                    help="compare with the authors' published runs: NAME (e.g. resnet50_v1d), "
                    "or with no NAME each run's recipe's own (its published_run key)")
-    p.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.pdf (default: "
-                   "runs/figures/fig3b_val_top1)")
+    p.add_argument("--out", default=os.path.join("runs", "figures", "fig3b_val_top1"),
+                   help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
     p.add_argument("--title", help="figure title")
     return p
 
@@ -36,7 +36,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     from gluon_tricks.errors import UserError
     from gluon_tricks.report import tracking
-    from gluon_tricks.report.figures import DEFAULT_OUT, plot_val_top1
+    from gluon_tricks.report.figures import plot_val_top1
     from gluon_tricks.report.runs import load_run
     runs = [load_run(path) for path in args.runs]
     references = []
@@ -56,8 +56,7 @@ def main(argv=None):
                 if reference not in references:
                     references.append(reference)
     kwargs = {"title": args.title} if args.title else {}
-    out = args.out or os.path.join(DEFAULT_OUT, "fig3b_val_top1")
-    for path in plot_val_top1(runs, out, published=references, **kwargs):
+    for path in plot_val_top1(runs, args.out, published=references, **kwargs):
         print(path)
     return 0
 
