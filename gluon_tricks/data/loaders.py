@@ -21,9 +21,17 @@ one, after ``WaitToWrite()`` on its data and label arrays (src/io/iter_prefetche
 engine operations still queued on them finish first. Streaming use, one step per batch, is
 safe; to keep a batch longer, ``.copy()`` it.
 
-Training: each epoch builds a fresh iterator whose shuffle and augmentation seeds are derived
-from (seed, epoch, shard), so a run resumed at epoch e sees the batches it would have seen
-(exactly, with one decoding thread; MXNet gives each decoding thread its own generator). Every
+Training: each epoch builds a fresh iterator whose shuffle seed is derived from (seed, epoch,
+shard), so a run resumed at epoch e sees the batches it would have seen (exactly, with one
+decoding thread: MXNet gives each decoding thread its own generator, and which thread
+decodes which record depends on timing). The augmentation draws come from those generators
+in the order records are decoded, so every image of an epoch gets its own crop, flip and
+jitter. (MXNet seeds those generators itself, the same for every new iterator: the epochs
+share one sequence of draws, dealt each epoch to a new permutation of the images.) ``ImageRecordIter``'s ``seed_aug`` is not used: MXNet 1.9.1 re-seeds the generator
+before each record from ``seed_aug`` plus the record's position *in its batch*
+(src/io/iter_image_recordio_2.cc, ``ParseChunk``), so image i of every batch of an epoch got
+the same draws: only batch-size different augmentations per epoch. (GluonCV's script passes
+no ``seed_aug`` either.) Every
 shard yields ``(num_records // num_parts) // batch_size`` full batches (the uneven tail is
 dropped), so data-parallel ranks stay in step; MXNet's shards are ceil(N / parts) long, so
 the last shard may be a few records short and then tops up its last batch with records it
@@ -130,13 +138,11 @@ class RecordIOLoader(Loader):
                       prefetch_buffer=max(1, cfg.prefetch_batches), verbose=False,
                       device_id=-1 if self.pin_device is None else self.pin_device)
         if self.train:
-            # `seed` seeds the shuffle of the index, `seed_aug` the augmenters' generators
+            # `seed` seeds the shuffle of the index; no `seed_aug` (see the module docstring)
             return mx.io.ImageRecordIter(
                 shuffle=True,
                 seed=seeds.derived_seed(self.seed, epoch, self.part_index, seeds.SHUFFLE,
-                                  pass_index),
-                seed_aug=seeds.derived_seed(self.seed, epoch, self.part_index, seeds.AUGMENT,
-                                      pass_index),
+                                        pass_index),
                 **common, **train_iter_args(cfg, self.batch_size))
         # round_batch=True (the default) fills the last batch with wrapped-around records and
         # reports how many in `pad`; with False the pad is reported 0 over garbage

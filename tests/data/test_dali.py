@@ -130,7 +130,10 @@ def test_crop_area_aspect_and_flip(coord, coord_rec):
         assert abs(wide - 0.5) <= 4 * np.sqrt(0.25 / len(log_aspect[b]))
     # the area is U[0.08, 0.5] in both, and the same law in both
     assert stats.kstest(area["dali"], stats.uniform(0.08, 0.42).cdf).pvalue > 1e-3
-    assert stats.ks_2samp(area["dali"], area["recordio"]).pvalue > 1e-3
+    # ImageRecordIter's fresh iterator of each epoch draws from the same per-thread
+    # generators (seeded by MXNet, not by us), so on 64 copies of one image its six epochs
+    # repeat one epoch's 64 draws: compare with those
+    assert stats.ks_2samp(area["dali"], area["recordio"][:64]).pvalue > 1e-3
     # DALI's aspect is log-uniform; ImageRecordIter's is uniform in [3/4, 4/3] with width and
     # height swapped half the time: the same range, nearly the same spread
     lo, hi = np.log(3 / 4), np.log(4 / 3)

@@ -172,6 +172,19 @@ def test_random_resized_crop_geometry_and_flip_rate(coord, coord_rec, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_every_image_of_an_epoch_gets_its_own_augmentation(coord, coord_rec, backend):
+    """64 copies of one image in batches of 16: the 64 crops of an epoch are (nearly) all
+    different. ImageRecordIter's seed_aug re-seeds before each record from its position in
+    the batch, which gave every batch of an epoch the same 16 crops."""
+    width, height, blue, _ = coord
+    cfg = cfg_for(backend, input_size=32, **NO_COLOUR)
+    loader = make_loader(cfg, coord_rec, 16, train=True, seed=3)
+    pixels = to_pixels(mx.nd.array(collect(loader, 0)[0]))
+    geo = {tuple(np.round(crop_geometry(p, blue)[:3], 1)) for p in pixels}
+    assert len(pixels) == 64 and len(geo) > 48
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_train_without_augmentation_equals_opencv_resize(coord, coord_rec, backend):
     width, height, _, image = coord
     # area 1 at the image's own aspect ratio: the crop is the whole image
