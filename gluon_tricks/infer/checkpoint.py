@@ -79,8 +79,8 @@ def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, e
     if resize:
         data = data.replace(val_resize=resize)
     return Checkpoint(label=label or default_label, params=params, model=model,
-                      classes=_classes(params, classes, run_classes), eps=float(eps or 0.0), mode=mode,
-                      data=data, classes_file=classes_file)
+                      classes=_classes(params, classes, run_classes), eps=float(eps or 0.0),
+                      mode=mode, data=data, classes_file=classes_file)
 
 
 def _classes(params, classes=None, run_classes=None):

@@ -14,6 +14,7 @@ A section of the dataclass (``data:`` of the classification recipes) is spelled
 import dataclasses
 import math
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from typing import Optional
@@ -45,9 +46,17 @@ def cut(text, limit=SHOWN_CHARS):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+_REPR = reprlib.Repr()
+# reprlib walks at most this much of a value: a full repr of a value read with aliases (a
+# run folder's config.yaml) could be 10^9 items long before it is cut
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+
+
 def shown(value, limit=SHOWN_CHARS):
-    """``repr(value)`` cut to ``limit`` characters (:func:`cut`)."""
-    return cut(repr(value), limit)
+    """``repr(value)`` cut to ``limit`` characters (:func:`cut`), without walking more of
+    ``value`` than it shows."""
+    return cut(_REPR.repr(value), limit)
 
 
 class _RecipeLoader(yaml.SafeLoader):

@@ -352,3 +352,22 @@ def test_quoted_values_are_cut_to_a_readable_length(tmp_path):
         with pytest.raises(ConfigError) as e:
             call()
         assert len(str(e.value)) < 400 and "..." in str(e.value), str(e.value)[:500]
+
+
+def test_a_saved_config_with_an_alias_bomb_is_a_quick_one_line_error():
+    """A run folder's config.yaml is read by the run folder (aliases and all): quoting the
+    value in the error walks no more of it than it shows (an alarm ends a hang)."""
+    import signal
+
+    from gluon_tricks.train.config import from_saved
+    bomb = yaml.safe_load(alias_bomb())
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("quoting the value hung"))
+    signal.alarm(30)
+    try:
+        for key, config in (("description", {"description": bomb}),
+                            ("mean_rgb", {"data": {"mean_rgb": bomb}})):
+            with pytest.raises(ConfigError, match=key) as e:
+                from_saved(config, "config.yaml")
+            assert "\n" not in str(e.value) and len(str(e.value)) < 300, str(e.value)[:500]
+    finally:
+        signal.alarm(0)
