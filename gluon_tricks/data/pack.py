@@ -12,9 +12,10 @@ Two layouts are accepted:
 
 Every output is written under a temporary name and renamed once complete, so a crash never
 leaves a half-written set that looks finished; temporary files a killed packer left behind
-are removed by the next run. A file that is not an image the trainer can read (unreadable,
-a JPEG cut short, over ``MAX_PIXELS``, a name with a tab or newline) is skipped, named in a
-warning and counted; a class left without any image is an error, as it would shift labels.
+are removed by the next run. A file that is not an image the trainer can read (the check of
+:mod:`.images`: undecodable, a JPEG cut short, over ``MAX_PIXELS``; or a name with a tab or
+newline) is skipped, named in a warning and counted; a class left without any image is an
+error, as it would shift labels.
 """
 import contextlib
 import logging
@@ -25,14 +26,12 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from .images import decode
 from .records import DataError, paths
 
 log = logging.getLogger("gluon_tricks.data")
 
 ENCODINGS = (".jpg", ".png")
-# Larger images are skipped before decoding (a 30000 x 30000 PNG took 5.5 GB): Pillow's
-# decompression-bomb limit, which no photograph of a classification set comes near.
-MAX_PIXELS = 89_478_485
 
 
 @dataclass
@@ -116,36 +115,19 @@ def list_with_labels(image_dir, labels_file):
     return items, classes
 
 
-def _unreadable(path):
-    """Why the trainer could not use the file at ``path``, or None if it can: its name, its
-    size in pixels (read from the header, without decoding), a JPEG without its end."""
-    if any(c in os.path.basename(path) for c in "\t\n\r"):
-        return "a tab or newline in its name (the .lst could not list it)"
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except Exception:  # Pillow raises many kinds; OpenCV may still read it
-        width = height = None
-    if width and width * height > MAX_PIXELS:
-        return f"{width} x {height} pixels, over the {MAX_PIXELS} the packer accepts"
-    with open(path, "rb") as f:
-        is_jpeg = f.read(2) == b"\xff\xd8"
-        f.seek(max(0, os.path.getsize(path) - 65536))
-        if is_jpeg and b"\xff\xd9" not in f.read():
-            return "a JPEG cut short (no end-of-image marker)"
-    return None
-
-
 def _encode(job):
-    """Worker: read, resize and encode one image. Returns (bytes or None, reason)."""
+    """Worker: read, check (:func:`images.decode`), resize and encode one image. Returns
+    (bytes or None, reason)."""
     path, resize, encoding, quality = job
-    reason = _unreadable(path)
-    if reason:
-        return None, reason
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if any(c in os.path.basename(path) for c in "\t\n\r"):
+        return None, "a tab or newline in its name (the .lst could not list it)"
+    try:
+        with open(path, "rb") as f:
+            img, reason = decode(f.read())
+    except OSError as e:
+        img, reason = None, f"cannot be read ({e.strerror})"
     if img is None:
-        return None, "not a readable image"
+        return None, reason
     if resize:
         # im2rec's rule: the shorter edge becomes `resize`, the other keeps the aspect ratio
         h, w = img.shape[:2]

@@ -175,31 +175,30 @@ def label_set(rec_path):
     return result
 
 
-def _decodes(fd, offset):
-    """Whether the image of the record at ``offset`` decodes to a non-empty picture (split
-    records, which only images over 512 MiB need, are not checked)."""
-    import cv2
-    import numpy as np
+def _problem(fd, offset):
+    """Why the image of the record at ``offset`` is not usable (:func:`.images.image_problem`),
+    or None (split records, which only images over 512 MiB need, are not checked)."""
+    from .images import image_problem
 
     head = os.pread(fd, _REC_HEAD.size + _IR_HEAD.size, offset)
     magic, lrec = _REC_HEAD.unpack_from(head)
     if lrec >> 29:
-        return True
+        return None
     flag = _IR_HEAD.unpack_from(head, _REC_HEAD.size)[0]
     start = _IR_HEAD.size + 4 * flag  # multi-label records keep their labels first
     payload = os.pread(fd, (lrec & _LENGTH_MASK) - start,
                        offset + _REC_HEAD.size + start)
-    img = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
-    return img is not None and img.size > 0
+    return image_problem(payload)
 
 
 def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None):
-    """Decode the images of shard ``part_index`` of ``num_parts`` of ``rec_path`` (all of
-    them, or ``sample`` evenly spaced ones) with OpenCV, as MXNet's iterator will: an
-    undecodable image is a DataError naming the file and the record, before training starts
-    (MXNet's iterator would end the process with no message, possibly after an epoch). Runs
-    on ``threads`` threads (default: every core; OpenCV decodes outside the GIL). Returns
-    the number of images checked."""
+    """Check the images of shard ``part_index`` of ``num_parts`` of ``rec_path`` (all of
+    them, or ``sample`` evenly spaced ones) with the check every tool runs
+    (:func:`.images.image_problem`: OpenCV decodes it, as MXNet's iterator will; not a JPEG
+    cut short, which decodes without an error): a bad image is a DataError naming the file,
+    the record and why, before any work starts (MXNet's iterator would end the process with
+    no message, possibly after an epoch). Runs on ``threads`` threads (default: every core;
+    OpenCV decodes outside the GIL). Returns the number of images checked."""
     from concurrent.futures import ThreadPoolExecutor
 
     rec = paths(rec_path)[0]
@@ -212,30 +211,66 @@ def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None)
     fd = os.open(rec, os.O_RDONLY)
     try:
         with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-            ok = list(pool.map(lambda i: _decodes(fd, entries[i][1]), positions))
+            problems = list(pool.map(lambda i: _problem(fd, entries[i][1]), positions))
     finally:
         os.close(fd)
-    bad = [i for i, good in zip(positions, ok) if not good]
+    bad = [(i, why) for i, why in zip(positions, problems) if why]
     if bad:
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise DataError(f"{rec}: the image of record {bad[0]} (key {entries[bad[0]][0]}, "
-                        f"byte {entries[bad[0]][1]}){more} cannot be decoded; re-pack the "
-                        "set (tools/pack_rec.py skips unreadable images)")
+        (first, why), more = bad[0], f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"{rec}: the image of record {first} (key {entries[first][0]}, byte "
+                        f"{entries[first][1]}){more} is {why}; re-pack the set "
+                        "(tools/pack_rec.py skips unusable images)")
     return len(positions)
 
 
 def check_labels(rec_path, classes, every_class=False, flag="--set classes"):
     """Every label of ``rec_path`` must be a class index in [0, classes); with
     ``every_class`` (a training set) every class must also occur. DataError otherwise, one
-    line with the ``classes`` value the labels suggest (as ``flag``=N)."""
+    line with the ``classes`` value the labels suggest (as ``flag``=N), or, with ``flag``
+    None (the classes of trained weights, which no flag changes), saying so."""
     labels = label_set(rec_path)
     fits = labels[0] >= 0 and labels[-1] < classes
     if fits and (not every_class or len(labels) == classes):
         return
-    hint = (f"; {flag}={labels[-1] + 1}" if labels[0] >= 0 and labels[-1] + 1 != classes
-            else "")
+    if flag is None:
+        hint = f"; the network has {classes} classes: score it on a set of those classes"
+    elif labels[0] >= 0 and labels[-1] + 1 != classes:
+        hint = f"; {flag}={labels[-1] + 1}"
+    else:
+        hint = ""
     raise DataError(f"{rec_path}: holds {len(labels)} classes (labels {labels[0]}.."
                     f"{labels[-1]}) that do not fit classes={classes}{hint}")
+
+
+def check_classes(rec_path, classes, names_file=None):
+    """The class list of ``rec_path`` (its ``X_classes.txt``, if it has one) must have
+    ``classes`` names and, if the names file ``names_file`` exists (the training set's
+    ``X_classes.txt``), the same names in the same order: labels are positions in the
+    list, so a set packed without one class shifts every label after it, silently. A set
+    without ``X_classes.txt`` (packed by another tool) is left to :func:`check_labels`.
+    DataError otherwise, one line naming both lists and the first class that differs."""
+    mine_file = classes_file(rec_path)
+    mine = read_classes(rec_path)
+    if mine is None:
+        return
+    fix = "pack both sets from the same class folders (a label is a position in the list)"
+    if names_file and os.path.isfile(names_file):
+        theirs = read_class_names(names_file)
+        if mine != theirs:
+            i = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b),
+                     min(len(mine), len(theirs)))
+            there = lambda names: repr(names[i])[:60] if i < len(names) else "no class"
+            raise DataError(f"{mine_file}: class {i} is {there(mine)} but {there(theirs)} in "
+                            f"{names_file} ({len(mine)} classes against {len(theirs)}); {fix}")
+    if len(mine) != classes:
+        raise DataError(f"{mine_file}: lists {len(mine)} classes where {classes} are expected; "
+                        f"{fix}")
+
+
+def classes_file(rec_path):
+    """The ``X_classes.txt`` of the set whose records live in ``rec_path`` (it may not
+    exist)."""
+    return paths(rec_path)[3]
 
 
 def read_classes(rec_path):

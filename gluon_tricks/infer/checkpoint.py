@@ -10,11 +10,12 @@ classifier weight. Arguments given explicitly override what the run says.
 """
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from .. import data as gt_data
 from ..models import MODEL_NAMES, input_size
 from ..models.weights import WeightsError, infer_classes, load_network, read_params
-from ..run.folder import RunFolder, params_of
+from ..run.folder import RunFolder, RunFolderError, params_of
 from ..train.config import from_saved
 
 
@@ -25,6 +26,8 @@ class Checkpoint:
     label : a name for tables and legends. model, classes : as get_model takes them.
     eps, mode : the label smoothing it was trained with (0 if unknown). data : the
     DataConfig of its validation pipeline (input size, resize, normalisation).
+    classes_file : the class names of its training set (the ``X_classes.txt`` beside a run's
+    training .rec), if known.
     """
     label: str
     params: str
@@ -33,6 +36,7 @@ class Checkpoint:
     eps: float
     mode: str
     data: gt_data.DataConfig
+    classes_file: Optional[str] = None
 
 
 def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None,
@@ -42,11 +46,14 @@ def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, e
     config.yaml, arguments given here override them) or a .params file (``model``
     required; classes read from the classifier weight if not given; the network's own
     input size and resize unless given; eps 0 unless given). Raises WeightsError or
-    RunFolderError (one line)."""
+    RunFolderError (one line); ``classes`` that the classifier weight contradicts is a
+    WeightsError (the network could not load)."""
+    classes_file = run_classes = None
     if os.path.isdir(path):
         folder = RunFolder(path)
+        classes_file = _training_classes(folder)
         cfg = from_saved(folder.read_config(), folder.config_path)
-        model, classes = model or cfg.model, classes or cfg.classes
+        model, run_classes = model or cfg.model, cfg.classes
         eps = cfg.label_smoothing if eps is None else eps
         mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
         if epoch is not None:
@@ -72,8 +79,37 @@ def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, e
     if resize:
         data = data.replace(val_resize=resize)
     return Checkpoint(label=label or default_label, params=params, model=model,
-                      classes=int(classes or infer_classes(read_params(params), params)),
-                      eps=float(eps or 0.0), mode=mode, data=data)
+                      classes=_classes(params, classes, run_classes), eps=float(eps or 0.0),
+                      mode=mode, data=data, classes_file=classes_file)
+
+
+def _classes(params, classes=None, run_classes=None):
+    """The classes of the network in ``params``: its classifier weight's rows; for weights
+    without one, ``classes`` (--classes) or else ``run_classes`` (its run's config). A
+    ``classes`` the weight contradicts is refused: the hint of a set that does not fit is
+    not to load the network with other classes, which fails."""
+    weights = read_params(params)
+    try:
+        held = infer_classes(weights, params)
+    except WeightsError:  # no classifier weight to read them from
+        if classes or run_classes:
+            return int(classes or run_classes)
+        raise
+    if classes is None:
+        return held
+    if held != classes:
+        raise WeightsError(f"--classes {classes}: {params} holds a network of {held} classes "
+                           "(its classifier weight); leave --classes out")
+    return held
+
+
+def _training_classes(folder):
+    """The X_classes.txt of a run's training set (from its command.json), or None."""
+    try:
+        rec = folder.read_command().get("rec_train")
+    except RunFolderError:
+        return None
+    return gt_data.classes_file(rec) if isinstance(rec, str) else None
 
 
 def load_net(ckpt, ctx=None):

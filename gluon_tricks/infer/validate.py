@@ -58,8 +58,14 @@ def validate(ckpt, rec_val, batch_size=100, contexts=None, progress=None):
     "classes", "input_size", "resize"}. Raises DataError/WeightsError (one line).
     """
     contexts = contexts or [mx.cpu()]
-    gt_data.check_rec(rec_val)
-    gt_data.check_labels(rec_val, ckpt.classes, flag="--classes")
+    # MXNet's iterator refuses a batch larger than the set (a C++ traceback); every record
+    # is scored once whatever the batch size
+    batch_size = min(batch_size, gt_data.check_rec(rec_val))
+    # the network's classes are its weights': a set that does not fit them is the wrong set
+    gt_data.check_classes(rec_val, ckpt.classes, ckpt.classes_file)
+    gt_data.check_labels(rec_val, ckpt.classes, flag=None)
+    # MXNet's iterator ends the process on an undecodable image (SIGFPE, no message)
+    gt_data.check_images(rec_val)
     loader = gt_data.make_loader(ckpt.data, rec_val, batch_size, train=False)
     if progress is not None:
         loader = _Counted(loader, progress)

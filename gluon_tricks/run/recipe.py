@@ -14,6 +14,7 @@ A section of the dataclass (``data:`` of the classification recipes) is spelled
 import dataclasses
 import math
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from typing import Optional
@@ -28,10 +29,72 @@ except ImportError:  # Python < 3.11: TOML recipes need it, YAML ones do not
     tomllib = None
 
 SECTION = "data"  # the one section key a schema may have
+# A recipe is a few dozen keys (the largest of ours is under 2 KiB, nested 3 deep): the
+# bounds refuse files that could only be a mistake or an attack before they are parsed.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_DEPTH = 10
+SHOWN_CHARS = 80  # a value quoted in an error is cut to this many characters
 
 
 class ConfigError(UserError):
     """A recipe or override is wrong; the message is one line naming the file or key."""
+
+
+def cut(text, limit=SHOWN_CHARS):
+    """``text`` cut to ``limit`` characters (ending in "..."), for quoting in one-line errors
+    whatever a user wrote."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_REPR = reprlib.Repr()
+# reprlib walks at most this much of a value: a full repr of a value read with aliases (a
+# run folder's config.yaml) could be 10^9 items long before it is cut
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+
+
+def shown(value, limit=SHOWN_CHARS):
+    """``repr(value)`` cut to ``limit`` characters (:func:`cut`), without walking more of
+    ``value`` than it shows."""
+    return cut(_REPR.repr(value), limit)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader without aliases and with at most MAX_DEPTH levels of
+    nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is how recipes
+    share values), and an alias is a shared reference, so 400 bytes of them
+    (a "billion laughs") are a value of 10^9 items for whoever walks it (printing it in an
+    error took 91 s and 1.9 GB before it ran out of memory)."""
+
+    def __init__(self, stream, where):
+        super().__init__(stream)
+        self.where, self.depth = where, 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"{self.where}:{line}: the YAML alias *{cut(event.anchor)} is "
+                              "not allowed in a recipe; write the value out")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConfigError(f"{self.where}:{line}: nested over {MAX_DEPTH} levels deep, too "
+                              "deep to be a recipe")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def load_yaml(text, where):
+    """The YAML document ``text`` (str or bytes) as plain values, read by
+    :class:`_RecipeLoader` (``where`` names it in errors): ConfigError (one line) for an
+    alias or nesting over MAX_DEPTH; yaml.YAMLError if it is not YAML."""
+    loader = _RecipeLoader(text, where)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class _ListDumper(yaml.SafeDumper):
@@ -134,8 +197,9 @@ class RecipeBook:
                    if old.get(k) != new.get(k)}
         refused = [k for k in changed if k not in resumable]
         if refused:
-            shown = ", ".join(f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
-            raise ConfigError(f"{shown} would change the run; only {', '.join(resumable)} may "
+            what = ", ".join(f"{k} {shown(changed[k][0])} -> {shown(changed[k][1])}"
+                             for k in refused)
+            raise ConfigError(f"{what} would change the run; only {', '.join(resumable)} may "
                               "change on resume (start a new run with another --out)")
         return changed
 
@@ -149,14 +213,19 @@ def _flat(config):
 # ----------------------------------------------------------------------------- reading
 
 def read_recipe(path):
-    """One recipe file as a mapping ({} for an empty file); ConfigError (one line)."""
+    """One recipe file as a mapping ({} for an empty file); ConfigError (one line), also
+    for a file over MAX_RECIPE_BYTES, a YAML alias or nesting over MAX_DEPTH."""
     try:
         with open(path, "rb") as f:
-            if path.endswith(".toml"):
-                if tomllib is None:
-                    raise ConfigError(f"{path}: TOML recipes need Python >= 3.11; use YAML")
-                return _mapping(tomllib.load(f), path)
-            return _mapping(yaml.safe_load(f), path)
+            raw = f.read(MAX_RECIPE_BYTES + 1)
+        if len(raw) > MAX_RECIPE_BYTES:
+            raise ConfigError(f"{path}: over {MAX_RECIPE_BYTES // 1024} KiB, too large to be a "
+                              "recipe")
+        if path.endswith(".toml"):
+            if tomllib is None:
+                raise ConfigError(f"{path}: TOML recipes need Python >= 3.11; use YAML")
+            return _mapping(tomllib.loads(raw.decode("utf-8")), path)
+        return _mapping(load_yaml(raw, path), path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: recipe not found") from None
     except IsADirectoryError:
@@ -169,7 +238,7 @@ def read_recipe(path):
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'YAML'}: "
-                          f"{' '.join(str(e).split())}") from None
+                          f"{' '.join(str(e).split())[:2 * SHOWN_CHARS]}") from None
 
 
 def _mapping(data, path):
@@ -195,7 +264,7 @@ def recipe_chain(path):
         chain.append((path, data))
         base = data.get("base")
         if base is not None and not isinstance(base, str):
-            raise ConfigError(f"{path}: 'base' must be a recipe path, got {base!r}")
+            raise ConfigError(f"{path}: 'base' must be a recipe path, got {shown(base)}")
         path = None if base is None else os.path.join(os.path.dirname(path), base)
     return chain[::-1]
 
@@ -205,10 +274,12 @@ def parse_override(text):
     ``data.KEY=value`` sets a field of the data section."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set {text}: expected key=value")
+        raise ConfigError(f"--set {cut(text)}: expected key=value")
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        value = load_yaml(raw, f"--set {cut(key.strip())}")
+    except ConfigError:
+        raise
+    except (yaml.YAMLError, ValueError):  # not YAML, or an int too long to convert: the text
         value = raw
     if raw.strip() == "":
         value = None
@@ -230,8 +301,9 @@ def build(sources, overrides, schema):
     for key, value in overrides:
         if key == SECTION and schema.section is not None:
             raise ConfigError("--set data: set data fields one by one, as data.KEY=VALUE")
-        _set(values, key, value, f"--set {key}", schema)
-        last_where = f"--set {key}"
+        where = f"--set {cut(key) if isinstance(key, str) else shown(key)}"
+        _set(values, key, value, where, schema)
+        last_where = where
     for key, value in schema.derived(values).items():
         if key not in values:
             values[key] = coerce(key, value, "defaults", schema)
@@ -268,7 +340,7 @@ def _settings(content, where, schema):
 def _set(values, key, value, where, schema):
     key = schema.renamed_keys.get(key, key) if isinstance(key, str) else key
     if not isinstance(key, str):
-        raise ConfigError(f"{where}: key {key!r} is not a name")
+        raise ConfigError(f"{where}: key {shown(key)} is not a name")
     _check_key(key, where, schema)
     if isinstance(value, str):
         value = schema.renamed_values.get((key, value), value)
@@ -280,10 +352,10 @@ def _check_key(key, where, schema):
     if schema.section is not None and key.startswith(SECTION + "."):
         if key not in schema.types:
             known = [k[len(SECTION) + 1:] for k in schema.types if k.startswith(SECTION + ".")]
-            raise ConfigError(f"{where}: unknown key '{key}' (data keys: {', '.join(known)})")
+            raise ConfigError(f"{where}: unknown key '{cut(key)}' (data keys: {', '.join(known)})")
     elif key not in schema.types or "." in key or key == SECTION:
         extra = ", data.KEY" if schema.section is not None else ""
-        raise ConfigError(f"{where}: unknown key '{key}' (valid keys: "
+        raise ConfigError(f"{where}: unknown key '{cut(key)}' (valid keys: "
                           f"{', '.join(schema.keys)}{extra})")
 
 
@@ -306,7 +378,7 @@ def coerce(key, value, where, schema):
     choices = schema.choices.get(key)
     if choices is not None and value not in choices:
         raise ConfigError(f"{where}: '{key}' must be one of {', '.join(map(str, choices))}, "
-                          f"got {value!r}")
+                          f"got {shown(value)}")
     if key in schema.ranges:
         _check_range(key, value, schema.ranges[key], where)
     return value
@@ -316,14 +388,14 @@ def _as_type(key, value, expected, where):
     if expected in (list, tuple):
         if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{where}: '{key}' must be a list of numbers, got {value!r}")
+            raise ConfigError(f"{where}: '{key}' must be a list of numbers, got {shown(value)}")
         return expected(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
-        raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {shown(value)}")
     if expected is float and not math.isfinite(value):
-        raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+        raise ConfigError(f"{where}: '{key}' must be a finite number, got {shown(value)}")
     return value
 
 
@@ -331,6 +403,6 @@ def _check_range(key, value, bounds, where):
     low, high, low_in, high_in = bounds
     if (low is not None and (value < low or (value == low and not low_in))) or \
             (high is not None and (value > high or (value == high and not high_in))):
-        shown = (f"{'[' if low_in else '('}{low}, "
-                 f"{'inf)' if high is None else str(high) + (']' if high_in else ')')}")
-        raise ConfigError(f"{where}: '{key}' must be in {shown}, got {value!r}")
+        bounds_text = (f"{'[' if low_in else '('}{low}, "
+                       f"{'inf)' if high is None else str(high) + (']' if high_in else ')')}")
+        raise ConfigError(f"{where}: '{key}' must be in {bounds_text}, got {shown(value)}")

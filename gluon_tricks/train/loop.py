@@ -97,7 +97,9 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     train_loader, val_loader = gt_data.make_loaders(
         data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
         seed=cfg.seed, pin_device=gpu)  # the loaders check both files (check_rec)
-    # the recipe's classes: every one in the training set, no validation label outside them
+    # the recipe's classes: every one in the training set, no validation label outside them,
+    # and the packer's class lists, where both sets have one, the same
+    gt_data.check_classes(rec_val, cfg.classes, gt_data.classes_file(rec_train))
     gt_data.check_labels(rec_train, cfg.classes, every_class=True)
     gt_data.check_labels(rec_val, cfg.classes)
     # an image MXNet cannot decode ends the process without a word: find them first where

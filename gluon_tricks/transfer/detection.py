@@ -31,7 +31,7 @@ def _classes(dataset):
 
 def check_data(root, dataset):
     """RunError (one line) naming the first split list or annotation folder missing under
-    ``root``."""
+    ``root``, then the first annotation that is wrong (:func:`check_annotation`)."""
     _, train, val = SPLITS[dataset]
     for year, split in train + val:
         for path in (os.path.join(root, year, "ImageSets", "Main", split + ".txt"),
@@ -40,6 +40,63 @@ def check_data(root, dataset):
                 raise RunError(f"{path}: missing; --data takes the folder holding VOC2007/ "
                                f"(and VOC2012/ for dataset voc), as GluonCV's "
                                "scripts/datasets/pascal_voc.py writes it")
+    classes = _classes(dataset)
+    for year, split in train + val:
+        with open(os.path.join(root, year, "ImageSets", "Main", split + ".txt")) as f:
+            ids = [line.strip() for line in f if line.strip()]
+        for image_id in ids:
+            check_annotation(os.path.join(root, year, "Annotations", image_id + ".xml"),
+                             os.path.join(root, year, "JPEGImages", image_id + ".jpg"),
+                             classes)
+
+
+def check_annotation(xml_path, image_path, classes):
+    """The VOC annotation ``xml_path`` of the image ``image_path`` parses, states the
+    image's size, and names each object with one of ``classes`` and a box inside the image
+    (GluonCV's own rule, on its 0-based coordinates). GluonCV would stop on a file that
+    does not parse (a 36-line ParseError naming no file), on an unknown class (an
+    IndexError) and silently drop an image with a box outside it; here each is a RunError,
+    one line naming the file and the object."""
+    from xml.etree import ElementTree
+
+    from PIL import Image
+    try:
+        root = ElementTree.parse(xml_path).getroot()
+    except FileNotFoundError:
+        raise RunError(f"{xml_path}: missing (its id is in the split list)") from None
+    except ElementTree.ParseError as e:
+        raise RunError(f"{xml_path}: not valid XML ({e})") from None
+    try:
+        size = tuple(int(float(root.find("size").find(k).text)) for k in ("width", "height"))
+    except (AttributeError, TypeError, ValueError):
+        raise RunError(f"{xml_path}: no <size> with a numeric <width> and <height>") from None
+    try:
+        with Image.open(image_path) as im:
+            actual = im.size
+    except (OSError, ValueError) as e:
+        raise RunError(f"{image_path}: not a readable image ({e})") from None
+    if actual != size:
+        raise RunError(f"{xml_path}: <size> says {size[0]} x {size[1]}, {image_path} is "
+                       f"{actual[0]} x {actual[1]}")
+    width, height = size
+    for k, obj in enumerate(root.iter("object")):
+        name = obj.find("name")
+        name = name.text.strip().lower() if name is not None and name.text else ""
+        if name not in classes:
+            shown = ", ".join(classes)
+            raise RunError(f"{xml_path}: object {k} is named {name[:40]!r}, not one of the "
+                           f"classes ({shown[:200]})")
+        try:
+            box = [float(obj.find("bndbox").find(c).text) - 1
+                   for c in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError):
+            raise RunError(f"{xml_path}: object {k} ({name}) has no numeric <bndbox> "
+                           "<xmin>, <ymin>, <xmax>, <ymax>") from None
+        xmin, ymin, xmax, ymax = box
+        if not (0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height):
+            raise RunError(f"{xml_path}: object {k} ({name}) box xmin, ymin, xmax, ymax = "
+                           f"{', '.join(f'{v + 1:g}' for v in box)} is not inside the "
+                           f"{width} x {height} image (VOC boxes are 1-based, inclusive)")
 
 
 class Detection:

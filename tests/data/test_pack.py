@@ -165,7 +165,7 @@ def test_files_the_trainer_could_not_use_are_skipped_and_named(class_folder, tmp
         f.write(whole[:len(whole) // 2])
     huge = os.path.join(folder, "apple", "huge.png")
     cv2.imwrite(huge, np.zeros((60, 50, 3), np.uint8))
-    monkeypatch.setattr("gluon_tricks.data.pack.MAX_PIXELS", 2999)  # 60 x 50 = 3000
+    monkeypatch.setattr("gluon_tricks.data.images.MAX_PIXELS", 2999)  # 60 x 50 = 3000
     odd = os.path.join(folder, "apple", "new\nline.png")
     cv2.imwrite(odd, np.zeros((4, 4, 3), np.uint8))
     with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):

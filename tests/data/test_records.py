@@ -163,3 +163,56 @@ def test_bad_idx_is_one_line(numbered_rec, tmp_path, content):
     with pytest.raises(DataError) as e:
         check_rec(rec)
     assert one_line_naming(e, rec[:-4] + ".idx")
+
+
+def test_a_jpeg_cut_short_in_a_record_is_found(tmp_path):
+    """A record holding the first half of a JPEG (which MXNet's decoder takes without an
+    error): named as cut short, with its record number."""
+    from mxnet import recordio
+    from tiny_sets import cut_in_half, jpeg_bytes
+    prefix = str(tmp_path / "cut")
+    w = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+    for i in range(4):
+        data = jpeg_bytes(i)
+        w.write_idx(i, recordio.pack(recordio.IRHeader(0, float(i), i, 0),
+                                     cut_in_half(data) if i == 2 else data))
+    w.close()
+    with pytest.raises(DataError, match="record 2 .*cut short") as e:
+        check_images(prefix + ".rec")
+    assert one_line_naming(e, prefix + ".rec")
+
+
+@pytest.fixture(scope="module")
+def class_lists(tmp_path_factory):
+    """Packed sets: ten classes, the same without class3, the first five, and a set
+    packed by another tool (no _classes.txt)."""
+    from tiny_sets import CLASSES, pack_classes
+    root = tmp_path_factory.mktemp("class_lists")
+    sets = {name: pack_classes(str(root / name), names, per_class=1)
+            for name, names in (("full", CLASSES), ("other", CLASSES),
+                                ("no_three", CLASSES[:3] + CLASSES[4:]), ("five", CLASSES[:5]))}
+    sets["bare"] = write_rec(str(root / "bare"), [np.zeros((8, 8, 3), np.uint8)] * 3, [0, 1, 2])
+    return sets
+
+
+def test_class_lists_that_agree_pass(class_lists):
+    from gluon_tricks.data import check_classes, classes_file
+    check_classes(class_lists["other"], 10, classes_file(class_lists["full"]))
+    check_classes(class_lists["bare"], 10, classes_file(class_lists["full"]))  # nothing to read
+    check_classes(class_lists["full"], 10, classes_file(class_lists["bare"]))  # nor here
+
+
+def test_a_set_packed_without_a_class_is_named_with_the_first_class_that_differs(class_lists):
+    """Without class3, every later label is shifted by one: the message names both lists
+    and class 3 (class4 here, class3 there)."""
+    from gluon_tricks.data import check_classes, classes_file
+    train = classes_file(class_lists["full"])
+    with pytest.raises(DataError) as e:
+        check_classes(class_lists["no_three"], 10, train)
+    msg = str(e.value)
+    assert one_line_naming(e, classes_file(class_lists["no_three"])) and train in msg
+    assert "class 3 is 'class4' but 'class3'" in msg and "9 classes against 10" in msg
+    with pytest.raises(DataError, match="class 5 is no class but 'class5'"):
+        check_classes(class_lists["five"], 10, train)
+    with pytest.raises(DataError, match="lists 5 classes where 10 are expected"):
+        check_classes(class_lists["five"], 10)

@@ -98,3 +98,56 @@ def test_bad_input_is_one_line(run, tmp_path):
         done = predict(*args)
         assert done.returncode == 2, (args, done.stderr[-1000:])
         assert_one_line_error(done.stderr, *words)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    """A 10-class network with random weights (.params) and 41 files: 40 whole images and
+    one JPEG cut in half, in one folder."""
+    from tiny_sets import cut_in_half, jpeg_bytes, random_params
+    root = tmp_path_factory.mktemp("predict_inputs")
+    images = root / "images"
+    images.mkdir()
+    for i in range(40):
+        (images / f"{i:02d}.jpg").write_bytes(jpeg_bytes(i, 40))
+    (images / "20_cut.jpg").write_bytes(cut_in_half(jpeg_bytes(99, 40)))
+    return dict(params=random_params(root / "net.params", 10), images=str(images),
+                cut=str(images / "20_cut.jpg"))
+
+
+def bare(net, *args):
+    return predict(net["params"], "--model", "resnet18_v1d", "--input-size", 32, *args)
+
+
+def test_a_jpeg_cut_in_half_is_refused(net):
+    """MXNet decodes it without an error, into whatever its buffer held."""
+    done = bare(net, net["cut"])
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "20_cut.jpg", "cut short", "--skip-bad")
+
+
+def test_a_bad_file_in_a_folder_stops_before_any_prediction_or_is_skipped(net):
+    done = bare(net, net["images"])
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "20_cut.jpg", "cut short")
+    done = bare(net, net["images"], "--skip-bad", "--topk", 1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 40 and not any("20_cut" in line for line in lines)
+    assert "skipping" in done.stderr and "20_cut.jpg: a JPEG cut short" in done.stderr
+
+
+def test_predictions_stream_batch_by_batch(net, monkeypatch):
+    """The first batch's lines come before the next batch's images are read."""
+    import gluon_tricks.infer.predict as infer_predict
+    from gluon_tricks.infer.checkpoint import open_checkpoint
+    read = []
+    real = infer_predict.transform
+    monkeypatch.setattr(infer_predict, "transform",
+                        lambda path, data: read.append(path) or real(path, data))
+    ckpt = open_checkpoint(net["params"], model="resnet18_v1d", input_px=32)
+    files = sorted(os.path.join(net["images"], f) for f in os.listdir(net["images"])
+                   if "cut" not in f)
+    lines = infer_predict.predict(ckpt, files, [str(i) for i in range(10)], batch_size=4)
+    first = next(iter(lines))
+    assert first[0] == files[0] and read == files[:4]

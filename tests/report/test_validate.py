@@ -119,9 +119,91 @@ def test_bad_input_is_one_line(run, demo32, tmp_path):
             ((params, "--model", "nosuch", "--rec-val", demo32["val"]), ("nosuch",)),
             ((run, "--rec-val", str(tmp_path / "none.rec")), ("none.rec",)),
             ((run, "--classes", 5, "--rec-val", demo32["val"]),
-             ("do not fit classes=5", "--classes=10")),
+             ("--classes 5", "holds a network of 10 classes")),
             ((run, "--batch-size", 0, "--rec-val", demo32["val"]), ("--batch-size 0",)),
             ((run, "--gpus", "0", "--rec-val", demo32["val"]), ("--gpus 0",))):
         done = validate(*args)
         assert done.returncode == 2, (args, done.stderr[-1000:])
         assert_one_line_error(done.stderr, *words)
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Inputs of the checks before scoring: packed sets of ten classes, of the first five
+    and without class3, a set packed by another tool (no _classes.txt) of ten labels, one
+    with an undecodable image; networks of 10 and 5 classes (random weights) as .params
+    files and a run folder of 10 classes trained on the ten-class set."""
+    from helpers import write_rec
+    from tiny_sets import CLASSES, fake_run, pack_classes, random_params
+    root = tmp_path_factory.mktemp("checked")
+    sets = {name: pack_classes(str(root / name), names)
+            for name, names in (("train", CLASSES), ("val", CLASSES), ("five", CLASSES[:5]),
+                                ("no_three", CLASSES[:3] + CLASSES[4:]))}
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(10)]
+    sets["bare"] = write_rec(str(root / "bare"), images, range(10))
+    sets["garbled"] = write_rec(str(root / "garbled"), images, range(10))
+    offset = int(open(str(root / "garbled.idx")).read().splitlines()[6].split("\t")[1])
+    with open(sets["garbled"], "r+b") as f:
+        f.seek(offset + 8 + 24 + 10)  # record header, IRHeader, then into the PNG
+        f.write(b"\0" * 200)
+    return dict(sets, net10=random_params(root / "net10.params", 10),
+                net5=random_params(root / "net5.params", 5),
+                run=fake_run(str(root / "run"), sets["train"]))
+
+
+def bare(params, *args):
+    return validate(params, "--model", "resnet18_v1d", "--input-size", 32, *args)
+
+
+def test_a_set_smaller_than_the_batch_is_scored(checked):
+    """20 images, the default batch of 100: MXNet's iterator refused it (a C++ traceback)."""
+    done = validate(checked["run"], "--rec-val", checked["val"], "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["images"] == 20
+
+
+def test_checked_inputs_that_fit_are_scored(checked):
+    """The run on a set of its class list, a network on a set without one (labels only)."""
+    for done in (validate(checked["run"], "--rec-val", checked["val"], "--batch-size", 5),
+                 bare(checked["net10"], "--rec-val", checked["bare"], "--classes", 10,
+                      "--batch-size", 5)):
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "top-1" in done.stdout
+
+
+def test_a_set_without_the_runs_classes_is_refused_naming_both_lists(checked):
+    """The run's training set lists class0..class9; a validation set packed without class3
+    fits its labels (0..8) but scores every class after it against the wrong label."""
+    done = validate(checked["run"], "--rec-val", checked["no_three"], "--batch-size", 5)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "no_three/set_classes.txt", "train/set_classes.txt",
+                          "class 3 is 'class4' but 'class3'")
+
+
+def test_a_ten_class_network_on_a_five_class_set_is_refused(checked):
+    done = bare(checked["net10"], "--rec-val", checked["five"], "--batch-size", 5)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "five/set_classes.txt", "5 classes where 10")
+
+
+def test_an_undecodable_image_is_a_one_line_error_not_a_crash(checked):
+    """MXNet's iterator ended the process on it (SIGFPE, exit status 136, no output)."""
+    done = bare(checked["net10"], "--rec-val", checked["garbled"], "--batch-size", 5)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert_one_line_error(done.stderr, "garbled.rec", "record 6 ")
+
+
+def test_the_hint_for_a_set_that_does_not_fit_works(checked):
+    """A 5-class network on ten labels (a set without _classes.txt): the hint was
+    "--classes=10", which then failed to load the network. The classes are the weights';
+    the message says so, and a --classes that contradicts them is refused at once."""
+    done = bare(checked["net5"], "--rec-val", checked["bare"], "--batch-size", 5)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "bare.rec", "the network has 5 classes")
+    assert "--classes" not in done.stderr
+    done = bare(checked["net5"], "--rec-val", checked["bare"], "--classes", 10,
+                "--batch-size", 5)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "--classes 10", "net5.params holds a network of 5 "
+                          "classes", "leave --classes out")

@@ -254,3 +254,120 @@ def test_conventions_choose_every_difference_and_each_stays_overridable():
     assert mixed.initializer == "msra"
     with pytest.raises(ConfigError, match="conventions"):
         resolve(None, [("conventions", "authors")])
+
+
+def alias_bomb(levels=9):
+    """A "billion laughs" in flow style, as one YAML value of about 450 bytes: each anchor
+    is nine aliases of the one before, 9^9 strings once expanded."""
+    value = "[&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+    for i in range(1, levels):
+        value += f", &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]"
+    return value + "]"
+
+
+BOMB_PLACES = {
+    "description": "description: {bomb}\n",
+    "base": "base: {bomb}\n",
+    "model": "model: {bomb}\n",
+    "data.mean_rgb": "data:\n  mean_rgb: {bomb}\n",
+}
+
+# Resolved in one child process allowed 300 MiB more than it holds once imported: without
+# a bound the resolver ran for 91 s and took 1.9 GB before a MemoryError; a hang must fail
+# the test, not the machine.
+BOUNDED = """
+import json, resource, sys
+from gluon_tricks.run.recipe import ConfigError, parse_override
+from gluon_tricks.train.config import resolve
+with open("/proc/self/statm") as f:
+    mapped = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (mapped + (300 << 20),) * 2)
+errors = []
+for recipe, sets in json.loads(sys.argv[1]):
+    try:
+        resolve(recipe, [parse_override(a) for a in sets])
+        errors.append(None)
+    except ConfigError as e:
+        errors.append(str(e))
+print(json.dumps(errors))
+"""
+SET_PLACES = ("description", "model", "data.mean_rgb")
+
+
+@pytest.fixture(scope="module")
+def bomb_errors(tmp_path_factory):
+    """{(where, place): the error of resolving the bomb there} for where in recipe, --set."""
+    import json
+    import subprocess
+    import sys
+    folder = tmp_path_factory.mktemp("bombs")
+    cases = {}
+    for place, text in BOMB_PLACES.items():
+        recipe = folder / f"{place}.yaml"
+        recipe.write_text(text.format(bomb=alias_bomb()))
+        assert len(recipe.read_bytes()) < 600
+        cases["recipe", place] = (str(recipe), [])
+    for key in SET_PLACES:
+        cases["--set", key] = (None, [f"{key}={alias_bomb()}"])
+    done = subprocess.run([sys.executable, "-c", BOUNDED, json.dumps(list(cases.values()))],
+                          capture_output=True, text=True, timeout=30,
+                          cwd=os.path.join(ROOT, ".."))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(zip(cases, json.loads(done.stdout)))
+
+
+@pytest.mark.parametrize("place", sorted(BOMB_PLACES))
+def test_an_alias_bomb_in_a_recipe_is_a_quick_one_line_error(bomb_errors, place):
+    error = bomb_errors["recipe", place]
+    assert error and "\n" not in error and f"{place}.yaml" in error and "alias" in error, error
+
+
+@pytest.mark.parametrize("key", SET_PLACES)
+def test_an_alias_bomb_in_set_is_a_quick_one_line_error(bomb_errors, key):
+    error = bomb_errors["--set", key]
+    assert error and "\n" not in error and f"--set {key}" in error and "alias" in error, error
+
+
+def test_recipes_are_bounded_in_size_and_depth(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("description: " + "x" * (1 << 20) + "\n")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("model: " + "[" * 50 + "]" * 50 + "\n")
+    for path, words in ((big, "too large"), (deep, "too deep")):
+        with pytest.raises(ConfigError, match=words) as e:
+            resolve(str(path))
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_quoted_values_are_cut_to_a_readable_length(tmp_path):
+    """A long wrong value (no alias needed) is quoted in 80 characters, in recipes and in
+    --set alike."""
+    long_list = "[" + ", ".join(["1"] * 5000) + "]"
+    recipe = tmp_path / "long.yaml"
+    recipe.write_text(f"model: {long_list}\n")
+    for call in (lambda: resolve(str(recipe)),
+                 lambda: resolve(None, [parse_override(f"model={long_list}")]),
+                 lambda: resolve(None, [parse_override("epochs=" + "9" * 5000)]),
+                 lambda: parse_override("x" * 5000)):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert len(str(e.value)) < 400 and "..." in str(e.value), str(e.value)[:500]
+
+
+def test_a_saved_config_with_an_alias_bomb_is_a_quick_one_line_error():
+    """A run folder's config.yaml is read by the run folder (aliases and all): quoting the
+    value in the error walks no more of it than it shows (an alarm ends a hang)."""
+    import signal
+
+    from gluon_tricks.train.config import from_saved
+    bomb = yaml.safe_load(alias_bomb())
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("quoting the value hung"))
+    signal.alarm(30)
+    try:
+        for key, config in (("description", {"description": bomb}),
+                            ("mean_rgb", {"data": {"mean_rgb": bomb}})):
+            with pytest.raises(ConfigError, match=key) as e:
+                from_saved(config, "config.yaml")
+            assert "\n" not in str(e.value) and len(str(e.value)) < 300, str(e.value)[:500]
+    finally:
+        signal.alarm(0)
