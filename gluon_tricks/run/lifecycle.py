@@ -7,7 +7,8 @@ configuration on top of it::
     with open_run(out, launch, cfg, RECIPES, best_key="best_top1") as run:  # the lock
         ...                                 # build the network (--init unless
         ...                                 # run.has_checkpoint), optimizer, loaders
-        run.start(cfg)                      # config.yaml, command.json
+        run.start(cfg)                      # config.yaml, command.json (a new run)
+        # a resume loads its checkpoint, then writes config.yaml and command.json
         start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
         for epoch in range(start, run.end(start, cfg.epochs)):
             ...                             # train, validate
@@ -132,7 +133,7 @@ class Run:
         self.best_key, self.is_root, self.barrier = best_key, is_root, barrier
         self.best, self.best_epoch = -1.0, None
         self.log = None
-        self._release = release
+        self._config, self._release = None, release
 
     def __enter__(self):
         return self
@@ -144,23 +145,26 @@ class Run:
 
     def start(self, cfg):
         """Once every check has passed: set a replaced run aside (deleted after this run's
-        first checkpoint), write config.yaml (a new run, or a resume that changed settings)
-        and command.json (the launch's command), open the log and return it. Every rank
-        calls it; the root rank writes."""
-        command = self.launch.command
-        if self.is_root:
-            folder = self.folder
-            if not self.resumed:
-                folder.set_aside()
-                folder.make()
-            if not self.resumed or self.changed:
-                folder.write_config(cfg.to_dict())
-            if command is not None:
-                folder.record_command(dict(command, changed=self.changed) if self.changed
-                                      else command, self.resumed)
+        first checkpoint), write config.yaml and command.json (the launch's command; for a
+        resume, once :meth:`resume` has loaded its checkpoint), open the log and return it.
+        Every rank calls it; the root rank writes."""
+        self._config = cfg.to_dict()
+        if self.is_root and not self.resumed:
+            self.folder.set_aside()
+            self.folder.make()
+            self._record_start()
         self.barrier()
         self.log = RunLog(self.folder, self.is_root)
         return self.log
+
+    def _record_start(self):
+        """config.yaml (a new run, or a resume that changed settings) and command.json."""
+        folder, command = self.folder, self.launch.command
+        if not self.resumed or self.changed:
+            folder.write_config(self._config)
+        if command is not None:
+            folder.record_command(dict(command, changed=self.changed) if self.changed
+                                  else command, self.resumed)
 
     def end(self, start, epochs):
         """The epoch this call stops after: ``epochs``, or fewer with ``stop_after``."""
@@ -191,6 +195,7 @@ class Run:
                            "done already")
         self.barrier()  # every rank has read the checkpoint before any file moves
         if self.is_root:
+            self._record_start()
             finish_resume(self.folder, start, record, unreadable, self.log)
         return start, record
 
