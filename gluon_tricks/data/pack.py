@@ -12,10 +12,11 @@ Two layouts are accepted:
 
 Every output is written under a temporary name and renamed once complete, so a crash never
 leaves a half-written set that looks finished; temporary files a killed packer left behind
-are removed by the next run. A file that is not an image the trainer can read (the check of
-:mod:`.images`: undecodable, a JPEG cut short, over ``MAX_PIXELS``; or a name with a tab or
-newline) is skipped, named in a warning and counted; a class left without any image is an
-error, as it would shift labels.
+are removed by the next run. One packer writes a prefix at a time: it holds
+``PREFIX.lock``, and a second one is refused in one line naming the first. A file that is
+not an image the trainer can read (the check of :mod:`.images`: undecodable, a JPEG cut
+short, over ``MAX_PIXELS``; or a name with a tab or newline) is skipped, named in a warning
+and counted; a class left without any image is an error, as it would shift labels.
 """
 import contextlib
 import logging
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from ..locks import FileLock
 from .images import decode
 from .records import DataError, paths
 
@@ -162,42 +164,47 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
     Returns a :class:`PackSummary`; raises DataError (empty class folder, existing output
     without ``force``, nothing readable, bad arguments).
     """
-    outputs = _checked_outputs(out_prefix, encoding, quality, resize, force)
-    if labels_file:
-        items, classes = list_with_labels(image_dir, labels_file)
-    else:
-        items, classes = list_class_folders(image_dir)
-    # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
-    random.Random(seed).shuffle(items)
-    _remove_stale_tmp(outputs)
-    tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
-    jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
-    try:
-        with _encoded(jobs, workers, progress and f"packing {out_prefix}") as results:
-            packed, skipped = _write_records(tmp, image_dir, items, results)
-        if not packed:
-            raise DataError(f"{image_dir}: no readable image ({len(skipped)} files skipped)")
-        empty = sorted(set(range(len(classes))) - {label for _, label, _ in packed})
-        if empty:
-            raise DataError(f"{image_dir}: class {classes[empty[0]]!r} (label {empty[0]}) has "
-                            "no readable image, which would leave its label without data; "
-                            "remove the class or add images")
-        with open(tmp[2], "w", encoding="utf-8") as f:
-            f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
-        with open(tmp[3], "w", encoding="utf-8") as f:
-            f.writelines(f"{c}\n" for c in classes)
-        _publish(tmp, outputs)
-    finally:
-        for t in tmp:
-            if os.path.exists(t):
-                os.remove(t)
+    outputs = _checked_outputs(out_prefix, encoding, quality, resize)
+    with FileLock(out_prefix + ".lock", out_prefix, DataError):
+        existing = [p for p in outputs if os.path.exists(p)]
+        if existing and not force:
+            raise DataError(f"{existing[0]} already exists; pass --force to overwrite it")
+        if labels_file:
+            items, classes = list_with_labels(image_dir, labels_file)
+        else:
+            items, classes = list_class_folders(image_dir)
+        # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
+        random.Random(seed).shuffle(items)
+        _remove_stale_tmp(outputs)
+        tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
+        jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
+        try:
+            with _encoded(jobs, workers, progress and f"packing {out_prefix}") as results:
+                packed, skipped = _write_records(tmp, image_dir, items, results)
+            if not packed:
+                raise DataError(f"{image_dir}: no readable image ({len(skipped)} files "
+                                "skipped)")
+            empty = sorted(set(range(len(classes))) - {label for _, label, _ in packed})
+            if empty:
+                raise DataError(f"{image_dir}: class {classes[empty[0]]!r} (label {empty[0]}) "
+                                "has no readable image, which would leave its label without "
+                                "data; remove the class or add images")
+            with open(tmp[2], "w", encoding="utf-8") as f:
+                f.writelines(f"{k}\t{float(lab)}\t{rel}\n" for k, lab, rel in packed)
+            with open(tmp[3], "w", encoding="utf-8") as f:
+                f.writelines(f"{c}\n" for c in classes)
+            _publish(tmp, outputs)
+        finally:
+            for t in tmp:
+                if os.path.exists(t):
+                    os.remove(t)
     return PackSummary(packed=len(packed), skipped=len(skipped), classes=classes,
                        paths=outputs, skipped_files=skipped)
 
 
-def _checked_outputs(out_prefix, encoding, quality, resize, force):
+def _checked_outputs(out_prefix, encoding, quality, resize):
     """The output paths (.rec, .idx, .lst, _classes.txt) of ``out_prefix``, after checking
-    the packing arguments and that no output is overwritten without ``force``."""
+    the packing arguments and the output folder."""
     if encoding not in ENCODINGS:
         raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if not 1 <= quality <= 100:
@@ -205,9 +212,6 @@ def _checked_outputs(out_prefix, encoding, quality, resize, force):
     if resize is not None and resize <= 0:
         raise DataError(f"resize {resize}: expected a positive number of pixels")
     outputs = paths(out_prefix + ".rec")
-    existing = [p for p in outputs if os.path.exists(p)]
-    if existing and not force:
-        raise DataError(f"{existing[0]} already exists; pass --force to overwrite it")
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
     if not os.path.isdir(out_dir):
         raise DataError(f"{out_dir}: output folder does not exist")

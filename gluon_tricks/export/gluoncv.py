@@ -11,9 +11,10 @@ is read from the classifier's weight (``fc.weight``, or ``output.weight`` in the
 import os
 
 from ..errors import UserError, one_line
+from ..locks import output_lock
 from ..models import RESNETS, ZOO, get_model, gluoncv_model
 from ..models.weights import infer_classes, read_params
-from ..run.folder import RunFolder, RunFolderError, params_of
+from ..run.folder import RunFolder, RunFolderError, params_of, replace_atomically
 
 
 class ExportError(UserError):
@@ -48,19 +49,23 @@ def _load(net, path, what, ctx=None):
 def export_to_gluoncv(checkpoint, out, model):
     """Write the network of ``checkpoint`` (run folder or .params of ours) to ``out`` so that
     ``gluoncv.model_zoo.get_model(model, pretrained=False, classes=K).load_parameters(out)``
-    accepts it (FP32; GluonCV's V1 layout for ``*_v1``). Checks that it does; returns K."""
+    accepts it (FP32; GluonCV's V1 layout for ``*_v1``). Checks that it does before the file
+    takes its name; returns K."""
     _check_model(model)
-    src = params_of(checkpoint)
-    classes = infer_classes(read_params(src), src)
-    net = get_model(model, classes=classes)
-    _load(net, src, f"our {model}")
-    _makedirs_for(out)
-    if model.endswith("_v1"):
-        from ..models import save_gluoncv_v1
-        save_gluoncv_v1(net, out)
-    else:
-        net.save_parameters(out)
-    _load(gluoncv_model(model, classes), out, f"GluonCV {model}")
+    with _writing(out):
+        src = params_of(checkpoint)
+        classes = infer_classes(read_params(src), src)
+        net = get_model(model, classes=classes)
+        _load(net, src, f"our {model}")
+
+        def write(tmp):
+            if model.endswith("_v1"):
+                from ..models import save_gluoncv_v1
+                save_gluoncv_v1(net, tmp)
+            else:
+                net.save_parameters(tmp)
+            _load(gluoncv_model(model, classes), tmp, f"GluonCV {model}")
+        replace_atomically(out, write)
     return classes
 
 
@@ -68,19 +73,19 @@ def import_from_gluoncv(src, out, model):
     """Write a GluonCV .params file of ``model`` as a .params file of ours (e.g. a
     distillation teacher). Returns the number of classes."""
     _check_model(model)
-    if not os.path.isfile(src):
-        raise ExportError(f"{src}: no such file")
-    classes = infer_classes(read_params(src), src)
-    net = get_model(model, classes=classes)
-    _load(net, src, f"GluonCV {model}")
-    _makedirs_for(out)
-    net.save_parameters(out)
+    with _writing(out):
+        if not os.path.isfile(src):
+            raise ExportError(f"{src}: no such file")
+        classes = infer_classes(read_params(src), src)
+        net = get_model(model, classes=classes)
+        _load(net, src, f"GluonCV {model}")
+        replace_atomically(out, net.save_parameters)
     return classes
 
 
-def _makedirs_for(path):
+def _writing(path):
+    """The lock of the output ``path`` (one writer; its folder checked writable before the
+    work), which a ``with`` holds while the file is written under a temporary name."""
     if os.path.isdir(path) or path.endswith(os.sep):
         raise ExportError(f"{path}: a folder; name the .params file to write")
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
+    return output_lock(path, ExportError)

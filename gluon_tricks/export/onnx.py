@@ -22,8 +22,9 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UserError, one_line
-from ..run.folder import replace_atomically
 from ..infer.checkpoint import load_net
+from ..locks import output_lock
+from ..run.folder import replace_atomically
 
 
 class OnnxError(UserError):
@@ -41,10 +42,19 @@ def _onnx():
 
 def export_onnx(ckpt, out):
     """Write the network of ``ckpt`` (:class:`gluon_tricks.weights.Checkpoint`) to ``out``
-    as an ONNX model with a dynamic batch dimension. Returns ``out``."""
+    as an ONNX model with a dynamic batch dimension (under a temporary name until it is
+    complete; ``out`` checked writable before the work). Returns ``out``."""
     onnx = _onnx()
     if os.path.isdir(out):
         raise OnnxError(f"{out}: a folder; name the .onnx file to write")
+    with output_lock(out, OnnxError):
+        model = _onnx_model(onnx, ckpt)
+        replace_atomically(out, lambda tmp: onnx.save(model, tmp))
+    return out
+
+
+def _onnx_model(onnx, ckpt):
+    """The checked ONNX model of ``ckpt``'s network, with its metadata."""
     size = ckpt.data.input_size
     net = load_net(ckpt, mx.cpu())
     net.hybridize()
@@ -75,11 +85,7 @@ def export_onnx(ckpt, out):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(model)
-    directory = os.path.dirname(out)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    replace_atomically(out, lambda tmp: onnx.save(model, tmp))
-    return out
+    return model
 
 
 def check_onnx(path, ckpt, batch_sizes=(1, 3), seed=0):

@@ -5,25 +5,33 @@ name of it.
 ``RUN/`` (``recipes/train_imagenet.py --out RUN``)::
 
     config.yaml        the resolved configuration (a recipe without ``base:``)
+                       (its first line: the SHA-256 of its values; a resume refuses a
+                       config.yaml edited by hand)
+    fingerprint.json   the values the run wrote to config.yaml, to name what an edit changed
     command.json       the command line and recipe file that started the run; resumes append
     log.jsonl          for programs: one JSON object per line, "interval" and "epoch" records
     train.log          for people: the lines the trainer prints
     checkpoints/       epoch-NNNN.params (network), .optimizer (optimizer state) and .json
                        (the epoch's record), the last k epochs and the best one
     best.params        the network of the best epoch so far, and best.json its epoch record
+    .lock              held by the one process that writes the folder (gluon_tricks.locks)
 
 Every file is written under a temporary name and renamed; an epoch's best.params is written
 before its checkpoint's JSON record, and the record last, so a checkpoint counts only once
 all of its files are complete, and ``kill -9`` at any moment leaves the previous state
 readable (a best.params newer than the newest record is put back on resume,
-:meth:`RunFolder.repair_best`).
+:meth:`RunFolder.repair_best`). An epoch's log.jsonl record follows its checkpoint (a kill
+in between: the resume logs it from the checkpoint). A write that fails (disk full) removes
+its temporary file and is a one-line RunFolderError naming the file.
 
 What the files may contain: MXNet NDArray files (``mx.nd.save``: named arrays, no code),
 JSON and YAML read with safe loaders. A run folder is data, never code. Checkpoints written
 before the optimizer state moved out of pickle (``epoch-NNNN.states``, MXNet's
 ``Trainer.save_states``) are loaded only when the user says they trust them.
 """
+import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -33,8 +41,10 @@ import mxnet as mx
 import yaml
 
 from ..errors import UserError, one_line
+from ..locks import FileLock
 
 _EPOCH_JSON = re.compile(r"epoch-(\d{4,})\.json$")
+_FINGERPRINT_LINE = "# fingerprint (SHA-256 of the values below; resume checks it): "
 
 
 class RunFolderError(UserError):
@@ -42,10 +52,30 @@ class RunFolderError(UserError):
 
 
 def replace_atomically(path, write):
-    """Call ``write(tmp)`` to write ``path + '.tmp'``, then rename it over ``path``."""
+    """Call ``write(tmp)`` to write ``path + '.tmp'``, then rename it over ``path``. If that
+    fails the temporary is removed, ``path`` is left as it was, and a write error (disk full,
+    no permission) is a RunFolderError (one line) naming ``path``."""
     tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        reason = write_error(e)
+        if reason is None:
+            raise
+        raise RunFolderError(f"{path}: cannot write ({reason})") from None
+
+
+def write_error(e):
+    """Why a write failed, if ``e`` is the file system's error (also as MXNet reports it when
+    a ``.params`` file does not fit on the disk); None for any other exception."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    if isinstance(e, mx.base.MXNetError) and "FileStream" in str(e):
+        return "MXNet's file stream: " + one_line(e).rpartition(": ")[2] + "; is the disk full?"
+    return None
 
 
 def write_json(path, record):
@@ -62,6 +92,8 @@ class RunFolder:
     """One run folder ``path``: names, atomic writes, checkpoints and reading back."""
 
     CONFIG = "config.yaml"
+    FINGERPRINT = "fingerprint.json"
+    LOCK = ".lock"
     COMMAND = "command.json"
     LOG = "log.jsonl"
     TEXT_LOG = "train.log"
@@ -70,7 +102,8 @@ class RunFolder:
     BEST_RECORD = "best.json"
     SET_ASIDE = "replaced"  # a run replaced by --force, until the new one's first checkpoint
     # what a run leaves; any of them means the folder holds a run
-    FILES = (CHECKPOINTS, LOG, TEXT_LOG, CONFIG, COMMAND, BEST_PARAMS, BEST_RECORD)
+    FILES = (CHECKPOINTS, LOG, TEXT_LOG, CONFIG, FINGERPRINT, COMMAND, BEST_PARAMS,
+             BEST_RECORD)
 
     def __init__(self, path):
         self.path = path
@@ -116,6 +149,31 @@ class RunFolder:
     def make(self):
         os.makedirs(self.path, exist_ok=True)
 
+    def lock(self):
+        """Take the folder's lock (``.lock``, made with the folder if missing) for the one
+        process that writes it; RunFolderError (one line, naming the holder: host, pid, since
+        when) if another holds it. Returns the function that releases it, which also removes
+        the folder again if this call made it and nothing was written into it."""
+        made = not os.path.isdir(self.path)
+        try:
+            self.make()
+        except OSError as e:
+            raise RunFolderError(f"{self.path}: cannot make the run folder ({e.strerror})") \
+                from None
+        lock = FileLock(self.file(self.LOCK), self.path, RunFolderError)
+
+        def release():
+            lock.release()
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.path)
+        try:
+            lock.acquire()
+        except RunFolderError:
+            release()
+            raise
+        return release
+
     def clear(self):
         """Remove every file a run leaves; other files are kept."""
         for name in self.FILES:
@@ -143,11 +201,46 @@ class RunFolder:
     # ------------------------------------------------------------------ writing
 
     def write_config(self, config):
-        """config.yaml from a dict of configuration keys."""
-        def write(tmp):
-            with open(tmp, "w") as f:
-                yaml.safe_dump(config, f, sort_keys=False)
-        replace_atomically(self.config_path, write)
+        """config.yaml from a dict of configuration keys, fingerprinted: its first line holds
+        the SHA-256 of its values (in the same file, so that no kill separates the two), and
+        fingerprint.json keeps the values, to name the keys a hand edit changed
+        (:meth:`check_config_untouched`)."""
+        text = yaml.safe_dump(config, sort_keys=False)
+        written = yaml.safe_load(text)
+        sha = _sha256(written)
+        write_json(self.file(self.FINGERPRINT), dict(sha256=sha, config=written))
+        replace_atomically(self.config_path,
+                           lambda tmp: _write_text(tmp, f"{_FINGERPRINT_LINE}{sha}\n{text}"))
+
+    def check_config_untouched(self):
+        """RunFolderError (one line, naming config.yaml and the keys) if config.yaml no longer
+        holds the values the run wrote there (a hand edit). Runs written before fingerprints
+        were kept are not judged."""
+        config = self.read_config()
+        with open(self.config_path) as f:
+            first = f.readline()
+        if not first.startswith(_FINGERPRINT_LINE):
+            return
+        sha = first[len(_FINGERPRINT_LINE):].strip()
+        if _sha256(config) == sha:
+            return
+        try:
+            with open(self.file(self.FINGERPRINT)) as f:
+                saved = json.load(f)
+            written = saved["config"] if saved["sha256"] == sha else None
+        except (OSError, ValueError, KeyError, TypeError):
+            written = None
+        old, new = _flat(written), _flat(config)
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        shown = ", ".join(f"{k} {one_line(repr(old.get(k)), 40)} -> "
+                          f"{one_line(repr(new.get(k)), 40)}" for k in keys[:4])
+        if len(keys) > 4:
+            shown += f" and {len(keys) - 4} more"
+        raise RunFolderError(
+            f"{self.config_path}: edited by hand since the run wrote it"
+            f"{f' ({shown})' if written is not None else ''}; put back what the run wrote and "
+            "change the keys that may change on resume with --set, or start a new run with "
+            "another --out")
 
     def record_command(self, command, resumed):
         """command.json: ``command`` (argv, data files, recipe) of the call that started the
@@ -164,8 +257,37 @@ class RunFolder:
         write_json(self.file(self.COMMAND), command)
 
     def append_log(self, record):
+        """One line of log.jsonl; a write that fails is cut off again (no half record) and is
+        a RunFolderError (one line) naming the file."""
         with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            size = f.tell()
+            try:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    f.truncate(size)
+                raise RunFolderError(f"{self.log_path}: cannot write ({e.strerror})") from None
+
+    def log_missing_epoch(self, epoch, record):
+        """On resume from the checkpoint of ``epoch``: append its log record (``record``) if a
+        kill between the checkpoint and its log line left log.jsonl without it. Returns
+        whether it did."""
+        if record is None or self._logged(epoch):
+            return False
+        self.append_log(record)
+        return True
+
+    def _logged(self, epoch):
+        if not os.path.exists(self.log_path):
+            return False
+        with open(self.log_path) as f:
+            for line in f:
+                with contextlib.suppress(ValueError, AttributeError):
+                    r = json.loads(line)
+                    if r.get("type") == "epoch" and r.get("epoch") == epoch:
+                        return True
+        return False
 
     def truncate_log_after(self, epoch):
         """On resume: drop the records of epochs after ``epoch`` (they will be redone)."""
@@ -173,7 +295,7 @@ class RunFolder:
             return
         with open(self.log_path) as f:
             kept = [line for line in f if line.strip() and _epoch_of(line) <= epoch]
-        replace_atomically(self.log_path, lambda tmp: open(tmp, "w").writelines(kept))
+        replace_atomically(self.log_path, lambda tmp: _write_text(tmp, "".join(kept)))
 
     def save_checkpoint(self, epoch, net, optimizer_arrays, record, is_best, keep):
         """Write the checkpoint after ``epoch`` (1-based count of finished epochs): network,
@@ -342,6 +464,29 @@ def save_network(net, path):
     weights that 8 devices hold identically came out changed, 0.7 -> 0.6997.)"""
     mx.nd.save(path, {name: p.list_data()[0]
                       for name, p in net._collect_params_with_prefix().items()})
+
+
+def _write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sha256(config):
+    """The fingerprint of configuration values: SHA-256 of their canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def _flat(config, prefix=""):
+    """{"key": value, "section.key": value} of a configuration mapping."""
+    flat = {}
+    for key, value in (config.items() if isinstance(config, dict) else ()):
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _remove(path):

@@ -4,17 +4,22 @@ passed, resume from the newest checkpoint that loads, and end each epoch (the be
 the log record, the checkpoint, the run a ``--force`` replaced). A trainer is a loop and a
 configuration on top of it::
 
-    run = open_run(out, launch, cfg, RECIPES, best_key="best_top1")  # writes nothing
-    ...                                     # build the network, optimizer, loaders
-    run.start(cfg)                          # config.yaml, command.json
-    start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
-    for epoch in range(start, run.end(start, cfg.epochs)):
-        ...                                 # train, validate
-        is_best = run.is_best(value, epoch + 1)
-        run.end_epoch(epoch + 1, net, trainer, record, is_best, keep=cfg.keep_checkpoints)
+    with open_run(out, launch, cfg, RECIPES, best_key="best_top1") as run:  # the lock
+        ...                                 # build the network (--init unless
+        ...                                 # run.has_checkpoint), optimizer, loaders
+        run.start(cfg)                      # config.yaml, command.json (a new run)
+        # a resume loads its checkpoint, then writes config.yaml and command.json
+        start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
+        for epoch in range(start, run.end(start, cfg.epochs)):
+            ...                             # train, validate
+            is_best = run.is_best(value, epoch + 1)
+            run.end_epoch(epoch + 1, net, trainer, record, is_best, keep=cfg.keep_checkpoints)
 
-In a data-parallel job every rank opens the run and loads the checkpoint; only the root
-rank writes (``is_root``), and ``barrier`` keeps the ranks in step around the writes.
+One process owns a run folder: :func:`open_run` takes its lock (a second trainer, --force or
+--resume on it is refused in one line naming the holder) and leaving the ``with`` block
+releases it. In a data-parallel job every rank opens the run and loads the checkpoint; only
+the root rank locks and writes (``is_root``), and ``barrier`` keeps the ranks in step around
+the writes.
 """
 import logging
 import os
@@ -35,10 +40,16 @@ class RunLog:
 
     def __init__(self, folder, enabled):
         self.folder, self.enabled = folder, enabled
+        self.handler = None
         if enabled:
-            handler = logging.FileHandler(folder.text_log_path)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            log.addHandler(handler)
+            self.handler = QuietFileHandler(folder.text_log_path)
+            self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            log.addHandler(self.handler)
+
+    def close(self):
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+            self.handler.close()
 
     def info(self, msg, *args):
         if self.enabled:
@@ -47,6 +58,14 @@ class RunLog:
     def record(self, **fields):
         if self.enabled:
             self.folder.append_log(fields)
+
+
+class QuietFileHandler(logging.FileHandler):
+    """train.log's handler. A line that cannot be written (disk full) is dropped without
+    logging's traceback on stderr: the checkpoint that follows names the file in one line."""
+
+    def handleError(self, record):
+        pass
 
 
 @dataclass(frozen=True)
@@ -64,76 +83,110 @@ class Launch:
 
 
 def open_run(out, launch, cfg, recipes, best_key="best", is_root=True, barrier=None):
-    """The :class:`Run` of the folder ``out`` for the configuration ``cfg``, after checking
-    that it holds a run to resume (``launch.resume``, whose settings ``cfg`` may change only
-    as ``recipes`` allow) or none to overwrite (unless ``launch.force``). RunError (one line)
-    otherwise. Writes nothing."""
-    resume, force = launch.resume, launch.force
+    """The :class:`Run` of the folder ``out`` for the configuration ``cfg``, its lock taken
+    (root rank), after checking that it holds a run to resume (``launch.resume``: its
+    config.yaml as the run wrote it, whose settings ``cfg`` may change only as ``recipes``
+    allow) or none to overwrite (unless ``launch.force``). RunError (one line) otherwise.
+    Writes nothing but the lock (and the folder it is in)."""
     folder = RunFolder(out)
-    if resume and not folder.holds_run():
+    release = folder.lock() if is_root else (lambda: None)
+    try:
+        changed = _checked_changes(folder, launch, cfg, recipes)
+        has_checkpoint = launch.resume and bool(folder.checkpoint_epochs())
+    except BaseException:
+        release()
+        raise
+    return Run(folder, launch, changed, has_checkpoint, best_key, is_root,
+               barrier or (lambda: None), release)
+
+
+def _checked_changes(folder, launch, cfg, recipes):
+    """The settings a resume changes ({key: [old, new]}), after the checks of open_run."""
+    out = folder.path
+    if launch.resume and not folder.holds_run():
         raise RunError(f"--resume: {out} holds no run to resume")
-    if not resume and folder.holds_run() and not force:
+    if not launch.resume and folder.holds_run() and not launch.force:
         raise RunError(f"{out} already holds a run; pass --resume to continue it or --force "
                        "to replace it")
-    changed = {}
-    if resume:
-        try:
-            saved = recipes.from_saved(folder.read_config(), folder.config_path)
-            changed = recipes.resume_changes(saved, cfg)
-        except ConfigError as e:
-            raise RunError(f"--resume {folder.path}: {e}") from None
-    return Run(folder, launch, changed, best_key, is_root, barrier or (lambda: None))
+    if not launch.resume:
+        return {}
+    folder.check_config_untouched()
+    try:
+        saved = recipes.from_saved(folder.read_config(), folder.config_path)
+        return recipes.resume_changes(saved, cfg)
+    except ConfigError as e:
+        raise RunError(f"--resume {folder.path}: {e}") from None
 
 
 class Run:
     """An opened run folder (:func:`open_run`): ``folder``, its :class:`Launch`, the settings
-    a resume ``changed`` ({key: [old, new]}), the best value so far (logged as ``best_key``)
-    and its epoch, and the run's :class:`RunLog` once started."""
+    a resume ``changed`` ({key: [old, new]}), whether it resumes from a checkpoint
+    (``has_checkpoint``: if not, it starts as the run first did, from ``--init`` or the
+    backbone), the best value so far (logged as ``best_key``) and its epoch, and the run's
+    :class:`RunLog` once started. A context manager: leaving it closes the log and releases
+    the folder's lock."""
 
-    def __init__(self, folder, launch, changed, best_key, is_root, barrier):
+    def __init__(self, folder, launch, changed, has_checkpoint, best_key, is_root, barrier,
+                 release):
         self.folder, self.launch, self.changed = folder, launch, changed
-        self.resumed = launch.resume
+        self.resumed, self.has_checkpoint = launch.resume, has_checkpoint
         self.best_key, self.is_root, self.barrier = best_key, is_root, barrier
         self.best, self.best_epoch = -1.0, None
         self.log = None
+        self._config, self._release = None, release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.log is not None:
+            self.log.close()
+        self._release()
 
     def start(self, cfg):
         """Once every check has passed: set a replaced run aside (deleted after this run's
-        first checkpoint), write config.yaml (a new run, or a resume that changed settings)
-        and command.json (the launch's command), open the log and return it. Every rank
-        calls it; the root rank writes."""
-        command = self.launch.command
-        if self.is_root:
-            folder = self.folder
-            if not self.resumed:
-                folder.set_aside()
-                folder.make()
-            if not self.resumed or self.changed:
-                folder.write_config(cfg.to_dict())
-            if command is not None:
-                folder.record_command(dict(command, changed=self.changed) if self.changed
-                                      else command, self.resumed)
+        first checkpoint), write config.yaml and command.json (the launch's command; for a
+        resume, once :meth:`resume` has loaded its checkpoint), open the log and return it.
+        Every rank calls it; the root rank writes."""
+        self._config = cfg.to_dict()
+        if self.is_root and not self.resumed:
+            self.folder.set_aside()
+            self.folder.make()
+            self._record_start()
         self.barrier()
         self.log = RunLog(self.folder, self.is_root)
         return self.log
+
+    def _record_start(self):
+        """config.yaml (a new run, or a resume that changed settings) and command.json."""
+        folder, command = self.folder, self.launch.command
+        if not self.resumed or self.changed:
+            folder.write_config(self._config)
+        if command is not None:
+            folder.record_command(dict(command, changed=self.changed) if self.changed
+                                  else command, self.resumed)
 
     def end(self, start, epochs):
         """The epoch this call stops after: ``epochs``, or fewer with ``stop_after``."""
         stop_after = self.launch.stop_after
         return epochs if stop_after is None else min(epochs, start + stop_after)
 
-    def resume(self, net, trainer, contexts, epochs, require_checkpoint=False):
+    def resume(self, net, trainer, contexts, epochs):
         """Load the network and optimizer state of the newest checkpoint that loads (newer
         unreadable ones are set aside, and said so), the best value so far, put back
         best.params after a kill in its write, drop the log records of epochs after the
         checkpoint (they will be redone). Returns (the epochs done, the checkpoint's record
-        or None). RunError (one line) if ``epochs`` are fewer than those done, or with
-        ``require_checkpoint`` if none loads."""
+        or None: a run killed before its first checkpoint starts again). RunError (one line)
+        if ``epochs`` are fewer than those done, or if no checkpoint loads (a network that
+        is not the one they hold; nothing is set aside)."""
         start, record, unreadable = load_newest_checkpoint(
             self.folder, net, trainer, contexts, self.log, self.launch.trust_pickled_states)
-        if record is None and require_checkpoint:
-            raise RunError(f"--resume {self.folder.path}: no checkpoint that loads; start it "
-                           "again with --force")
+        if record is None and unreadable:
+            epoch, reason = unreadable[0]
+            raise RunError(f"--resume {self.folder.path}: none of its {len(unreadable)} "
+                           f"checkpoints loads into the configured network (epoch {epoch}: "
+                           f"{reason}); nothing was moved; start again with --force if they "
+                           "are damaged")
         if record is not None:
             self.best = record.get(self.best_key, -1.0)
             self.best_epoch = record.get("best_epoch")
@@ -142,6 +195,7 @@ class Run:
                            "done already")
         self.barrier()  # every rank has read the checkpoint before any file moves
         if self.is_root:
+            self._record_start()
             finish_resume(self.folder, start, record, unreadable, self.log)
         return start, record
 
@@ -153,16 +207,18 @@ class Run:
         return False
 
     def end_epoch(self, epoch, net, trainer, record, is_best, keep, extra=None):
-        """Log ``record`` (the epoch's, for log.jsonl) and checkpoint the network and the
-        optimizer state after ``epoch`` epochs with ``record``, the best epoch and ``extra``
-        (what else a resume needs), keeping the last ``keep``; drop a run that --force
-        replaced. Root rank writes; every rank calls it."""
-        self.log.record(**record)
+        """Checkpoint the network and the optimizer state after ``epoch`` epochs with
+        ``record`` (the epoch's, for log.jsonl), the best epoch and ``extra`` (what else a
+        resume needs), keeping the last ``keep``, then log ``record`` (never a record without
+        its checkpoint); drop a run that --force replaced. Root rank writes; every rank calls
+        it."""
         if self.is_root:
             arrays, state = optimizer_state(trainer, net)
             self.folder.save_checkpoint(epoch, net, arrays, dict(
-                record, best_epoch=self.best_epoch, optimizer=state, **(extra or {})),
-                is_best, keep=keep)
+                record, best_epoch=self.best_epoch, optimizer=state, log_record=record,
+                **(extra or {})), is_best, keep=keep)
+        self.log.record(**record)
+        if self.is_root:
             self.folder.drop_set_aside()
         self.barrier()
 
@@ -170,7 +226,8 @@ class Run:
 def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_states=False):
     """Load the network and optimizer state of the newest checkpoint of ``folder`` that
     loads, trying older ones after one that does not (said in ``log``). Returns (its epoch,
-    its JSON record, the epochs that did not load); (0, None, ...) if none did. RunError
+    its JSON record, (epoch, reason) of those that did not load, newest first); (0, None,
+    ...) if none did. RunError
     (one line) for an old pickled optimizer state unless ``trust_pickled_states``."""
     unreadable = []
     for epoch in reversed(folder.checkpoint_epochs()):
@@ -179,15 +236,16 @@ def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_st
             if arrays is not None:
                 restore_optimizer_state(trainer, net, arrays, record["optimizer"])
         except RunFolderError as e:
-            log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
-                     epoch, e)
-            unreadable.append(epoch)
-            continue
+            reason = str(e)
         except (KeyError, ValueError, TypeError) as e:
-            log.info("checkpoint of epoch %d cannot be used (%s: optimizer state does not "
-                     "fit: %s); trying the one before", epoch,
-                     folder.checkpoint(epoch, "optimizer"), e)
-            unreadable.append(epoch)
+            reason = (f"{folder.checkpoint(epoch, 'optimizer')}: optimizer state does not "
+                      f"fit: {e}")
+        else:
+            reason = None
+        if reason is not None:
+            log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
+                     epoch, reason)
+            unreadable.append((epoch, reason))
             continue
         if arrays is None:
             if not trust_pickled_states:
@@ -204,15 +262,22 @@ def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_st
 def finish_resume(folder, epoch, record, unreadable, log):
     """After :func:`load_newest_checkpoint` (root rank, once every rank has loaded): set the
     ``unreadable`` checkpoints aside, put back best.params if a kill left a newer one, drop
-    the log records of epochs after ``epoch`` (they will be redone)."""
-    for bad in unreadable:
+    the log records of epochs after ``epoch`` (they will be redone) and log the checkpoint's
+    record if a kill came between the two."""
+    for bad, _ in unreadable:
         log.info("set aside the unreadable checkpoint of epoch %d in %s", bad,
                  folder.set_aside_checkpoint(bad))
     if record is not None and folder.repair_best(record):
         log.info("best.params was newer than the last checkpoint (a kill during its "
                  "write); put back that of epoch %d", record["best_epoch"])
     folder.truncate_log_after(epoch)
-    log.info("resuming %s after epoch %d", folder.path, epoch)
+    if record is not None and folder.log_missing_epoch(epoch, record.get("log_record")):
+        log.info("logged epoch %d from its checkpoint (a kill came before its log record)",
+                 epoch)
+    if record is None:
+        log.info("no checkpoint in %s yet: starting it again from the beginning", folder.path)
+    else:
+        log.info("resuming %s after epoch %d", folder.path, epoch)
 
 
 def recipe_mismatch(run, recipe, role):
@@ -231,3 +296,14 @@ def recipe_mismatch(run, recipe, role):
     if os.path.abspath(trained).replace(os.sep, "/").endswith(expected):
         return None
     return f"the {role} {run} was trained from {trained}; this recipe's {role} is recipes/{recipe}"
+
+
+def logs_progress(batch, batches_per_epoch, log_interval):
+    """Whether the trainer logs a progress line after ``batch`` (1-based) of an epoch: every
+    ``log_interval`` batches and, in an epoch shorter than 4 intervals, at its quarter
+    points (the batch where each quarter is complete), so that a small set shows progress
+    within an epoch too."""
+    if batch % log_interval == 0:
+        return True
+    quarter_done = 4 * batch // batches_per_epoch > 4 * (batch - 1) // batches_per_epoch
+    return batches_per_epoch < 4 * log_interval and quarter_done

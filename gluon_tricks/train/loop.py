@@ -21,7 +21,7 @@ from .. import seeds
 from ..errors import RunError
 from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
-from ..run.lifecycle import Launch, open_run, recipe_mismatch
+from ..run.lifecycle import Launch, logs_progress, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess, materialize_parameters
 from .config import RECIPES, schedule_of
 from .loss_scale import scaler_of
@@ -64,26 +64,27 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
     contexts, dist, launch = contexts or [mx.cpu()], dist or SingleProcess(), launch or Launch()
     check_devices(cfg.dtype, contexts)
     train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist)
-    run = open_run(out, launch, cfg, RECIPES, best_key="best_top1", is_root=dist.is_root,
-                   barrier=dist.barrier)
-    teacher = load_teacher(cfg, contexts) if cfg.distill else None
-    parts, init = build_training(cfg, contexts, dist, teacher, train_loader.batches_per_epoch,
-                                 fresh_start=not launch.resume)
-    run_log = run.start(cfg)
-    start = resume(run, parts, cfg, contexts) if launch.resume else 0
-    log_start(run_log, cfg, train_loader, dist, contexts, init)
-    val = (float("nan"),) * 2
-    for epoch in range(start, run.end(start, cfg.epochs)):
-        tic = time.time()
-        sums = train_one_epoch(cfg, parts, train_loader, epoch, run_log, dist)
-        # every rank must hold the network that is validated and saved
-        dist.average_running_stats(parts.net.collect_params())
-        val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
-        end_epoch(run, cfg, parts, epoch, sums, val, time.time() - tic, dist,
-                  train_loader.batches_per_epoch)
+    with open_run(out, launch, cfg, RECIPES, best_key="best_top1", is_root=dist.is_root,
+                  barrier=dist.barrier) as run:
+        teacher = load_teacher(cfg, contexts) if cfg.distill else None
+        # a resume without a checkpoint (killed in its first epoch) starts as the run did
+        parts, init = build_training(cfg, contexts, dist, teacher,
+                                     train_loader.batches_per_epoch,
+                                     fresh_start=not run.has_checkpoint)
+        run_log = run.start(cfg)
+        start = resume(run, parts, cfg, contexts) if launch.resume else 0
+        log_start(run_log, cfg, train_loader, dist, contexts, init)
+        val = (float("nan"),) * 2
+        for epoch in range(start, run.end(start, cfg.epochs)):
+            tic = time.time()
+            sums = train_one_epoch(cfg, parts, train_loader, epoch, run_log, dist)
+            # every rank must hold the network that is validated and saved
+            dist.average_running_stats(parts.net.collect_params())
+            val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
+            end_epoch(run, cfg, parts, epoch, sums, val, time.time() - tic, dist,
+                      train_loader.batches_per_epoch)
     return RunResult(epochs=run.end(start, cfg.epochs), val_top1=val[0], val_top5=val[1],
                      best_top1=run.best, run_dir=out)
-
 
 def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     """§2.1 data: (train, val) loaders of this rank's shard, its batch the global batch /
@@ -174,8 +175,9 @@ def teacher_recipe_mismatch(cfg):
 
 def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     """One pass over this rank's shard (0-based ``epoch``); returns its
-    :class:`~gluon_tricks.train.metrics.EpochSums`. Host synchronisations: one per log
-    interval."""
+    :class:`~gluon_tricks.train.metrics.EpochSums`. Host synchronisations: one per progress
+    line (every ``log_interval`` batches, and at the quarters of a short epoch:
+    :func:`~gluon_tricks.run.lifecycle.logs_progress`)."""
     tic = time.time()
     # mixup's coefficients and MXNet's own generator, from (seed, epoch) as every stream
     epoch_seed = seeds.derived_seed(cfg.seed, epoch, 0, seeds.MIXUP)  # same on every rank
@@ -186,20 +188,20 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     sums = EpochSums(step.contexts[0], mixing)
     step.skipped = 0
     i = epoch * loader.batches_per_epoch  # updates before this epoch
-    interval_tic = time.time()
+    interval_tic, logged = time.time(), 0
     for b, (data, label) in enumerate(_batches(loader, epoch, cfg, dist), start=1):
         lr = sums.lr = parts.schedule.lr(i + b)
         parts.trainer.set_learning_rate(lr)
         loss, outputs = step(data, label, sample_lambda(cfg.mixup_alpha, rng) if mixing else None)
         sums.add(loss, outputs, label)
-        if b % cfg.log_interval == 0:
+        if logs_progress(b, loader.batches_per_epoch, cfg.log_interval):
             mean_loss = sums.mean_loss()
-            speed = cfg.log_interval * data.shape[0] * dist.size / (time.time() - interval_tic)
+            speed = (b - logged) * data.shape[0] * dist.size / (time.time() - interval_tic)
             run_log.info("epoch %d batch %d/%d lr %.5f loss %.4f %.1f samples/s", epoch + 1, b,
                          loader.batches_per_epoch, lr, mean_loss, speed)
             run_log.record(type="interval", epoch=epoch + 1, batch=b, lr=lr,
                            train_loss=mean_loss, samples_per_sec=speed)
-            interval_tic = time.time()
+            interval_tic, logged = time.time(), b
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
     if step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:

@@ -19,7 +19,7 @@ import numpy as np
 from .. import seeds
 from ..errors import RunError
 from ..run.folder import params_of
-from ..run.lifecycle import Launch, open_run, recipe_mismatch
+from ..run.lifecycle import Launch, logs_progress, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess
 from ..run.schedule import LRSchedule
 from . import detection, segmentation
@@ -68,34 +68,36 @@ def train_transfer(cfg, data_root, out, contexts=None, launch=None):
     contexts, launch = contexts or [mx.cpu()], launch or Launch()
     task_class, check_data = TASKS[cfg.task]
     check_data(data_root, cfg.dataset)
-    run = open_run(out, launch, cfg, RECIPES, best_key="best")
-    params = None if launch.resume else backbone_params(cfg)  # a resume loads its checkpoint
-    mx.random.seed(cfg.seed)
-    task = task_class(cfg, data_root, contexts)
-    net = task.build_net(params)
-    optimizer = mx.optimizer.SGD(learning_rate=cfg.lr, momentum=cfg.momentum, wd=cfg.wd)
-    trainer = SingleProcess().trainer(task.trained_params(), optimizer, len(contexts))
-    train_loader, val_loader = task.loaders()
-    if len(train_loader) == 0:
-        raise RunError(f"{data_root}: too few training images for one batch of "
-                       f"{cfg.batch_size}; lower --batch-size")
-    schedule = LRSchedule(peak_lr=cfg.lr, batches_per_epoch=len(train_loader),
-                          epochs=cfg.epochs, mode=cfg.lr_mode,
-                          step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor,
-                          power=cfg.lr_power)
-    log = run.start(cfg)
-    start = (run.resume(net, trainer, contexts, cfg.epochs, require_checkpoint=True)[0]
-             if launch.resume else 0)
-    log.info("%s: %s on %s (%s), %d images per update, %d updates per epoch, lr %.4g on %s",
-             cfg.paper or cfg.task, cfg.task, cfg.backbone_model,
-             cfg.backbone if params else "checkpoint" if launch.resume else "random backbone",
-             cfg.batch_size, len(train_loader), cfg.lr, contexts)
-    note = recipe_mismatch(cfg.backbone, cfg.backbone_recipe, "backbone")
-    if note:
-        log.info("note: %s", note)
-    metrics = {}
-    for epoch in range(start, run.end(start, cfg.epochs)):
-        metrics = _epoch(run, task, net, trainer, (train_loader, val_loader), schedule, epoch)
+    with open_run(out, launch, cfg, RECIPES, best_key="best") as run:
+        # a resume loads its checkpoint; without one (killed in its first epoch) it starts
+        # from the backbone, as the run did
+        params = None if run.has_checkpoint else backbone_params(cfg)
+        mx.random.seed(cfg.seed)
+        task = task_class(cfg, data_root, contexts)
+        net = task.build_net(params)
+        optimizer = mx.optimizer.SGD(learning_rate=cfg.lr, momentum=cfg.momentum, wd=cfg.wd)
+        trainer = SingleProcess().trainer(task.trained_params(), optimizer, len(contexts))
+        train_loader, val_loader = task.loaders()
+        if len(train_loader) == 0:
+            raise RunError(f"{data_root}: too few training images for one batch of "
+                           f"{cfg.batch_size}; lower --batch-size")
+        schedule = LRSchedule(peak_lr=cfg.lr, batches_per_epoch=len(train_loader),
+                              epochs=cfg.epochs, mode=cfg.lr_mode,
+                              step_epochs=tuple(cfg.lr_step_epochs),
+                              step_factor=cfg.lr_step_factor, power=cfg.lr_power)
+        log = run.start(cfg)
+        start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
+        log.info("%s: %s on %s (%s), %d images per update, %d updates per epoch, lr %.4g on "
+                 "%s", cfg.paper or cfg.task, cfg.task, cfg.backbone_model,
+                 cfg.backbone if params else "checkpoint" if run.has_checkpoint
+                 else "random backbone", cfg.batch_size, len(train_loader), cfg.lr, contexts)
+        note = recipe_mismatch(cfg.backbone, cfg.backbone_recipe, "backbone")
+        if note:
+            log.info("note: %s", note)
+        metrics = {}
+        for epoch in range(start, run.end(start, cfg.epochs)):
+            metrics = _epoch(run, task, net, trainer, (train_loader, val_loader), schedule,
+                             epoch)
     return TransferResult(epochs=run.end(start, cfg.epochs), metrics=metrics, best=run.best,
                           best_epoch=run.best_epoch, run_dir=out)
 
@@ -124,17 +126,17 @@ def _train_epoch(task, trainer, loader, schedule, epoch, log):
     _seed_epoch(cfg, epoch)
     task.start_epoch()
     first = epoch * schedule.batches_per_epoch  # updates before this epoch
-    total, lr, interval_tic = 0.0, None, time.time()
+    total, lr, interval_tic, logged = 0.0, None, time.time(), 0
     for b, batch in enumerate(loader, start=1):
         lr = schedule.lr(first + b)
         trainer.set_learning_rate(lr)
         total += task.forward_backward(batch)
         trainer.step(cfg.batch_size)
-        if b % cfg.log_interval == 0:
-            speed = cfg.log_interval * cfg.batch_size / (time.time() - interval_tic)
+        if logs_progress(b, len(loader), cfg.log_interval):
+            speed = (b - logged) * cfg.batch_size / (time.time() - interval_tic)
             log.info("epoch %d batch %d/%d lr %.5g loss %.4f %.1f samples/s", epoch + 1, b,
                      len(loader), lr, total / b, speed)
             log.record(type="interval", epoch=epoch + 1, batch=b, lr=lr, train_loss=total / b,
                        samples_per_sec=speed)
-            interval_tic = time.time()
+            interval_tic, logged = time.time(), b
     return total / max(len(loader), 1), lr

@@ -3,6 +3,7 @@ is written leaves the best model consistent with the record, a crafted pickle ne
 a corrupt latest checkpoint falls back to the one before, and resuming with other settings
 is refused or recorded."""
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -232,3 +233,160 @@ def test_recipe_fuzz_accepts_valid_or_says_one_line(tmp_path):
                 assert (low is None or value >= low) and (high is None or value <= high), \
                     (recipe, key, value)
     assert 5 < accepted < 400
+
+
+HOLD = os.path.join(ROOT, "tests", "run", "hold_lock.py")
+
+
+def tree(run):
+    """{relative path: bytes} of every file under ``run``."""
+    found = {}
+    for folder, _, files in os.walk(run):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                found[os.path.relpath(os.path.join(folder, name), run)] = f.read()
+    return found
+
+
+def test_a_second_trainer_on_one_run_folder_is_refused(finished, demo32, tmp_path):
+    """Another process holds the run folder (a training started first): a second one, with
+    --force or --resume, is refused in one line naming it, before writing anything."""
+    run = copy_of(finished, tmp_path)
+    holder = subprocess.Popen([sys.executable, HOLD, os.path.join(run, ".lock")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = tree(run)
+        common = ["--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
+                  *tiny_flags(**STEADY)]
+        done = cli(*common, "--force")
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert_one_line_error(done.stderr, run, "in use", f"pid {holder.pid}", "since")
+        for launch in (Launch(), Launch(resume=True)):
+            with pytest.raises(runfolder.RunFolderError, match=f"pid {holder.pid}"):
+                train(tiny_config(**STEADY), demo32["train"], demo32["val"], run,
+                      launch=launch)
+        assert tree(run) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=600)
+
+
+def edit_config(run, old, new, keep_fingerprint=True):
+    path = os.path.join(run, "config.yaml")
+    with open(path) as f:
+        lines = f.readlines()
+    assert old + "\n" in lines
+    lines = [new + "\n" if line == old + "\n" else line for line in lines]
+    with open(path, "w") as f:
+        f.writelines(lines if keep_fingerprint else lines[1:])
+
+
+def test_a_hand_edited_config_is_refused_before_anything_moves(finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    before = tree(run)
+    edit_config(run, "base_lr_per_256: 0.4", "base_lr_per_256: 4.0")
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "config.yaml", "edited", "base_lr_per_256 0.4 -> 4.0",
+                          "--set")
+    edit_config(run, "base_lr_per_256: 4.0", "base_lr_per_256: 0.4")
+    edit_config(run, "model: resnet18_v1d", "model: resnet34_v1d")
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "config.yaml", "model 'resnet18_v1d' -> 'resnet34_v1d'")
+    edit_config(run, "model: resnet34_v1d", "model: resnet18_v1d")
+    assert tree(run) == before
+
+
+def test_checkpoints_of_another_network_are_refused_not_set_aside(finished, tmp_path):
+    """A run without a fingerprint (written before them) whose model was changed: no
+    checkpoint loads, which is a configuration that is not theirs, not a corruption."""
+    run = copy_of(finished, tmp_path)
+    edit_config(run, "model: resnet18_v1d", "model: resnet34_v1d", keep_fingerprint=False)
+    before = tree(run)
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, run, "none of its 2 checkpoints loads", "--force")
+    after = tree(run)
+    assert after.pop("train.log").startswith(before.pop("train.log"))  # says what it tried
+    assert after == before
+
+
+def test_a_finetune_killed_before_its_first_checkpoint_resumes_from_init(finished, demo32,
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    """--init is part of what a resume restores: without a checkpoint it starts from the
+    weights, as the run did. (At a learning rate of ~0 the one epoch keeps them.) The
+    digits' 22 batches, fewer than 4 log intervals of 50, log at their quarters."""
+    run = str(tmp_path / "run")
+    cfg = tiny_config(**dict(STEADY, epochs=1, base_lr_per_256=1e-9, log_interval=50,
+                             init=finished))
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, demo32["train"], demo32["val"], run)
+    monkeypatch.undo()
+    train(cfg, demo32["train"], demo32["val"], run, launch=Launch(resume=True))
+    start = mx.nd.load(os.path.join(finished, "best.params"))
+    after = mx.nd.load(os.path.join(run, "checkpoints", "epoch-0001.params"))
+    for name in (n for n in start if n.endswith("weight")):
+        np.testing.assert_allclose(after[name].asnumpy(), start[name].asnumpy(), atol=1e-5,
+                                   err_msg=name)
+    with open(os.path.join(run, "log.jsonl")) as f:
+        intervals = [r for r in map(json.loads, f) if r["type"] == "interval"]
+    batches = 1437 // 64
+    assert [r["batch"] for r in intervals] == [-(-k * batches // 4) for k in (1, 2, 3, 4)]
+    assert all(r["epoch"] == 1 and r["samples_per_sec"] > 0 for r in intervals)
+
+
+def test_disk_full_is_one_line_and_leaves_no_temporary(demo32, tmp_path, monkeypatch, capsys):
+    """Out of space while best.params is written: one line naming it, no temporary file, no
+    log record for the epoch whose checkpoint is not complete."""
+    from gluon_tricks.cli.train import main
+    run = str(tmp_path / "run")
+    copyfile = shutil.copyfile
+
+    def full(src, dst, *args, **kwargs):
+        if not dst.endswith("best.params.tmp"):
+            return copyfile(src, dst, *args, **kwargs)
+        with open(dst, "wb") as f:
+            f.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    status = main(["--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
+                   *tiny_flags(**dict(STEADY, epochs=1))])
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, "best.params: cannot write",
+                          "No space left on device")
+    assert not [p for p in tree(run) if p.endswith(".tmp")]
+    assert epochs_logged(run) == [] and not os.path.exists(os.path.join(run, "best.params"))
+
+
+def test_a_kill_between_a_checkpoint_and_its_log_record(demo32, tmp_path, monkeypatch):
+    """The checkpoint is written before the epoch's log record; a kill in between is mended
+    by the resume (the record comes from the checkpoint), without training the epoch
+    again."""
+    run = str(tmp_path / "run")
+    cfg = tiny_config(**dict(STEADY, epochs=1))
+    append = runfolder.RunFolder.append_log
+
+    def dies_at_the_epoch_record(self, record):
+        if record["type"] == "epoch":
+            raise KeyboardInterrupt
+        return append(self, record)
+
+    monkeypatch.setattr(runfolder.RunFolder, "append_log", dies_at_the_epoch_record)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, demo32["train"], demo32["val"], run)
+    assert os.path.exists(os.path.join(run, "checkpoints", "epoch-0001.json"))
+    assert epochs_logged(run) == []
+    monkeypatch.undo()
+    monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch",
+                        lambda *a: pytest.fail("the resume trained the epoch again"))
+    train(cfg, demo32["train"], demo32["val"], run, launch=Launch(resume=True))
+    assert epochs_logged(run) == [1]
