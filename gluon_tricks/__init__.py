@@ -2,7 +2,7 @@
 
 Layers, top to bottom (docs/architecture.md; each imports only those below it): ``cli``;
 ``report``; ``infer``, ``export``; ``train``, ``transfer``; ``run``; ``models``, ``data``,
-``gpu``; ``errors``, ``seeds``, ``paper``, ``published``, ``markdown``.
+``gpu``; ``errors``, ``seeds``, ``paper``, ``published``, ``markdown``, ``locks``.
 """
 import sys
 

@@ -42,6 +42,7 @@ import yaml
 
 from ..errors import UserError, one_line
 from ..locks import FileLock
+from .recipe import ConfigError, load_yaml
 
 _EPOCH_JSON = re.compile(r"epoch-(\d{4,})\.json$")
 _FINGERPRINT_LINE = "# fingerprint (SHA-256 of the values below; resume checks it): "
@@ -396,7 +397,9 @@ class RunFolder:
         path = self.config_path
         try:
             with open(path) as f:
-                config = yaml.safe_load(f)
+                config = load_yaml(f.read(), path)  # bounded: no aliases, no deep nesting
+        except ConfigError as e:
+            raise RunFolderError(str(e)) from None
         except FileNotFoundError:
             raise RunFolderError(f"{path}: missing (is {self.path or '.'} a run folder "
                                  "written by recipes/train_imagenet.py?)") from None
