@@ -26,3 +26,10 @@ def run_cli(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if "cannot open shared object file" not in str(e):
+            raise
+        # a CUDA build of MXNet without one of its libraries (or without the driver)
+        print(f"error: {one_line(e)}: install MXNet's CUDA libraries with `make gpu-install` "
+              "(or the CPU wheel on a host without an NVIDIA GPU); docs/gpu.md", file=sys.stderr)
+        return 2

@@ -210,15 +210,6 @@ def prepare(library=None, lib_dirs=None):
     needed = [n for n in dynamic_section(library).needed if stem(n) in WHEELS or n == DRIVER]
     if not needed:
         return []
-    if DRIVER in needed:
-        try:
-            ctypes.CDLL(DRIVER, mode=os.RTLD_GLOBAL)
-        except OSError:
-            raise CudaLibraryError(
-                f"{DRIVER} (the NVIDIA driver's CUDA library, which {library} needs) is not "
-                "installed: install the NVIDIA driver, or on a host without an NVIDIA GPU "
-                "install the CPU wheel (pip uninstall mxnet-cu117 mxnet-cu112; pip install "
-                "-e .)") from None
     found = wheel_libraries(nvidia_lib_dirs() if lib_dirs is None else lib_dirs)
     loaded = []
     for name in UNVERSIONED:  # before the libraries that dlopen it while they load
@@ -236,4 +227,15 @@ def prepare(library=None, lib_dirs=None):
     for soname in needed:
         if soname != DRIVER and soname not in found:
             load(soname, f"{soname} (from {WHEELS[stem(soname)]}, needed by {library})")
+    # the driver last: with the wheels' libraries loaded, a host without it gets the loader's
+    # own word for it too when mxnet is imported, not one about a library the wheels have
+    if DRIVER in needed:
+        try:
+            ctypes.CDLL(DRIVER, mode=os.RTLD_GLOBAL)
+        except OSError:
+            raise CudaLibraryError(
+                f"{DRIVER} (the NVIDIA driver's CUDA library, which {library} needs) is not "
+                "installed: install the NVIDIA driver, or on a host without an NVIDIA GPU "
+                "install the CPU wheel (pip uninstall mxnet-cu117 mxnet-cu112; pip install "
+                "-e .)") from None
     return loaded

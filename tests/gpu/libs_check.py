@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-from gluon_tricks.gpu.cuda_libs import find_libmxnet
+from gluon_tricks.gpu.cuda_libs import find_libmxnet, nvidia_lib_dirs
 from gluon_tricks.gpu.fatbin import dynamic_section, read_fatbin
 from gluon_tricks.gpu.preflight import check_gpus, table
 
@@ -87,14 +87,9 @@ print(json.dumps({
 """
 ERROR_PROBE = r"""
 import sys
-from gluon_tricks.gpu.cuda_libs import CudaLibraryError, nvidia_lib_dirs, prepare
-dirs = [d for d in nvidia_lib_dirs() if sys.argv[1] not in d] if sys.argv[1] else None
-try:
-    prepare(lib_dirs=dirs)
-except CudaLibraryError as e:
-    print(f"error: {e}")
+from gluon_tricks.errors import run_cli  # the package loads the wheels' libraries first
+sys.exit(run_cli(lambda argv: __import__("mxnet")))
 """
-
 
 class Checks:
     """Prints each check as it is made and counts them."""
@@ -158,11 +153,17 @@ def main():
               f"libnvrtc.so ({report['alias']}) is NVRTC {report['nvrtc']}; it compiled a "
               f"kernel to {report['ptx_bytes']} bytes of PTX")
 
-        missing = child(ERROR_PROBE, ["cudnn"], env=driver).stdout.strip()
+        cudnn = next(d for d in nvidia_lib_dirs() if "cudnn" in d)
+        hidden = cudnn + ".hidden"  # the wheel taken away, as a half-done install leaves it
+        os.rename(cudnn, hidden)
+        try:
+            missing = child(ERROR_PROBE, env=driver).stderr.strip()
+        finally:
+            os.rename(hidden, cudnn)
         check(missing.startswith("error: ") and "\n" not in missing and "libcudnn.so.8" in missing,
               f"without the cuDNN wheel, one line: {missing}")
         if ctypes.util.find_library("cuda") is None:
-            no_driver = child(ERROR_PROBE, [""]).stdout.strip()
+            no_driver = child(ERROR_PROBE).stderr.strip()
             check(no_driver.startswith("error: ") and "libcuda.so.1" in no_driver,
                   f"without a driver, one line: {no_driver}")
 
