@@ -10,9 +10,7 @@ import os
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.report.figures import plot_val_top1
-from gluon_tricks.report.runs import load_run
+from gluon_tricks.report.figures import DEFAULT_OUT, plot_val_top1
 
 
 def parser():
@@ -27,6 +25,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.report.runs import load_run
     runs = [load_run(path) for path in args.runs]
     kwargs = {"title": args.title} if args.title else {}
     for path in plot_val_top1(runs, args.out, **kwargs):

@@ -16,8 +16,6 @@ import os
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.report.runs import load_run
-from gluon_tricks.report.tables import markdown, row_of, transfer_markdown
 
 
 def main(argv=None):
@@ -26,6 +24,9 @@ def main(argv=None):
                    help="run folders (train_imagenet.py or transfer.py --out)")
     p.add_argument("--out", metavar="FILE", help="write the table here (default: stdout)")
     args = p.parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.report.runs import load_run
+    from gluon_tricks.report.tables import markdown, row_of, transfer_markdown
     runs = [load_run(path) for path in args.runs]
     classifiers = [run for run in runs if not run.task]
     transfers = [run for run in runs if run.task]
