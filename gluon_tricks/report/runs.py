@@ -114,6 +114,21 @@ def config_changes(planned, saved):
     return sorted(changed)
 
 
+def runs_among(paths):
+    """(the paths of ``paths`` to read as runs, a note for each folder skipped): of several
+    paths (a shell glob such as ``runs/*``), a folder that holds no run (none of
+    config.yaml, log.jsonl, checkpoints/: ``runs/figures`` of the plotting tools) is
+    skipped; a single path, a path that does not exist, a damaged run and paths none of
+    which holds a run are kept, for :func:`load_run`'s one-line error to name."""
+    skipped = [p for p in paths if len(paths) > 1 and os.path.isdir(p)
+               and not RunFolder(p).holds_run()]
+    kept = [p for p in paths if p not in skipped]
+    if not kept:
+        return list(paths), []
+    return kept, [f"{p}: holds no run (no {RunFolder.CONFIG}, {RunFolder.LOG} or "
+                  f"{RunFolder.CHECKPOINTS}/), skipped" for p in skipped]
+
+
 def load_run(path):
     """Read the run folder ``path``; RunFolderError (one line) if it is not one."""
     if not os.path.isdir(path):

@@ -1,5 +1,6 @@
 """The report tools as users run them: a wrong argument ends in one line on stderr, exit 2,
 no traceback."""
+import glob
 import os
 import subprocess
 import sys
@@ -83,3 +84,31 @@ def test_help_answers_without_importing_mxnet(script):
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("usage:"), done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == "exit 0 False False", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("tool_name", ["results_table", "plot_curves"])
+def test_a_glob_over_runs_skips_folders_that_hold_no_run(tool, make_run, tmp_path, monkeypatch,
+                                                          capsys, tool_name):
+    """README's `results_table.py runs/*` after `plot_lr.py` (which writes runs/figures): the
+    figures folder is skipped with a note; named alone, it stays a one-line error, as does a
+    damaged run among others."""
+    monkeypatch.chdir(tmp_path)
+    assert tool("plot_lr").main([]) == 0
+    make_run("runs/demo", dict(model="resnet18_v1d", epochs=1), [(0.5, 0.9, 100.0)])
+    capsys.readouterr()
+    module = tool(tool_name)
+    out = ["--out", str(tmp_path / "fig")] if tool_name == "plot_curves" else []
+    assert module.run_cli(module.main, sorted(glob.glob("runs/*")) + out) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("note: runs/figures: holds no run (no config.yaml, "
+                                    "log.jsonl or checkpoints/), skipped")
+    if tool_name == "results_table":
+        assert "| demo |" in captured.out
+    assert module.run_cli(module.main, ["runs/figures"] + out) == 2
+    assert_one_line_error(capsys.readouterr().err, "runs/figures", "config.yaml")
+    os.remove("runs/demo/config.yaml")  # a damaged run is not skipped
+    make_run("runs/other", dict(model="resnet18_v1d", epochs=1), [(0.5, 0.9, 100.0)])
+    assert module.run_cli(module.main, sorted(glob.glob("runs/*")) + out) == 2
+    note, error = capsys.readouterr().err.strip().splitlines()
+    assert note.startswith("note: runs/figures: holds no run")
+    assert_one_line_error(error, "runs/demo/config.yaml")
