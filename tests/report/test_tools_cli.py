@@ -112,3 +112,33 @@ def test_a_glob_over_runs_skips_folders_that_hold_no_run(tool, make_run, tmp_pat
     note, error = capsys.readouterr().err.strip().splitlines()
     assert note.startswith("note: runs/figures: holds no run")
     assert_one_line_error(error, "runs/demo/config.yaml")
+
+
+@pytest.mark.parametrize("tool_name", ["validate", "predict"])
+def test_gpus_error_of_an_inference_tool_reads_as_one(tool, tmp_path, capsys, tool_name):
+    """On a machine without a GPU, validate's and predict's --gpus error says to run on the
+    CPU (it once said "to train")."""
+    import cv2
+    import mxnet as mx
+    import numpy as np
+    from gluon_tricks.models import get_model
+    from gluon_tricks.run.recipe import dumps
+    from gluon_tricks.train.config import resolve
+    if mx.context.num_gpus():
+        pytest.skip("this machine has a GPU")
+    run = tmp_path / "demo"
+    run.mkdir()
+    (run / "config.yaml").write_text(dumps(resolve(os.path.join(ROOT, "recipes", "demo.yaml"))))
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(run / "best.params"))
+    image = tmp_path / "digit.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    inputs = ["--rec-val", str(tmp_path / "val.rec")] if tool_name == "validate" else [str(image)]
+    module = tool(tool_name)
+    assert module.run_cli(module.main, [str(run), *inputs, "--gpus", "0"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "--gpus 0: MXNet sees no GPU here", "leave --gpus out to run on "
+                          "the CPU")
+    assert "train" not in err
