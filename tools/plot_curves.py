@@ -16,8 +16,8 @@ from gluon_tricks.report.figures import DEFAULT_OUT, plot_val_top1
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (train_imagenet.py --out); of several, folders that hold "
-                   "no run (runs/figures) are skipped")
+                   help="run folders (train_imagenet.py --out); of several, paths that hold "
+                   "no run (runs/figures, an export) are skipped")
     p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "fig3b_val_top1"),
                    help="output prefix: writes PREFIX.png and PREFIX.pdf (default: %(default)s)")
     p.add_argument("--title", help="figure title")

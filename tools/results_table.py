@@ -9,9 +9,9 @@ at the last epoch and at the best epoch (by top-1), mean training images/second,
 where the recipe's ``paper:`` key is a result of the paper, the paper's top-1/top-5 and our
 final minus the paper's (percentage points). Transfer runs (tools/transfer.py, Tables 8
 and 9) get a table of their own after it: mAP, or pixel accuracy and mIoU, in percent at
-the last epoch, beside the paper's where recorded. Of several folders (a glob such as
-``runs/*``), those that hold no run (``runs/figures`` of the plotting tools) are skipped
-with a note on stderr.
+the last epoch, beside the paper's where recorded. Of several paths (a glob such as
+``runs/*``), those that hold no run (``runs/figures`` of the plotting tools, an exported
+file) are skipped with a note on stderr.
 """
 import argparse
 import os
@@ -24,7 +24,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders (train_imagenet.py or transfer.py --out); of several, "
-                   "folders that hold no run (runs/figures) are skipped")
+                   "paths that hold no run (runs/figures, an export) are skipped")
     p.add_argument("--out", metavar="FILE", help="write the table here (default: stdout)")
     args = p.parse_args(argv)
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once

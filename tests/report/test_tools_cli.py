@@ -87,21 +87,23 @@ def test_help_answers_without_importing_mxnet(script):
 
 
 @pytest.mark.parametrize("tool_name", ["results_table", "plot_curves"])
-def test_a_glob_over_runs_skips_folders_that_hold_no_run(tool, make_run, tmp_path, monkeypatch,
-                                                          capsys, tool_name):
-    """README's `results_table.py runs/*` after `plot_lr.py` (which writes runs/figures): the
-    figures folder is skipped with a note; named alone, it stays a one-line error, as does a
-    damaged run among others."""
+def test_a_glob_over_runs_skips_what_holds_no_run(tool, make_run, tmp_path, monkeypatch,
+                                                  capsys, tool_name):
+    """README's `results_table.py runs/*` after `plot_lr.py` (which writes runs/figures) and
+    an export: the figures folder and the file are skipped with a note; named alone, the
+    folder stays a one-line error, as does a damaged run among others."""
     monkeypatch.chdir(tmp_path)
     assert tool("plot_lr").main([]) == 0
     make_run("runs/demo", dict(model="resnet18_v1d", epochs=1), [(0.5, 0.9, 100.0)])
+    open("runs/demo.onnx", "wb").close()  # README's exports land in runs/ too
     capsys.readouterr()
     module = tool(tool_name)
     out = ["--out", str(tmp_path / "fig")] if tool_name == "plot_curves" else []
     assert module.run_cli(module.main, sorted(glob.glob("runs/*")) + out) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == ("note: runs/figures: holds no run (no config.yaml, "
-                                    "log.jsonl or checkpoints/), skipped")
+    assert captured.err.strip().splitlines() == [
+        "note: runs/demo.onnx: a file, not a run folder, skipped",
+        "note: runs/figures: holds no run (no config.yaml, log.jsonl or checkpoints/), skipped"]
     if tool_name == "results_table":
         assert "| demo |" in captured.out
     assert module.run_cli(module.main, ["runs/figures"] + out) == 2
@@ -109,8 +111,8 @@ def test_a_glob_over_runs_skips_folders_that_hold_no_run(tool, make_run, tmp_pat
     os.remove("runs/demo/config.yaml")  # a damaged run is not skipped
     make_run("runs/other", dict(model="resnet18_v1d", epochs=1), [(0.5, 0.9, 100.0)])
     assert module.run_cli(module.main, sorted(glob.glob("runs/*")) + out) == 2
-    note, error = capsys.readouterr().err.strip().splitlines()
-    assert note.startswith("note: runs/figures: holds no run")
+    *notes, error = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 2 and all(note.startswith("note: ") for note in notes)
     assert_one_line_error(error, "runs/demo/config.yaml")
 
 
