@@ -23,9 +23,11 @@ def main(argv=None):
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.data.demo import make_demo_data
     from gluon_tricks.data.pack import default_workers
+    workers = default_workers() if args.workers is None else args.workers
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    out = make_demo_data(args.out_dir, size=args.size, seed=args.seed, workers=args.workers or default_workers(),
-                         force=args.force, progress=sys.stderr.isatty())
+    out = make_demo_data(args.out_dir, size=args.size, seed=args.seed,
+                         workers=workers, force=args.force,
+                         progress=sys.stderr.isatty())
     for split, s in out.items():
         print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes")
     return 0

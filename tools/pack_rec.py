@@ -32,10 +32,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.data.pack import default_workers, pack_images
+    workers = default_workers() if args.workers is None else args.workers
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
                     resize=args.resize, quality=args.quality, encoding=args.encoding,
-                    workers=args.workers or default_workers(), seed=args.seed, force=args.force,
+                    workers=workers, seed=args.seed, force=args.force,
                     progress=sys.stderr.isatty())
     print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes, {s.skipped} skipped"
           + (f" (first: {s.skipped_files[0]})" if s.skipped else "")
