@@ -22,8 +22,7 @@ import shlex
 import sys
 import time
 
-from gluon_tricks.report import ablation
-from gluon_tricks.errors import run_cli
+from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.report.figures import plot_val_top1
 from gluon_tricks.run.recipe import parse_override
 
@@ -37,7 +36,7 @@ def seeds_of(text):
     except ValueError:
         seeds = []
     if not seeds:
-        raise ablation.AblationError(f"--seeds {text!r}: expected comma-separated integers, "
+        raise UserError(f"--seeds {text!r}: expected comma-separated integers, "
                                      "e.g. 0,1,2")
     return seeds
 
@@ -65,9 +64,8 @@ def parser():
     p.add_argument("--quick", action="store_true",
                    help=f"seed {QUICK['seeds']}, {QUICK['epochs']} epochs: checks that "
                    "everything runs (~2 minutes on 2 quiet cores)")
-    p.add_argument("--teacher", default=ablation.DEFAULT_TEACHER,
-                   help="recipe of the distillation teacher of rows that name no "
-                   "teacher_recipe (default: %(default)s)")
+    p.add_argument("--teacher", help="recipe of the distillation teacher of rows that name "
+                   "no teacher_recipe (default: the ladder's, recipes/ablation/teacher.yaml)")
     p.add_argument("--data", default="data/demo",
                    help="folder with train.rec/val.rec; the digits demo set is built there "
                    "if missing (default: %(default)s)")
@@ -83,13 +81,16 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.report import ablation
     seeds = seeds_of(args.seeds or (QUICK["seeds"] if args.quick else "0,1,2"))
     epochs = args.epochs or (QUICK["epochs"] if args.quick else None)
     out = args.out or (QUICK["out"] if args.quick else OUT)
     recipes = args.recipes or list(ablation.DEFAULT_RECIPES)
     overrides = [parse_override(text) for text in args.set]
 
-    specs = ablation.plan(recipes, seeds, epochs, args.runs, args.teacher, overrides=overrides)
+    specs = ablation.plan(recipes, seeds, epochs, args.runs,
+                           args.teacher or ablation.DEFAULT_TEACHER, overrides=overrides)
     # --force retrains whatever the folders hold, so their state does not matter
     states = ["force" if args.force else ablation.state(s) for s in specs]
     if args.dry_run:

@@ -15,10 +15,7 @@ ResNetV1b class builds them, see gluon_tricks.models.gluoncv_model.)
 import argparse
 import sys
 
-from gluon_tricks.errors import UserError
-from gluon_tricks.errors import run_cli
-from gluon_tricks.export.gluoncv import export_to_gluoncv, import_from_gluoncv, model_of_run
-from gluon_tricks.models import gluoncv_name
+from gluon_tricks.errors import UserError, run_cli
 
 
 def main(argv=None):
@@ -30,6 +27,9 @@ def main(argv=None):
     p.add_argument("--import", dest="import_", action="store_true",
                    help="the reverse: GluonCV .params -> ours")
     args = p.parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.export.gluoncv import export_to_gluoncv, import_from_gluoncv, model_of_run
+    from gluon_tricks.models import gluoncv_name
     model = args.model or (None if args.import_ else model_of_run(args.checkpoint))
     if model is None:
         raise UserError(f"{args.checkpoint}: --model is required (no run folder config.yaml "

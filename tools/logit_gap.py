@@ -21,9 +21,6 @@ import sys
 
 from gluon_tricks.errors import run_cli
 from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.infer.checkpoint import open_checkpoint
-from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps, plot_gaps,
-                                           table, val_logits)
 
 
 def parser():
@@ -51,6 +48,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if len(args.label) > len(args.checkpoints):
         p.error(f"{len(args.label)} --label for {len(args.checkpoints)} checkpoints")
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.infer.checkpoint import open_checkpoint
+    from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps,
+                                               plot_gaps, table, val_logits)
     labels = args.label + [None] * (len(args.checkpoints) - len(args.label))
     ckpts = [open_checkpoint(path, label, args.model, args.classes, args.input_size, args.eps)
              for path, label in zip(args.checkpoints, labels)]

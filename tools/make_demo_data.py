@@ -8,9 +8,7 @@ import argparse
 import logging
 import sys
 
-from gluon_tricks.data.demo import make_demo_data
 from gluon_tricks.errors import run_cli
-from gluon_tricks.data.pack import default_workers
 
 
 def main(argv=None):
@@ -18,13 +16,18 @@ def main(argv=None):
     p.add_argument("out_dir", help="output folder, e.g. data/demo")
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--seed", type=int, default=0, help="split and packing seed (default 0)")
-    p.add_argument("--workers", type=int, default=default_workers(),
+    p.add_argument("--workers", type=int,
                    help="packing processes (default: one per core)")
     p.add_argument("--force", action="store_true", help="rebuild an existing set")
     args = p.parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.data.demo import make_demo_data
+    from gluon_tricks.data.pack import default_workers
+    workers = default_workers() if args.workers is None else args.workers
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    out = make_demo_data(args.out_dir, size=args.size, seed=args.seed, workers=args.workers,
-                         force=args.force, progress=sys.stderr.isatty())
+    out = make_demo_data(args.out_dir, size=args.size, seed=args.seed,
+                         workers=workers, force=args.force,
+                         progress=sys.stderr.isatty())
     for split, s in out.items():
         print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes")
     return 0

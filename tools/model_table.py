@@ -7,16 +7,16 @@ import argparse
 import sys
 
 from gluon_tricks.errors import UserError, run_cli
-from gluon_tricks.models import MODEL_NAMES, get_model, input_size
-from gluon_tricks.models.complexity import count
-from gluon_tricks.paper import PAPER
 from gluon_tricks.markdown import markdown_header, markdown_row
+from gluon_tricks.paper import PAPER
 
 DEFAULT = ["resnet50_v1", "resnet50_v1b", "resnet50_v1c", "resnet50_v1d"]
 
 
 def rows(names, size=None):
     """(name, size, params, MACs, paper Result or None) for each network."""
+    from gluon_tricks.models import get_model, input_size
+    from gluon_tricks.models.complexity import count
     for name in names:
         s = size or input_size(name)
         c = count(get_model(name), s)
@@ -28,6 +28,8 @@ def main(argv=None):
     p.add_argument("models", nargs="*", default=DEFAULT, help="model names (default: Table 5's)")
     p.add_argument("--size", type=int, help="input size in pixels (default: the network's own)")
     args = p.parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.models import MODEL_NAMES
     unknown = [m for m in args.models if m not in MODEL_NAMES]
     if unknown:
         raise UserError(f"unknown model {unknown[0]!r}; valid names: {', '.join(MODEL_NAMES)}")

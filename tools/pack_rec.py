@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 
-from gluon_tricks.data.pack import default_workers, pack_images
 from gluon_tricks.errors import run_cli
 
 
@@ -26,15 +25,18 @@ def main(argv=None):
     p.add_argument("--quality", type=int, default=95, help="JPEG quality 1..100 (default 95)")
     p.add_argument("--encoding", choices=(".jpg", ".png"), default=".jpg",
                    help="image encoding in the records (default .jpg; .png is lossless)")
-    p.add_argument("--workers", type=int, default=default_workers(),
+    p.add_argument("--workers", type=int,
                    help="decoding processes (default: one per core)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record order (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.data.pack import default_workers, pack_images
+    workers = default_workers() if args.workers is None else args.workers
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
                     resize=args.resize, quality=args.quality, encoding=args.encoding,
-                    workers=args.workers, seed=args.seed, force=args.force,
+                    workers=workers, seed=args.seed, force=args.force,
                     progress=sys.stderr.isatty())
     print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes, {s.skipped} skipped"
           + (f" (first: {s.skipped_files[0]})" if s.skipped else "")

@@ -22,7 +22,8 @@ from gluon_tricks.errors import run_cli
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (train_imagenet.py --out)")
+                   help="run folders (train_imagenet.py --out); of several, paths that hold "
+                   "no run (runs/figures, an export) are skipped")
     p.add_argument("--published", nargs="*", metavar="NAME",
                    help="compare with the authors' published runs: NAME (e.g. resnet50_v1d), "
                    "or with no NAME each run's recipe's own (its published_run key)")
@@ -34,11 +35,15 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.errors import UserError
     from gluon_tricks.report import tracking
     from gluon_tricks.report.figures import plot_val_top1
-    from gluon_tricks.report.runs import load_run
-    runs = [load_run(path) for path in args.runs]
+    from gluon_tricks.report.runs import load_run, runs_among
+    paths, notes = runs_among(args.runs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    runs = [load_run(path) for path in paths]
     references = []
     if args.published is not None:
         for run in runs:

@@ -16,15 +16,14 @@ import argparse
 import os
 import sys
 
-from gluon_tricks.errors import UserError
+from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
-from gluon_tricks.errors import run_cli
-from gluon_tricks.report.figures import DEFAULT_OUT
-from gluon_tricks.report.figures import fig3a_curves, plot_lr, recipe_curve, write_lr_csv
-from gluon_tricks.train.config import resolve
+from gluon_tricks.report.figures import (DEFAULT_OUT, fig3a_curves, plot_lr, recipe_curve,
+                                         write_lr_csv)
 
 
 def curves_of(recipes, images):
+    from gluon_tricks.train.config import resolve  # brings MXNet: not before --help
     curves = []
     for path in recipes:
         cfg = resolve(path)

@@ -9,24 +9,31 @@ at the last epoch and at the best epoch (by top-1), mean training images/second,
 where the recipe's ``paper:`` key is a result of the paper, the paper's top-1/top-5 and our
 final minus the paper's (percentage points). Transfer runs (tools/transfer.py, Tables 8
 and 9) get a table of their own after it: mAP, or pixel accuracy and mIoU, in percent at
-the last epoch, beside the paper's where recorded.
+the last epoch, beside the paper's where recorded. Of several paths (a glob such as
+``runs/*``), those that hold no run (``runs/figures`` of the plotting tools, an exported
+file) are skipped with a note on stderr.
 """
 import argparse
 import os
 import sys
 
 from gluon_tricks.errors import run_cli
-from gluon_tricks.report.runs import load_run
-from gluon_tricks.report.tables import markdown, row_of, transfer_markdown
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (train_imagenet.py or transfer.py --out)")
+                   help="run folders (train_imagenet.py or transfer.py --out); of several, "
+                   "paths that hold no run (runs/figures, an export) are skipped")
     p.add_argument("--out", metavar="FILE", help="write the table here (default: stdout)")
     args = p.parse_args(argv)
-    runs = [load_run(path) for path in args.runs]
+    # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
+    from gluon_tricks.report.runs import load_run, runs_among
+    from gluon_tricks.report.tables import markdown, row_of, transfer_markdown
+    paths, notes = runs_among(args.runs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    runs = [load_run(path) for path in paths]
     classifiers = [run for run in runs if not run.task]
     transfers = [run for run in runs if run.task]
     text = "\n".join(([markdown([row_of(run) for run in classifiers])] if classifiers else [])

@@ -108,5 +108,6 @@ def init_from(net, path, model):
     if 2 * len(fitting) < len(backbone):
         raise WeightsError(f"--init {path}: only {len(fitting)} of the {len(backbone)} "
                            f"parameters of {model} outside the classifier fit it: weights of "
-                           "another architecture?")
+                           "another architecture? (--set model= the network they were "
+                           "trained as)")
     return report

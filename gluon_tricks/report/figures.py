@@ -11,7 +11,6 @@ import numpy as np
 
 from ..paper import IMAGENET_TRAIN_IMAGES
 from ..run.schedule import LRSchedule, scaled_lr
-from ..train.config import schedule_of
 
 # Where a tool writes when no --out is given: an untracked folder (runs/ is ignored by git),
 # so that running a tool never changes the repository; the figures under docs/results are
@@ -52,6 +51,8 @@ def recipe_curve(cfg, images, label):
     """The schedule a recipe trains with on a data set of ``images`` training images
     (full batches only: images // batch_size updates per epoch, as the trainer drops the
     last partial batch). ``cfg`` is a resolved TrainConfig."""
+    # here, not above: train.config brings MXNet, and the tools' --help reads DEFAULT_OUT
+    from ..train.config import schedule_of
     batches = images // cfg.batch_size
     if batches < 1:
         raise ValueError(f"{images} images make no batch of {cfg.batch_size}")

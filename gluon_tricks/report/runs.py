@@ -114,6 +114,25 @@ def config_changes(planned, saved):
     return sorted(changed)
 
 
+def runs_among(paths):
+    """(the paths of ``paths`` to read as runs, a note for each path skipped): of several
+    paths (a shell glob such as ``runs/*``), a file (an exported .params or .onnx) and a
+    folder that holds no run (none of config.yaml, log.jsonl, checkpoints/: ``runs/figures``
+    of the plotting tools) are skipped; a single path, a path that does not exist, a damaged
+    run and paths none of which holds a run are kept, for :func:`load_run`'s one-line error
+    to name."""
+    def holds_none(path):
+        return os.path.isfile(path) or (os.path.isdir(path) and not RunFolder(path).holds_run())
+
+    skipped = [p for p in paths if len(paths) > 1 and holds_none(p)]
+    kept = [p for p in paths if p not in skipped]
+    if not kept:
+        return list(paths), []
+    return kept, [f"{p}: a file, not a run folder, skipped" if os.path.isfile(p) else
+                  f"{p}: holds no run (no {RunFolder.CONFIG}, {RunFolder.LOG} or "
+                  f"{RunFolder.CHECKPOINTS}/), skipped" for p in skipped]
+
+
 def load_run(path):
     """Read the run folder ``path``; RunFolderError (one line) if it is not one."""
     if not os.path.isdir(path):

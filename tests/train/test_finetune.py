@@ -8,10 +8,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.models import get_model, initializer
-from gluon_tricks.models import gluoncv_model
-from gluon_tricks.train.loop import train
+from gluon_tricks.cli.train import resolve_with_init
+from gluon_tricks.models import get_model, gluoncv_model, initializer
 from gluon_tricks.models.weights import WeightsError, init_from
+from gluon_tricks.run.recipe import dumps
+from gluon_tricks.train.config import resolve
+from gluon_tricks.train.loop import train
 from helpers import assert_one_line_error, module_folder, subset_rec, tiny_config
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -105,12 +107,13 @@ def test_fine_tuning_beats_training_from_scratch(digits):
 
 
 def test_init_on_the_command_line(digits, tmp_path):
-    """--init is logged (what loaded, what started fresh) and recorded in config.yaml; a
-    missing or foreign file is a one-line error before the run folder exists."""
-    common = [sys.executable, TRAIN, "--recipe", os.path.join(ROOT, "recipes", "demo.yaml"),
-              "--rec-train", digits["high"][0], "--rec-val", digits["high"][1], "--epochs", "1",
-              "--set", "classes=5", "--set", "data.input_size=32", "--set", "data.num_workers=1",
-              "--set", "warmup_epochs=0", "--set", "mixup_off_epochs=0"]
+    """README's fine-tune command on a demo run (recipes/finetune/demo.yaml, --init the run
+    folder) trains: --init is logged (what loaded, what started fresh) and recorded in
+    config.yaml; a missing or foreign file is a one-line error before the run folder
+    exists."""
+    common = [sys.executable, TRAIN, "--recipe", FINETUNE_DEMO, "--rec-train",
+              digits["high"][0], "--rec-val", digits["high"][1], "--epochs", "1",
+              "--set", "classes=5", "--set", "data.num_workers=1"]
     run = tmp_path / "run"
     done = subprocess.run(common + ["--out", str(run), "--init", digits["pre"]],
                           capture_output=True, text=True, timeout=600)
@@ -118,7 +121,8 @@ def test_init_on_the_command_line(digits, tmp_path):
     log = (run / "train.log").read_text()
     n = len(get_model("resnet18_v1d", classes=5)._collect_params_with_prefix())
     assert f"--init {digits['pre']}: loaded {n} of {n} parameters" in log, log[:2000]
-    assert f"init: {digits['pre']}" in (run / "config.yaml").read_text()
+    config = (run / "config.yaml").read_text()
+    assert f"init: {digits['pre']}" in config and "input_size: 32" in config
     for bad, words in ((str(tmp_path / "none.params"), ("none.params",)),
                        (digits["high"][0], ("train.rec", "not an MXNet .params"))):
         out = tmp_path / "refused"
@@ -127,3 +131,51 @@ def test_init_on_the_command_line(digits, tmp_path):
         assert done.returncode == 2, done.stderr[-2000:]
         assert_one_line_error(done.stderr, *words)
         assert not out.exists()
+
+
+FINETUNE = os.path.join(ROOT, "recipes", "finetune")
+FINETUNE_DEMO = os.path.join(FINETUNE, "demo.yaml")
+
+
+@pytest.fixture
+def demo_run(tmp_path):
+    """A run folder as `make demo` leaves it, as far as --init reads it: its config.yaml
+    (recipes/demo.yaml: ResNet-18-D at 32 px) and a best.params."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(dumps(resolve(os.path.join(ROOT, "recipes",
+                                                                   "demo.yaml"))))
+    saved("resnet18_v1d", folder / "best.params", classes=10)
+    return str(folder)
+
+
+def test_init_of_a_run_carries_its_input_size(demo_run):
+    """A recipe that leaves the input size to the network (224 for a ResNet) fine-tunes a
+    run's weights at the run's input size; the recipe or --set can still say otherwise."""
+    r50 = os.path.join(FINETUNE, "resnet50_v1d.yaml")
+    plain = resolve_with_init(r50, [("model", "resnet18_v1d")])
+    assert plain.data.input_size == 224  # no --init: the network's own
+    cfg = resolve_with_init(r50, [("model", "resnet18_v1d"), ("init", demo_run)])
+    assert (cfg.model, cfg.data.input_size) == ("resnet18_v1d", 32)
+    for init in (os.path.join(demo_run, "best.params"),
+                 os.path.join(demo_run, "checkpoints", "epoch-0030.params")):
+        assert resolve_with_init(r50, [("model", "resnet18_v1d"),
+                                       ("init", init)]).data.input_size == 32
+    cfg = resolve_with_init(r50, [("model", "resnet18_v1d"), ("init", demo_run),
+                                  ("data.input_size", 64)])
+    assert cfg.data.input_size == 64
+    assert resolve_with_init(FINETUNE_DEMO, [("init", demo_run)]).data.input_size == 32
+
+
+def test_init_of_a_run_of_another_model_is_refused_naming_it(demo_run, tmp_path):
+    """README's ResNet-50-D fine-tune recipe on the demo run: one line naming the run's model
+    and input size and the flag that fits, before anything is built."""
+    out = tmp_path / "mine"
+    done = subprocess.run([sys.executable, TRAIN, "--recipe",
+                           os.path.join(FINETUNE, "resnet50_v1d.yaml"), "--init", demo_run,
+                           "--set", "classes=23", "--rec-train", "x.rec", "--rec-val", "y.rec",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"--init {demo_run}: weights of a resnet18_v1d run at "
+                          "32 px, not of the resnet50_v1d", "--set model=resnet18_v1d")
+    assert not out.exists()
