@@ -22,14 +22,6 @@ import sys
 import tempfile
 import time
 
-import mxnet as mx
-
-from gluon_tricks.data import DataConfig, make_loader
-from gluon_tricks.data.demo import make_demo_data
-from gluon_tricks.data.imagenet_like import make_imagenet_like
-from gluon_tricks.data.loaders import train_iter_args, val_iter_args
-from gluon_tricks.data.throughput import (AUTHORS_8_V100_IMAGES_PER_SEC, decoding_threads,
-                                          feed_estimate, gpu_demand)
 from gluon_tricks.errors import run_cli
 from gluon_tricks.markdown import markdown_header, markdown_row
 
@@ -47,6 +39,10 @@ def images_per_sec(run):
 
 def bare(cfg, rec, batch_size, train, num_batches):
     """A bare ImageRecordIter with our arguments: construction + num_batches batches."""
+    import mxnet as mx  # here and below: --help answers without importing MXNet
+
+    from gluon_tricks.data.loaders import train_iter_args, val_iter_args
+
     def run():
         args = train_iter_args(cfg, batch_size) if train else val_iter_args(cfg, batch_size)
         it = mx.io.ImageRecordIter(path_imgrec=rec, path_imgidx=os.path.splitext(rec)[0] + ".idx",
@@ -63,6 +59,8 @@ def bare(cfg, rec, batch_size, train, num_batches):
 
 def ours(cfg, rec, batch_size, train, num_batches):
     """num_batches batches of our loader, construction included."""
+    from gluon_tricks.data import make_loader
+
     def run():
         loader = make_loader(cfg, rec, batch_size, train)
         n = 0
@@ -89,6 +87,8 @@ def best_rates(runs, repeats):
 def host_table(per_thread):
     """Markdown lines: what hosts of HOSTS can feed at ``per_thread`` training img/s per
     decoding thread, next to what their GPUs consume."""
+    from gluon_tricks.data.throughput import decoding_threads, feed_estimate, gpu_demand
+
     lines = [markdown_header((
         "host cores", "GPUs", "threads, 1 process", "CPU feed, 1 process (img/s)",
         "threads, 1 process per GPU", "CPU feed, 1 process per GPU (img/s)",
@@ -103,6 +103,9 @@ def host_table(per_thread):
 
 def build_set(args, tmp):
     """The folder holding train.rec and val.rec: --data, or a set built in ``tmp``."""
+    from gluon_tricks.data.demo import make_demo_data
+    from gluon_tricks.data.imagenet_like import make_imagenet_like
+
     if args.data:
         return args.data
     if args.digits:
@@ -141,6 +144,8 @@ def main(argv=None):
     p.add_argument("--gluon-repeats", type=int, default=1,
                    help="measurements of the slow Gluon backend (default 1; 0 skips it)")
     args = p.parse_args(argv)
+    from gluon_tricks.data import DataConfig, make_loader
+    from gluon_tricks.data.throughput import AUTHORS_8_V100_IMAGES_PER_SEC
     dali = importlib.util.find_spec("nvidia") is not None and \
         importlib.util.find_spec("nvidia.dali") is not None
 

@@ -72,11 +72,7 @@ COMMANDS = sorted(os.path.join("tools", name) for name in os.listdir(os.path.joi
                   if name.endswith(".py")) + [os.path.join("recipes", "train_imagenet.py")]
 
 
-@pytest.mark.parametrize("script", [
-    pytest.param(s, marks=pytest.mark.xfail(reason="tools/bench_data.py is another part of "
-                                            "issue 24's: it imports MXNet at the top (and a "
-                                            "markdown_header report.tables no longer has)"))
-    if s.endswith("bench_data.py") else s for s in COMMANDS])
+@pytest.mark.parametrize("script", COMMANDS)
 def test_help_answers_without_importing_mxnet(script):
     """Every command line answers --help at once: MXNet (4-5 s of CPU to import) is not
     imported until the flags are read."""
