@@ -176,11 +176,12 @@ def main(argv=None):
         loop, model, size, batch = args.one.split(":")
         print(json.dumps(measure(loop, model, int(size), int(batch), args.steps, args.warmup)))
         return 0
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    # both loops on the engine the trainer's command line uses on CPU
-    os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
+    # both loops on the engine and OpenMP settings the trainer's command line uses on CPU
+    from gluon_tricks.cli.common import set_up_process
+    set_up_process(deterministic_cpu=True)
     print(f"CPU, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
-          f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, {args.steps} timed steps, "
+          f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {args.steps} timed steps, "
           f"best of {args.repeat}")
     print(markdown_header(("model", "input", "batch", "bare img/s", "ours img/s", "speed ratio",
                            "bare MiB", "ours MiB", "memory ratio")))
