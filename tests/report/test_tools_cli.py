@@ -115,7 +115,7 @@ def test_a_glob_over_runs_skips_what_holds_no_run(tool, make_run, tmp_path, monk
 @pytest.mark.parametrize("tool_name", ["validate", "predict"])
 def test_gpus_error_of_an_inference_tool_reads_as_one(tool, tmp_path, capsys, tool_name):
     """On a machine without a GPU, validate's and predict's --gpus error says to run on the
-    CPU (it once said "to train")."""
+    CPU (it once said "to train"), from the preflight, before MXNet is asked."""
     import cv2
     import mxnet as mx
     import numpy as np
@@ -137,6 +137,7 @@ def test_gpus_error_of_an_inference_tool_reads_as_one(tool, tmp_path, capsys, to
     module = tool(tool_name)
     assert module.run_cli(module.main, [str(run), *inputs, "--gpus", "0"]) == 2
     err = capsys.readouterr().err
-    assert_one_line_error(err, "--gpus 0: MXNet sees no GPU here", "leave --gpus out to run on "
-                          "the CPU")
+    # the GPU preflight answers first: it finds no GPU before MXNet is asked
+    assert_one_line_error(err, "--gpus 0: no NVIDIA GPU is known here", "leave --gpus out to "
+                          "run on the CPU")
     assert "train" not in err
