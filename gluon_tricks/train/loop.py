@@ -86,6 +86,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
     return RunResult(epochs=run.end(start, cfg.epochs), val_top1=val[0], val_top5=val[1],
                      best_top1=run.best, run_dir=out)
 
+
 def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     """§2.1 data: (train, val) loaders of this rank's shard, its batch the global batch /
     ranks (in page-locked memory for a GPU), after every check of the files that is cheap
