@@ -37,6 +37,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.errors import UserError
+    from gluon_tricks import published
     from gluon_tricks.report import tracking
     from gluon_tricks.report.figures import plot_val_top1
     from gluon_tricks.report.runs import load_run, runs_among
@@ -52,7 +53,7 @@ def main(argv=None):
                 raise UserError(f"{run.path}: its recipe names no published run; pass one, "
                                 "e.g. --published resnet50_v1d")
             for name in names:
-                reference = tracking.published_run(name)
+                reference = published.run(name)
                 rows = tracking.compare(run, reference)
                 print(f"{run.name} against the published {name} "
                       f"({reference.namespace.get('num_epochs')} epochs):")

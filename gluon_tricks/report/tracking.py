@@ -12,7 +12,6 @@ band is interpolated linearly in the epoch (the logs read in between are of one 
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import UserError
 from ..published import load
 
 SIBLINGS = ("resnet50_v1c", "resnet50_v1d")
@@ -60,14 +59,6 @@ def band(epoch, epochs):
     if epoch >= late:
         return LATE_BAND
     return EARLY_BAND + (LATE_BAND - EARLY_BAND) * (epoch - early) / (late - early)
-
-
-def published_run(name):
-    """The published run ``name``; a UserError names the known ones."""
-    runs = load()
-    if name not in runs:
-        raise UserError(f"no published run {name!r}; known: {', '.join(runs)}")
-    return runs[name]
 
 
 def compare(run, published):
