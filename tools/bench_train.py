@@ -3,6 +3,7 @@
     python tools/bench_train.py                 # ResNet-50-D at 224 and ResNet-18-D at 32, CPU
     python tools/bench_train.py --steps 30 --case resnet18_v1d:32:128
     python tools/bench_train.py --horovod       # 1 and 2 Horovod ranks on this machine
+    python tools/bench_train.py --profile --case resnet18_v1b:32:64   # where a step's time goes
 
 Both loops train the same network, hybridized as the trainer does
 (``gluon_tricks.train.nets.hybridize_student``), with the same NAG optimizer on the same in-memory batch; ours
@@ -16,13 +17,20 @@ With --horovod: images/s of our step with hvd.DistributedTrainer under
 scaling efficiency img/s(R ranks) / (R x img/s(1 rank with the same threads)). The ranks
 share the machine's cores, so this measures the cost of the gradient allreduce and of
 splitting the cores, not the scaling across GPUs or machines.
+
+With --profile: MXNet's profiler over the timed steps of our step, one table per case of the
+operators by total time (ms per step, calls per step, share of all operator time), under the
+engine and OpenMP settings of the trainer's command line. On CPU the engine runs operators one
+at a time there (the naive engine), so the shares add up to the step.
 """
 import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from gluon_tricks.markdown import markdown_header, markdown_row
@@ -31,8 +39,9 @@ CASES = ["resnet50_v1d:224:16", "resnet18_v1d:32:128"]
 HOROVOD_CASES = ["resnet18_v1d:32:64"]
 
 
-def measure(loop, model, size, batch, steps, warmup):
-    """Images/s of `steps` timed steps after `warmup` untimed ones, and peak RSS in MiB."""
+def measure(loop, model, size, batch, steps, warmup, profile=False):
+    """Images/s of `steps` timed steps after `warmup` untimed ones, and peak RSS in MiB;
+    with ``profile``, also MXNet's aggregate operator times over the timed steps."""
     import mxnet as mx
     from mxnet import autograd, gluon
 
@@ -70,12 +79,70 @@ def measure(loop, model, size, batch, steps, warmup):
             return loss
     for i in range(1, warmup + 1):
         one(i).wait_to_read()
+    if profile:
+        trace = os.path.join(tempfile.mkdtemp(prefix="bench_train_"), "profile.json")
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)
+        mx.profiler.set_state("run")
     tic = time.perf_counter()
     for i in range(warmup + 1, warmup + steps + 1):
         one(i).wait_to_read()  # one sync per step in both loops
     elapsed = time.perf_counter() - tic
-    return dict(images_per_sec=steps * batch / elapsed,
-                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result = dict(images_per_sec=steps * batch / elapsed,
+                  peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if profile:
+        mx.profiler.set_state("stop")
+        stats = json.loads(mx.profiler.dumps(format="json"))["Time"].get("operator", {})
+        result["operators"] = {name: (v["Count"], v["Total"]) for name, v in stats.items()}
+        mx.profiler.dump()
+        result["convolutions"] = convolution_times(trace, steps)
+        shutil.rmtree(os.path.dirname(trace))
+    return result
+
+
+def convolution_times(trace, steps):
+    """[(forward ms, backward ms)] per convolution in network order, averaged over the steps,
+    from the profiler's trace (each step runs the forwards in order, the backwards reversed)."""
+    with open(trace) as f:
+        events = json.load(f)["traceEvents"]
+    started, times = {}, {"Convolution": [], "_backward_Convolution": []}
+    for e in events:
+        if e.get("name") not in times:
+            continue
+        key = (e["name"], e.get("tid"))
+        if e.get("ph") == "B":
+            started[key] = e["ts"]
+        elif e.get("ph") == "E" and key in started:
+            times[e["name"]].append((e["ts"] - started.pop(key)) / 1000)
+    fwd, bwd = times["Convolution"], times["_backward_Convolution"]
+    n = len(fwd) // steps
+    if n == 0 or len(bwd) != len(fwd):
+        return []
+    mean = [[sum(t[s * n + i] for s in range(steps)) / steps for i in range(n)]
+            for t in (fwd, bwd)]
+    return list(zip(mean[0], reversed(mean[1])))
+
+
+def print_profile(case, result, steps):
+    """One --profile table: operators by total time, per step."""
+    ops = sorted(result["operators"].items(), key=lambda kv: -kv[1][1])
+    total = sum(ms for _, ms in result["operators"].values())
+    step_ms = 1000 * int(case.split(":")[2]) / result["images_per_sec"]
+    print(f"\n{case}: {result['images_per_sec']:.1f} img/s, {step_ms:.1f} ms per step, of which "
+          f"{total / steps:.1f} ms in operators")
+    print(markdown_header(("operator", "calls/step", "ms/step", "share of operator time")))
+    shown = 0.0
+    for name, (count, ms) in ops[:12]:
+        shown += ms
+        print(markdown_row((name, f"{count / steps:g}", f"{ms / steps:.1f}",
+                            f"{ms / total:.1%}")))
+    if len(ops) > 12:
+        print(markdown_row((f"{len(ops) - 12} others", "", f"{(total - shown) / steps:.1f}",
+                            f"{(total - shown) / total:.1%}")))
+    if result["convolutions"]:
+        print(f"\n{case}: each convolution, in network order (ms per step)")
+        print(markdown_header(("convolution", "forward ms", "backward ms", "backward / forward")))
+        for i, (f, b) in enumerate(result["convolutions"], start=1):
+            print(markdown_row((i, f"{f:.2f}", f"{b:.2f}", f"{b / f:.1f}")))
 
 
 def measure_rank(model, size, batch, steps, warmup):
@@ -161,6 +228,8 @@ def main(argv=None):
                    help="images/s of 1 and 2 Horovod ranks (horovodrun --gloo) on this "
                    "machine and the scaling efficiency; BATCH is per rank; default case: "
                    + ", ".join(HOROVOD_CASES))
+    p.add_argument("--profile", action="store_true",
+                   help="MXNet's profiler over our step: operators by time, per case")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: "LOOP:MODEL:SIZE:BATCH"
     p.add_argument("--one-rank", help=argparse.SUPPRESS)  # internal: "MODEL:SIZE:BATCH"
     args = p.parse_args(argv)
@@ -174,7 +243,8 @@ def main(argv=None):
         return bench_horovod(args.case, args.steps, args.warmup, args.repeat)
     if args.one:
         loop, model, size, batch = args.one.split(":")
-        print(json.dumps(measure(loop, model, int(size), int(batch), args.steps, args.warmup)))
+        print(json.dumps(measure(loop, model, int(size), int(batch), args.steps, args.warmup,
+                                 profile=args.profile)))
         return 0
     # both loops on the engine and OpenMP settings the trainer's command line uses on CPU
     from gluon_tricks.cli.common import set_up_process
@@ -183,6 +253,13 @@ def main(argv=None):
           f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {args.steps} timed steps, "
           f"best of {args.repeat}")
+    if args.profile:
+        for case in args.case or CASES:
+            out = subprocess.run([sys.executable, __file__, "--one", f"ours:{case}", "--profile",
+                                  "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                                 capture_output=True, text=True, check=True).stdout
+            print_profile(case, json.loads(out.strip().splitlines()[-1]), args.steps)
+        return 0
     print(markdown_header(("model", "input", "batch", "bare img/s", "ours img/s", "speed ratio",
                            "bare MiB", "ours MiB", "memory ratio")))
     for case in args.case or CASES:
