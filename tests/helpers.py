@@ -67,10 +67,11 @@ def write_rec(prefix, images_rgb, labels, img_fmt=".png"):
     return prefix + ".rec"
 
 
-def subset_rec(src, dst_prefix, keep, relabel=None):
-    """The records of ``src`` whose label is in ``keep``, written as dst_prefix.rec/.idx
-    with labels mapped by ``relabel`` (a dict; default: unchanged), image bytes as they are.
-    Returns the .rec path."""
+def subset_rec(src, dst_prefix, keep=None, relabel=None, limit=None):
+    """The records of ``src`` whose label is in ``keep`` (default: every label), at most
+    ``limit`` of them in their order in ``src``, written as dst_prefix.rec/.idx with labels
+    mapped by ``relabel`` (a dict; default: unchanged), image bytes as they are. Returns
+    the .rec path."""
     from mxnet import recordio
 
     r = recordio.MXIndexedRecordIO(src[:-4] + ".idx", src, "r")
@@ -79,7 +80,9 @@ def subset_rec(src, dst_prefix, keep, relabel=None):
     for key in sorted(r.keys):
         header, img = recordio.unpack(r.read_idx(key))
         label = int(header.label)
-        if label in keep:
+        if n == limit:
+            break
+        if keep is None or label in keep:
             new = (relabel or {}).get(label, label)
             w.write_idx(n, recordio.pack(recordio.IRHeader(0, float(new), n, 0), img))
             n += 1

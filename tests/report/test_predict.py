@@ -11,7 +11,7 @@ import pytest
 
 from gluon_tricks.data import DataConfig
 from gluon_tricks.infer.predict import transform
-from helpers import assert_one_line_error, module_folder
+from helpers import assert_one_line_error
 
 from conftest import TOOLS
 
@@ -24,11 +24,9 @@ def predict(*args):
 
 
 @pytest.fixture(scope="module")
-def run(demo32, trainer, tmp_path_factory):
-    with module_folder(tmp_path_factory, "predict") as root:
-        yield trainer(demo32, root / "run", "--epochs", "3", "--set", "warmup_epochs=0",
-                      "--set", "base_lr_per_256=0.4", "--set", "data.min_area=0.5",
-                      "--set", "mixup_alpha=0", "--set", "mixup_off_epochs=0")
+def run(trained_demo):
+    """`make demo`'s run, read only."""
+    return trained_demo
 
 
 @pytest.mark.parametrize("shape", [(53, 40), (40, 53), (32, 32)])

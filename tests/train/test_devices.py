@@ -89,20 +89,21 @@ def test_checkpoints_hold_one_device_copy_unchanged(tmp_path):
         assert saved.dtype == np.float16 and np.all(saved.asnumpy() == value)
 
 
-def test_two_device_run_saves_the_network_it_validated(demo32, tmp_path):
+def test_two_device_run_saves_the_network_it_validated(small32, tmp_path):
     """A 2-epoch run on two devices: the best epoch's logged top-1 is what best.params
     scores on one device (within one image of float rounding in the split batch)."""
     run = str(tmp_path / "run")
-    train(tiny_config(epochs=2, mixup_alpha=0.0), demo32["train"], demo32["val"], run,
+    train(tiny_config(epochs=2, mixup_alpha=0.0), small32["train"], small32["val"], run,
           contexts=TWO)
     with open(os.path.join(run, "best.json")) as f:
         best = json.load(f)
     net = get_model("resnet18_v1d", classes=10)
     net.load_parameters(os.path.join(run, "best.params"), ctx=mx.cpu())
     _, val = gt_data.make_loaders(gt_data.DataConfig(input_size=32, num_workers=1),
-                                  demo32["train"], demo32["val"], 64)
+                                  small32["train"], small32["val"], 64)
     top1, _, n = evaluate(net, val, [mx.cpu()], "float32", SingleProcess())
-    assert n == 360 and abs(top1 - best["val_top1"]) <= 1 / 360 + 1e-9, (top1, best)
+    assert n == small32["val_images"], n
+    assert abs(top1 - best["val_top1"]) <= 1 / n + 1e-9, (top1, best)
 
 
 def test_mixup_runs_on_each_device_within_its_share():
@@ -172,14 +173,14 @@ train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, launch=Launch(**kwargs
 """
 
 
-def test_two_device_resume_is_exact(demo32, tmp_path):
+def test_two_device_resume_is_exact(small32, tmp_path):
     """Two epochs on two devices, straight and as 1 + resume: bit-equal weights and running
     statistics. Run under MXNet's naive engine, as the CLI runs on CPU: the threaded engine
     lets the two CPU 'devices' run at once on shared cores, and oneDNN then sums in an
     order that depends on timing (two identical straight runs differ too)."""
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__)),
-                                           train=demo32["train"], val=demo32["val"]))
+                                           train=small32["train"], val=small32["val"]))
     env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
     for run, how in (("straight", "2"), ("split", "1"), ("split", "resume")):
         done = subprocess.run([sys.executable, str(script), str(tmp_path / run), how], env=env,

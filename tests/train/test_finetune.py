@@ -95,9 +95,9 @@ def test_fine_tuning_beats_training_from_scratch(digits):
     """Three epochs on digits 5-9 from the digits-0-4 network (lr 0.1 per 256) against three
     epochs from scratch (lr 0.4 per 256, the setting that learns best from scratch). On an
     AMD EPYC, seeds 0-3: fine-tuned 64-74%, scratch 39-52%, the difference 12-35 points;
-    the test asks for 8 points on the mean of three seeds."""
+    the test asks for 8 points on the mean of two seeds."""
     tuned, scratch = [], []
-    for seed in (0, 1, 2):
+    for seed in (0, 1):
         for init, lr, results in ((digits["pre"], 0.1, tuned), (None, 0.4, scratch)):
             out = str(digits["root"] / f"high_{seed}_{'init' if init else 'scratch'}")
             cfg = tiny_config(**dict(LEARNS, base_lr_per_256=lr), epochs=3, seed=seed,

@@ -33,16 +33,16 @@ def old_checkout(dest):
 
 
 @pytest.fixture(scope="module")
-def old_run(demo32, tmp_path_factory):
+def old_run(small32, tmp_path_factory):
     """One epoch of a 2-epoch run trained by the old trainer (its own code on PYTHONPATH),
     with the old spellings in its config."""
     with module_folder(tmp_path_factory, "old") as root:
-        yield _old_run(demo32, old_checkout(root / "code"), str(root / "run"))
+        yield _old_run(small32, old_checkout(root / "code"), str(root / "run"))
 
 
-def _old_run(demo32, code, run):
+def _old_run(small32, code, run):
     argv = [sys.executable, os.path.join(code, "recipes", "train_imagenet.py"),
-            "--rec-train", demo32["train"], "--rec-val", demo32["val"], "--out", run,
+            "--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
             "--set", "model=resnet18_v1d", "--set", "classes=10", "--set", "input_size=32",
             "--batch-size", "64", "--epochs", "2", "--set", "label_smoothing=0.1",
             "--set", "label_smoothing_mode=mxnet", "--set", "data.num_workers=1",
