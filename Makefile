@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 DEMO_DATA := data/demo
 DEMO_RUN  := runs/demo
 
-.PHONY: demo test install horovod onnx dali figures ablation transfer clean gpu-install gpu-libs-check
+.PHONY: demo test test-slow install horovod onnx dali figures ablation transfer clean gpu-install gpu-libs-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -97,7 +97,12 @@ transfer: demo $(SCENES)/voc/VOC2007/ImageSets/Main/test.txt
 	$(PY) tools/results_table.py runs/digits_detection runs/digits_segmentation
 
 test: install horovod onnx dali
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
+
+# What `make test` leaves out: the Tables 8 and 9 miniatures (make demo's run as the backbone,
+# then Faster-RCNN and FCN from it and from a random one), about 15 minutes on 2 cores.
+test-slow: install
+	$(PY) -m pytest -q -m slow tests
 
 # The committed figures and tables under docs/results are redrawn only by these targets
 # (the tools themselves write under runs/ unless told otherwise).

@@ -1,7 +1,11 @@
 """Tables 8 and 9 in miniature, on real data: a digits-trained ResNet-18-D backbone gives
 GluonCV's Faster-RCNN a clearly higher mAP, and its FCN a clearly higher mIoU, on the digit
 scenes than a random backbone after the same few updates; the transfer runs resume exactly,
-feed the results table, and refuse bad input in one line before writing anything."""
+feed the results table, and refuse bad input in one line before writing anything.
+
+The comparisons with a random backbone (marked slow, `make test-slow`: make demo's 30-epoch
+run and four transfer runs, about 15 minutes on 2 cores) are left out of `make test`; what
+a run does is tested there on a backbone that learned for a minute."""
 import json
 import os
 import subprocess
@@ -61,6 +65,13 @@ def few_scenes(folder):
 
 
 @pytest.fixture(scope="module")
+def small_backbone(learned32):
+    """A ResNet-18-D that learned the digits for a minute (about 80% top-1): enough for the
+    tests of what a transfer run does."""
+    return learned32
+
+
+@pytest.fixture(scope="module")
 def backbone(trained_demo):
     """ResNet-18-D trained on the digits: `make demo`'s run (the demo recipe, 30 epochs,
     about 97% top-1). A backbone of 15 epochs (about 93%) halved the transfer margins, and
@@ -86,6 +97,7 @@ def segmentation_runs(folder, scenes, backbone):
     return tuple(map(str, runs))
 
 
+@pytest.mark.slow
 def test_pretrained_backbone_gives_faster_rcnn_a_higher_map(detection_runs):
     pretrained, random = (last_epoch(r)["val_map"] for r in detection_runs)
     print(f"mAP after 1 epoch: pretrained {pretrained:.4f}, random {random:.4f}")
@@ -93,6 +105,7 @@ def test_pretrained_backbone_gives_faster_rcnn_a_higher_map(detection_runs):
     assert pretrained > random + 0.15, (pretrained, random)
 
 
+@pytest.mark.slow
 def test_pretrained_backbone_gives_fcn_a_higher_miou(segmentation_runs):
     pretrained, random = (last_epoch(r) for r in segmentation_runs)
     print(f"mIoU, pixAcc after 8 epochs: pretrained {pretrained['val_miou']:.4f}, "
@@ -103,12 +116,12 @@ def test_pretrained_backbone_gives_fcn_a_higher_miou(segmentation_runs):
     assert pretrained["val_pixacc"] > random["val_pixacc"]
 
 
-def test_a_resumed_run_equals_an_unbroken_one(folder, few_scenes, backbone):
+def test_a_resumed_run_equals_an_unbroken_one(folder, few_scenes, small_backbone):
     """Weights, optimizer state and the per-epoch seeds come back: 1 epoch + resume is
     bit-identical to 2 epochs (CPU, naive engine, in-process data loading, one OpenMP
     thread: with two, two identical FCN runs differ, docs/notes.md §4)."""
     straight, broken = folder / "straight", folder / "broken"
-    flags = ("--backbone", backbone, "--epochs", "2")
+    flags = ("--backbone", small_backbone, "--epochs", "2")
     transfer(SEGMENTATION, few_scenes["ade"], straight, *flags, OMP_NUM_THREADS="1")
     transfer(SEGMENTATION, few_scenes["ade"], broken, *flags, "--stop-after", "1",
              OMP_NUM_THREADS="1")
@@ -122,7 +135,7 @@ def test_a_resumed_run_equals_an_unbroken_one(folder, few_scenes, backbone):
     assert last_epoch(straight)["val_miou"] == last_epoch(broken)["val_miou"]
 
 
-def test_two_devices_train_and_checkpoint_one_network(folder, scenes, backbone):
+def test_two_devices_train_and_checkpoint_one_network(folder, scenes, small_backbone):
     """Two CPU contexts stand in for two GPUs: GluonCV's data-parallel model and criterion
     split each batch, and the checkpoint holds every parameter once. SyncBatchNorm cannot
     run on CPU contexts and is refused in one line."""
@@ -130,18 +143,19 @@ def test_two_devices_train_and_checkpoint_one_network(folder, scenes, backbone):
     from gluon_tricks.transfer.config import resolve
     from gluon_tricks.transfer.loop import train_transfer
     devices = [mx.cpu(0), mx.cpu(1)]
-    cfg = resolve(SEGMENTATION, [("epochs", 1), ("backbone", backbone)])
+    cfg = resolve(SEGMENTATION, [("epochs", 1), ("backbone", small_backbone)])
     out = folder / "two_devices"
     result = train_transfer(cfg, scenes["ade"], str(out), contexts=devices)
     assert 0 < result.metrics["val_miou"] < 1 and 0.5 < result.metrics["val_pixacc"] < 1
     saved = mx.nd.load(str(out / "checkpoints" / "epoch-0001.params"))
     assert all(np.isfinite(v.asnumpy()).all() for v in saved.values())
     with pytest.raises(RunError, match="syncbn needs GPUs"):
-        train_transfer(resolve(SEGMENTATION, [("syncbn", True), ("backbone", backbone)]),
+        train_transfer(resolve(SEGMENTATION, [("syncbn", True), ("backbone", small_backbone)]),
                        scenes["ade"], str(folder / "sync"), contexts=devices)
     assert not (folder / "sync").exists()
 
 
+@pytest.mark.slow
 def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs):
     done = run(os.path.join(ROOT, "tools", "results_table.py"), *detection_runs,
                *segmentation_runs)
@@ -156,19 +170,20 @@ def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs):
                                             abs=0.006)
 
 
-def test_bad_input_is_one_line_and_writes_nothing(folder, scenes, backbone, demo32, capsys):
+def test_bad_input_is_one_line_and_writes_nothing(folder, scenes, small_backbone, demo32,
+                                                  capsys):
     out = str(folder / "refused")
     cases = [
-        ((SEGMENTATION, str(folder / "nowhere"), "--backbone", backbone),
+        ((SEGMENTATION, str(folder / "nowhere"), "--backbone", small_backbone),
          ["nowhere", "ADEChallengeData2016"]),
         ((DETECTION, scenes["voc"]), ["--backbone is required", "pretrained=false"]),
         ((DETECTION, scenes["voc"], "--backbone", str(folder / "missing.params")),
          ["missing.params", "--backbone"]),
         ((DETECTION, scenes["voc"], "--backbone", demo32["train"]),
          ["train.rec", "not an MXNet .params file"]),
-        ((DETECTION, scenes["voc"], "--backbone", backbone, "--set",
+        ((DETECTION, scenes["voc"], "--backbone", small_backbone, "--set",
           "backbone_model=resnet50_v1d"), ["does not hold resnet50_v1d parameters"]),
-        ((SEGMENTATION, scenes["ade"], "--backbone", backbone, "--set", "crop_size=-1"),
+        ((SEGMENTATION, scenes["ade"], "--backbone", small_backbone, "--set", "crop_size=-1"),
          ["--set crop_size", "[1, inf)"]),
     ]
     for (recipe, data, *flags), words in cases:
