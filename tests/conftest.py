@@ -1,16 +1,10 @@
 """Fixtures shared by the test folders: the digits demo set, built once per session, and a
 small slice of it for the tests of plumbing, and `make demo`'s trained run."""
-import os
-import subprocess
-import sys
-
 import pytest
 
 from gluon_tricks.data.demo import make_demo_data
 
-from helpers import subset_rec
-
-ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+from helpers import subset_rec, train_run
 
 # the slice: 6 training batches of 64 and a last validation batch of 56, every digit in both
 SMALL_TRAIN, SMALL_VAL = 384, 120
@@ -35,25 +29,15 @@ def small32(demo32, tmp_path_factory):
     return dict(sets, train_images=SMALL_TRAIN, val_images=SMALL_VAL)
 
 
-def _train(out, *flags):
-    argv = [sys.executable, os.path.join(ROOT, "recipes", "train_imagenet.py"), "--recipe",
-            os.path.join(ROOT, "recipes", "demo.yaml"), "--out", str(out), *flags]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600,
-                          env=dict(os.environ, MPLBACKEND="Agg"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return str(out)
-
-
 @pytest.fixture(scope="session")
 def learned32(demo32, tmp_path_factory):
     """A run folder of the demo recipe shortened to what learns in a minute: 4 epochs,
     no warmup or mixup, crops of at least half the image, lr 0.4 per 256, label smoothing
     0.1 (about 80% top-1 on an AMD EPYC). Read only: tests copy or --init it."""
-    return _train(tmp_path_factory.mktemp("learned32") / "run", "--rec-train",
-                  demo32["train"], "--rec-val", demo32["val"], "--epochs", "4",
-                  "--set", "warmup_epochs=0", "--set", "base_lr_per_256=0.4",
-                  "--set", "data.min_area=0.5", "--set", "mixup_alpha=0",
-                  "--set", "mixup_off_epochs=0")
+    return train_run(demo32, tmp_path_factory.mktemp("learned32") / "run", "--epochs", "4",
+                     "--set", "warmup_epochs=0", "--set", "base_lr_per_256=0.4",
+                     "--set", "data.min_area=0.5", "--set", "mixup_alpha=0",
+                     "--set", "mixup_off_epochs=0")
 
 
 @pytest.fixture(scope="session")
@@ -61,5 +45,4 @@ def trained_demo(demo32, tmp_path_factory):
     """The run folder `make demo` leaves (recipes/demo.yaml: ResNet-18-D, 30 epochs of the
     paper's bag with label smoothing 0.1 and mixup, about 97% top-1), trained once per
     session: the backbone of the transfer miniatures (tests marked slow)."""
-    return _train(tmp_path_factory.mktemp("trained_demo") / "run", "--rec-train",
-                  demo32["train"], "--rec-val", demo32["val"])
+    return train_run(demo32, tmp_path_factory.mktemp("trained_demo") / "run", timeout=3600)

@@ -1,12 +1,17 @@
 """What many tests share: the one-line error check, the tiny training setting (ResNet-18-D
 on the 32 px digits with the paper's bag) as a TrainConfig and as command-line flags, and a
-RecordIO writer that does not use our packer, and the module-wide scratch folder."""
+RecordIO writer that does not use our packer, the module-wide scratch folder, and a real
+training run through the command line."""
 import contextlib
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 from gluon_tricks.train.config import TrainConfig
 
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 MXNET_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \.\./src/")  # MXNet's own INFO lines
 
 # batch 64 at lr 0.2, 2 epochs (1 of warmup), cosine, zero gamma, no bias decay, label
@@ -26,6 +31,19 @@ def module_folder(tmp_path_factory, name):
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def train_run(digits, out, *flags, recipe="recipes/demo.yaml", timeout=600):
+    """Train a real run folder ``out`` on ``digits`` ({'train': .rec, 'val': .rec}) with
+    recipe (relative to the project) and extra trainer flags through
+    recipes/train_imagenet.py; asserts the trainer succeeded. Returns str(out)."""
+    argv = [sys.executable, os.path.join(ROOT, "recipes", "train_imagenet.py"), "--recipe",
+            os.path.join(ROOT, recipe), "--rec-train", digits["train"], "--rec-val",
+            digits["val"], "--out", str(out), *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, MPLBACKEND="Agg"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return str(out)
 
 
 def tiny_config(**changes):

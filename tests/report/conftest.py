@@ -2,26 +2,14 @@
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
+from helpers import train_run
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOLS = os.path.join(ROOT, "tools")
-TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
-
-
-def train_run(demo32, out, *flags, recipe="recipes/demo.yaml"):
-    """Train a real run folder ``out`` on the 32 px digits with recipe (relative to the
-    project) and extra trainer flags; asserts the trainer succeeded. Returns str(out)."""
-    argv = [sys.executable, TRAIN, "--recipe", os.path.join(ROOT, recipe), "--rec-train",
-            demo32["train"], "--rec-val", demo32["val"], "--out", str(out), *flags]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, MPLBACKEND="Agg"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return str(out)
 
 
 def load_tool(name):
