@@ -14,7 +14,15 @@ Validation errors are stored as accuracies in percent, ``100 * (1 - err)``, like
 label smoothing GluonCV's ``accuracy`` is not a top-1 accuracy.
 
 Where only parts of a log were read, :attr:`PublishedRun.read_ranges` says which characters;
-:attr:`PublishedRun.complete` is True when they cover the whole file.
+:attr:`PublishedRun.complete` is True when they cover the whole file (every run of the
+committed data file was read whole).
+
+Not every validation line of a published log is a measurement: ``resnet152_v1d.log`` prints
+``err-top1 = err-top5 = 1 - epoch/120`` at every epoch, a placeholder that ends at "99.17%".
+:attr:`PublishedRun.validity` says so, with the reason (:func:`curve_defect` finds it when
+the data file is built); such a run's :attr:`~PublishedRun.curve` is empty and its
+:attr:`~PublishedRun.final` None, so that nothing prints or compares against it as the
+authors' accuracy. Its lr lines and Namespace stay usable.
 """
 import ast
 import functools
@@ -37,6 +45,9 @@ _SPEED = re.compile(_PREFIX + r"\[Epoch (\d+)\] speed: ([0-9.]+) samples/sec\s+"
                     r"time cost: ([0-9.]+)\s*$", re.M)
 _VAL = re.compile(_PREFIX + r"\[Epoch (\d+)\] validation: err-top1=([0-9.]+) "
                   r"err-top5=([0-9.]+)\s*$", re.M)
+
+
+MEASURED = "measured"
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,21 @@ class PublishedRun(ParsedLog):
     sh_path: Optional[str] = None
     sh_commit: Optional[str] = None
     command: Optional[str] = None
+    # MEASURED, or why the validation lines are not a measurement (see curve_defect)
+    validity: str = MEASURED
+
+    @property
+    def curve_measured(self):
+        """True when the validation lines are measurements (:attr:`validity`)."""
+        return self.validity == MEASURED
+
+    @property
+    def curve(self):
+        """The epoch records that have a measured validation accuracy, in order: empty when
+        :attr:`validity` flags the log's validation lines."""
+        if not self.curve_measured:
+            return ()
+        return tuple(e for e in self.epochs if e.top1 is not None)
 
     @property
     def complete(self):
@@ -93,13 +119,42 @@ class PublishedRun(ParsedLog):
 
     @property
     def final(self):
-        """The last epoch record that has a validation accuracy (None if none has)."""
-        return next((e for e in reversed(self.epochs) if e.top1 is not None), None)
+        """The last epoch record of :attr:`curve`: the authors' final validation accuracy
+        (None if the log has no measured validation)."""
+        return self.curve[-1] if self.curve else None
+
+    def summary(self):
+        """One line for tables: ``"name: final top-1"`` (percent), or the name and why the
+        log gives no accuracy."""
+        if self.final is not None:
+            return f"{self.name}: {self.final.top1:.2f}"
+        if not self.curve_measured:
+            return f"{self.name}: validation flagged ({self.validity.split(':')[0]})"
+        return f"{self.name}: no validation logged"
 
 
 def _accuracy(err):
     """A logged error (a fraction) as an accuracy in percent, to the log's precision."""
     return round(100 * (1 - float(err)), 4)
+
+
+def curve_defect(epochs, num_epochs):
+    """Why the validation records ``epochs`` (:class:`PublishedEpoch`) of a run of
+    ``num_epochs`` epochs are not a measurement, or None when nothing says they are not.
+
+    A real top-5 error is below the top-1 error (the true class among five guesses is
+    likelier than as the first): a log whose two errors are equal at every epoch did not
+    measure them. When they also equal ``1 - epoch/num_epochs`` (to the printed 6 digits),
+    the reason names the placeholder."""
+    logged = [e for e in epochs if e.top1 is not None]
+    if not logged or any(e.top1 != e.top5 for e in logged):
+        return None
+    if all(abs(e.top1 - 100 * e.epoch / num_epochs) < 1e-3 for e in logged):
+        return (f"placeholder, not a measurement: every validation line prints err-top1 = "
+                f"err-top5 = 1 - epoch/{num_epochs}, so the 'accuracy' climbs linearly to "
+                f"{logged[-1].top1:.2f}%; the lr lines and Namespace are the run's")
+    return ("not a measurement: every validation line prints err-top1 = err-top5, which "
+            "no real evaluation gives")
 
 
 def parse_namespace(line, source="<text>"):
@@ -184,7 +239,9 @@ def read_folder(folder, sources):
     """The runs of ``folder``: for each entry ``name`` of ``sources`` (a dict as
     ``sources.json`` holds it: ``log_path``, ``log_commit``, ``log_chars``, ``read_ranges``
     and optionally ``sh_path``/``sh_commit``), ``folder/name.log`` parsed and
-    ``folder/name.sh`` verbatim. Returns [PublishedRun] in the order of ``sources``."""
+    ``folder/name.sh`` verbatim. An entry's ``validity`` (a reason) flags a curve by hand;
+    otherwise :func:`curve_defect` decides. Returns [PublishedRun] in the order of
+    ``sources``."""
     runs = []
     for name, src in sources.items():
         log_file = os.path.join(folder, f"{name}.log")
@@ -203,7 +260,10 @@ def read_folder(folder, sources):
             log_path=src["log_path"], log_commit=src["log_commit"],
             sh_path=src.get("sh_path"), sh_commit=src.get("sh_commit"), command=command,
             log_chars=int(src["log_chars"]),
-            read_ranges=tuple(tuple(r) for r in src["read_ranges"])))
+            read_ranges=tuple(tuple(r) for r in src["read_ranges"]),
+            validity=src.get("validity") or curve_defect(
+                parsed.epochs, parsed.namespace.get("num_epochs", len(parsed.epochs)))
+            or MEASURED))
     return runs
 
 
@@ -229,7 +289,7 @@ def _to_json(run):
     return {"name": run.name, "log_path": run.log_path, "log_commit": run.log_commit,
             "sh_path": run.sh_path, "sh_commit": run.sh_commit, "command": run.command,
             "log_chars": run.log_chars, "read_ranges": [list(r) for r in run.read_ranges],
-            "namespace": run.namespace, "lr_every": every,
+            "validity": run.validity, "namespace": run.namespace, "lr_every": every,
             "lr": _lr_segments(run.lr, every),
             "epochs": [[getattr(e, k) for k in _EPOCH_FIELDS] for e in run.epochs]}
 
@@ -242,14 +302,16 @@ def _from_json(d):
                         log_path=d["log_path"], log_commit=d["log_commit"],
                         sh_path=d["sh_path"], sh_commit=d["sh_commit"], command=d["command"],
                         log_chars=d["log_chars"],
-                        read_ranges=tuple(tuple(r) for r in d["read_ranges"]))
+                        read_ranges=tuple(tuple(r) for r in d["read_ranges"]),
+                        validity=d["validity"])
 
 
 _ABOUT = ("GluonCV's published ImageNet runs (dmlc/web-data, gluoncv/logs/classification/"
           "imagenet/), condensed by tools/condense_published_logs.py; read with "
           "gluon_tricks.published.load(). lr: [epoch, first batch, [lr every lr_every "
           "batches]]; epochs: [" + ", ".join(_EPOCH_FIELDS) + "], top1/top5 = validation "
-          "accuracy in percent (100 * (1 - logged error)).")
+          "accuracy in percent (100 * (1 - logged error)); validity: 'measured', or why the "
+          "validation lines are not a measurement (never an accuracy of the authors').")
 
 
 def write(runs, path=DATA_FILE):

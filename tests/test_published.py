@@ -117,7 +117,6 @@ def test_resnet50_v1d_mixup_facts(runs):
     ("resnet50_v1", (0, 49, 0.003133), (119, 0.234594, 0.069057)),
     ("resnet101_v1d", (0, 49, 0.003133), (119, 0.202129, 0.052276)),
     ("resnet101_v1d-mixup", (0, 49, 0.003133), (199, 0.196409, 0.049366)),
-    ("resnet152_v1d", (0, 49, 0.000783), (119, 0.008333, 0.008333)),
     ("resnet152_v1d-mixup", (0, 49, 0.000196), (199, 0.194431, 0.047256)),
     ("resnet18_v1b", (0, 49, 0.003133), (119, 0.291235, 0.101383)),
     ("resnet34_v1b", (0, 49, 0.003133), (119, 0.253268, 0.079620)),
@@ -132,15 +131,71 @@ def test_log_facts(runs, name, first_lr, last_val):
         (epoch, pytest.approx(100 * (1 - err1)), pytest.approx(100 * (1 - err5)))
 
 
+def test_resnet152_v1d_validation_is_flagged(runs):
+    """resnet152_v1d.log's validation lines are a placeholder, read by hand: "[Epoch 0]
+    validation: err-top1=1.000000 err-top5=1.000000" ... "[Epoch 119] validation:
+    err-top1=0.008333 err-top5=0.008333", i.e. 1 - epoch/120 at every epoch. The data keep
+    what the log prints and flag it: no final accuracy, no curve; its lr lines stay (its
+    first, "Epoch[0] Batch [49] ... lr=0.000783") and its Namespace."""
+    r = runs["resnet152_v1d"]
+    assert not r.curve_measured and "placeholder" in r.validity and "1 - epoch/120" in r.validity
+    assert r.final is None and r.curve == ()
+    assert len(r.epochs) == 120
+    for e in r.epochs:
+        assert e.top1 == e.top5 == pytest.approx(100 * (1 - (1 - e.epoch / 120)), abs=1e-4)
+    assert (r.epochs[-1].epoch, r.epochs[-1].top1) == (119, pytest.approx(100 * (1 - 0.008333)))
+    assert r.lr[0] == (0, 49, 0.000783) and r.namespace["lr"] == 0.2
+    assert r.summary() == "resnet152_v1d: validation flagged (placeholder, not a measurement)"
+    assert {n for n, other in runs.items() if not other.curve_measured} == {"resnet152_v1d"}
+
+
+def test_curve_defect_finds_placeholders_only():
+    """Equal top-1 and top-5 errors at every epoch are no measurement; on a 1 - epoch/N line
+    the reason names the placeholder. A real log (top-5 error below top-1) is not flagged."""
+    def epochs(errors):
+        return [published.PublishedEpoch(epoch=i, top1=100 * (1 - a), top5=100 * (1 - b))
+                for i, (a, b) in enumerate(errors)]
+    placeholder = epochs([(1 - i / 4, 1 - i / 4) for i in range(4)])
+    assert "1 - epoch/4" in published.curve_defect(placeholder, 4)
+    constant = epochs([(0.5, 0.5)] * 3)
+    assert "err-top1 = err-top5" in published.curve_defect(constant, 3)
+    assert "placeholder" not in published.curve_defect(constant, 3)
+    assert published.curve_defect(epochs([(0.9, 0.8), (0.5, 0.5)]), 2) is None
+    log = published.parse_log(NEW_FORMAT)
+    assert published.curve_defect(log.epochs, 200) is None
+
+
+def test_flagged_in_sources_or_by_detection(tmp_path):
+    """read_folder flags a placeholder log by itself, and a curve that sources.json flags by
+    hand; the flag survives the data file."""
+    head = NEW_FORMAT.split("[Epoch 0] training")[0]
+    placeholder = head + "".join(f"[Epoch {e}] validation: err-top1={1 - e / 200:f} "
+                                 f"err-top5={1 - e / 200:f}\n" for e in range(3))
+    (tmp_path / "fake.log").write_text(placeholder)
+    (tmp_path / "real.log").write_text(NEW_FORMAT)
+    src = {"log_path": "p", "log_commit": "0" * 40, "read_ranges": [[0, 1]]}
+    sources = {"fake": dict(src, log_chars=len(placeholder)),
+               "real": dict(src, log_chars=len(NEW_FORMAT), validity="copied from another run")}
+    fake, real = published.read_folder(str(tmp_path), sources)
+    assert "1 - epoch/200" in fake.validity and fake.final is None
+    assert real.validity == "copied from another run" and real.curve == ()
+    path = str(tmp_path / "runs.json")
+    published.write([fake, real], path)
+    assert published.load(path) == {"fake": fake, "real": real}
+
+
 def test_whole_logs(runs):
-    """The runs whose whole log was read have every lr line (25 per epoch) and every epoch."""
-    whole = {n for n, r in runs.items() if r.complete}
-    assert whole == {"resnet50_v1d-mixup", "resnet50_v1d", "resnet50_v1b", "mobilenet1.0"}
-    for name in whole:
-        r = runs[name]
-        epochs = r.namespace["num_epochs"]
-        assert len(r.lr) == 25 * epochs and [e.epoch for e in r.epochs] == list(range(epochs))
+    """Every log was read whole (one range, the whole file) and has every lr line (one per
+    log_interval batches of the script's num_batches, 25 per epoch at a global batch of
+    1024) and every epoch."""
+    for name, r in runs.items():
+        assert r.read_ranges == ((0, r.log_chars),) and r.complete, name
+        ns = r.namespace
+        epochs = ns["num_epochs"]
+        lines = 1281167 // (ns["batch_size"] * ns["num_gpus"]) // ns["log_interval"]
+        assert len(r.lr) == lines * epochs and [e.epoch for e in r.epochs] == list(range(epochs))
         assert all(e.top1 is not None and e.samples_per_sec for e in r.epochs), name
+    assert len(runs["resnet50_v1d"].lr) == 25 * 120
     # mobilenet1.0.log, mid-run: "[Epoch 57] speed: 5642 samples/sec", "err-top1=0.409598
     # err-top5=0.176100"
     e57 = runs["mobilenet1.0"].epochs[57]

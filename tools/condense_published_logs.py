@@ -13,6 +13,15 @@ gluoncv/logs/classification/imagenet/, and a sources.json that says where each c
                             "sh_path": "gluoncv/logs/.../resnet50_v1d-mixup.sh",
                             "sh_commit": "<40 hex>"}, ...}
 
+An entry may add "validity": "<reason>" to flag a curve whose validation lines are not a
+measurement; without it gluon_tricks.published.curve_defect decides (it flags
+resnet152_v1d.log, whose validation lines are a placeholder). A flagged run keeps its lr and
+Namespace, and no table or figure shows its curve as the authors'.
+
+Every log of the committed data file was read whole: read_ranges is one range, the whole
+file. To rebuild it from a git copy of dmlc/web-data, write each file at the commit the data
+file records (``git show COMMIT:PATH > FOLDER/NAME.log``) and list it in sources.json.
+
 The parsing is gluon_tricks.published's; this prints one line per run.
 """
 import argparse
@@ -43,7 +52,10 @@ def main(argv=None):
     published.write(runs, args.out)
     for r in runs:
         final = r.final
-        top1 = f"{final.top1:.2f}% after epoch {final.epoch}" if final else "no validation"
+        if final:
+            top1 = f"{final.top1:.2f}% after epoch {final.epoch}"
+        else:
+            top1 = "no validation" if r.curve_measured else f"validation flagged: {r.validity}"
         part = "whole log" if r.complete else f"{len(r.read_ranges)} parts of the log"
         print(f"{r.name}: {len(r.lr)} lr points, {len(r.epochs)} epochs, {top1} ({part})")
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")

@@ -10,7 +10,9 @@ description, else its paper key, else the folder name. With --published the figu
 draws the published curves (dashed), and for each run the tool prints
 ``epoch | ours | published | gap`` and one line saying whether the run is on track (within
 the spread of the authors' own sibling runs below the published curve;
-gluon_tricks/report/tracking.py). Published runs: gluon_tricks/published_runs.json.
+gluon_tricks/report/tracking.py). Published runs: gluon_tricks/published_runs.json; one
+whose validation lines are flagged as not a measurement (resnet152_v1d's placeholder) is
+named and skipped, never drawn or compared as the authors' curve.
 """
 import argparse
 import os
@@ -54,6 +56,10 @@ def main(argv=None):
                                 "e.g. --published resnet50_v1d")
             for name in names:
                 reference = published.run(name)
+                if not reference.curve_measured:
+                    print(f"{run.name}: the published {name} is not compared or drawn: its "
+                          f"validation is flagged ({reference.validity})")
+                    continue
                 rows = tracking.compare(run, reference)
                 print(f"{run.name} against the published {name} "
                       f"({reference.namespace.get('num_epochs')} epochs):")

@@ -117,7 +117,9 @@ def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)", published
         ax.plot(epochs, 100 * np.asarray(top1), label=run.label, linewidth=1.5,
                 marker="." if len(epochs) < 30 else None)
     for reference in published:
-        points = [(e.epoch + 1, e.top1) for e in reference.epochs if e.top1 is not None]
+        points = [(e.epoch + 1, e.top1) for e in reference.curve]
+        if not points:  # a flagged curve (PublishedRun.validity) is not the authors'
+            continue
         # a log read in parts (its first and last epochs): no line across what was not read
         points = [q for a, b in zip(points, points[1:] + [None])
                   for q in ([a] if b is None or b[0] == a[0] + 1 else [a, (a[0] + 0.5, np.nan)])]

@@ -72,11 +72,12 @@ def row_of(run):
 
 def _published_cell(name):
     """The results-table cell of the authors' published run ``name``: its name and final
-    validation top-1 (percent), or None."""
+    validation top-1 (percent), or why it has none (a flagged curve is never shown as the
+    authors' accuracy), or None."""
     if not name:
         return None
-    final = load_published().get(name)
-    return f"{name}: {final.final.top1:.2f}" if final is not None and final.final else name
+    reference = load_published().get(name)
+    return name if reference is None else reference.summary()
 
 
 def mean_speed(run):

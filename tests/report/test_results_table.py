@@ -242,3 +242,23 @@ def test_sibling_band_comes_from_the_published_data():
     early, late = tracking.sibling_spread()
     assert tracking.EARLY_BAND - 0.1 < early <= tracking.EARLY_BAND
     assert tracking.LATE_BAND - 0.1 < late <= tracking.LATE_BAND
+
+
+def test_flagged_published_curve_is_never_the_authors_number(tool, tmp_path, make_run,
+                                                              capsys):
+    """resnet152_v1d.log's validation is a placeholder (err-top1 = 1 - epoch/120, "99.17%"
+    at the end): the results table names the run without that number, and plot_curves
+    neither compares against it nor calls the run off track."""
+    run = make_run(tmp_path / "teacher", dict(COSINE, published_run="resnet152_v1d"),
+                   [(0.70, 0.90, 100.0)])
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([run, "--out", str(out)]) == 0
+    (row,) = parse(out.read_text())
+    assert row["published GluonCV run"].startswith("resnet152_v1d: validation flagged")
+    assert "99.17" not in out.read_text()
+    capsys.readouterr()
+    prefix = str(tmp_path / "fig")
+    assert tool("plot_curves").main([run, "--published", "--out", prefix]) == 0
+    printed = capsys.readouterr().out
+    assert "not compared or drawn" in printed and "placeholder" in printed
+    assert "off track" not in printed and "on track" not in printed and "99.17 " not in printed
