@@ -20,7 +20,10 @@ RECIPES = os.path.join(os.path.dirname(__file__), os.pardir, "recipes")
 def test_spot_values():
     assert PAPER["table1/resnet50_v1/baseline"] == paper.Result(75.87, 92.70)
     assert PAPER["table1/mobilenet1.0/reference"].top5 is None
-    assert PAPER["table3/inception_v3/efficient"].minutes_per_epoch == 8.2
+    # Table 3's times: ResNet-50's quoted in §3.3's text, the others from the table itself
+    assert [PAPER[f"table3/{net}/{row}"].minutes_per_epoch
+            for net in ("resnet50_v1", "inception_v3", "mobilenet1.0")
+            for row in ("baseline", "efficient")] == [13.3, 4.4, 19.8, 8.0, 6.2, 3.7]
     assert (PAPER["table4/bs1024/warmup"].top1, PAPER["table4/bs1024/warmup"].top5) == \
         (75.93, 92.84)
     assert PAPER["table5/resnet50_v1d/efficient"].top1 == 77.16
@@ -72,11 +75,24 @@ def test_every_recipe_names_a_known_result():
         elif key:
             keys.append(key)
             result(key)
-    # Tables 1 (3 rows), 4 (10), 5 (4), 6 (18) and 7 (2): a search that finds nothing fails
-    assert len(keys) == 37, keys
+    # Tables 1 (3 rows), 3 (2), 4 (10), 5 (4), 6 (18) and 7 (2): a search that finds nothing
+    # fails
+    assert len(keys) == 39, keys
     assert sorted(transfer_keys) == sorted(f"table{t}/resnet50/{row}" for t in (8, 9)
                                            for row in TRANSFER_ROWS)
     assert set(TRANSFER) <= set(transfer_keys)
+
+
+def test_table3_cells_are_the_base_recipes():
+    """Table 3's ResNet-50 cells are the baseline and efficient settings themselves: the two
+    base recipes name them, and what builds on them names its own row or none."""
+    from gluon_tricks.train.config import resolve
+    base = os.path.join(RECIPES, "base")
+    assert resolve(os.path.join(base, "baseline.yaml")).paper == "table3/resnet50_v1/baseline"
+    assert resolve(os.path.join(base, "efficient.yaml")).paper == "table3/resnet50_v1/efficient"
+    for recipe in ("backbone/resnet50_v1b_standard.yaml", "finetune/base.yaml",
+                   "teacher/resnet152_v1d.yaml", "teacher/resnet152_v1d_mixup.yaml"):
+        assert resolve(os.path.join(RECIPES, recipe)).paper is None, recipe
 
 
 def test_unknown_key_lists_the_table():
