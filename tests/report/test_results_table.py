@@ -1,8 +1,8 @@
 """tools/results_table.py and tools/plot_curves.py: on run folders written by hand with known
 numbers, and on two tiny real runs of the trainer on the digits demo set (a row of the
-paper's Table 1, MobileNet baseline, scaled down with flags; and the demo recipe, with no
+paper's Table 2, MobileNet baseline, scaled down with flags; and the demo recipe, with no
 paper row, stopped and resumed). For the real runs the expected cells are read from the
-runs' own log.jsonl and from the paper's Table 1 as printed, not from the tool's code."""
+runs' own log.jsonl and from the paper's Table 2 as printed, not from the tool's code."""
 import json
 import os
 import shutil
@@ -16,7 +16,7 @@ from helpers import assert_one_line_error, module_folder
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
-# Table 1 of the paper, MobileNet 1.0, "Baseline" column: top-1 69.03, top-5 88.71
+# Table 2 of the paper, MobileNet 1.0, "Baseline" column: top-1 69.03, top-5 88.71
 PAPER_MOBILENET = (69.03, 88.71)
 
 COSINE = dict(model="resnet50_v1d", epochs=120, batch_size=1024, label_smoothing=0.0,
@@ -118,12 +118,12 @@ def _epochs(run):
 
 @pytest.fixture(scope="module")
 def real_runs(small32, trainer, tmp_path_factory):
-    """Two real runs on the slice of the digits: one epoch of Table 1's MobileNet recipe and
+    """Two real runs on the slice of the digits: one epoch of Table 2's MobileNet recipe and
     a demo run of 2 epochs trained as 1 + resume."""
     with module_folder(tmp_path_factory, "results_table") as root:
-        mobilenet, demo = root / "mobilenet_table1", root / "demo"
+        mobilenet, demo = root / "mobilenet_table2", root / "demo"
         trainer(small32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
-                "--set", "data.input_size=32", recipe="recipes/table1/mobilenet1.0.yaml")
+                "--set", "data.input_size=32", recipe="recipes/table2/mobilenet1.0.yaml")
         common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
         trainer(small32, demo, *common, "--stop-after", "1")
         # the resume names no recipe: the table must still know the run came from demo.yaml
@@ -144,9 +144,9 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
     (m,) = _epochs(real_runs[0])
     top1, top5 = 100 * m["val_top1"], 100 * m["val_top5"]
     assert mobilenet == {
-        "run": "mobilenet_table1", "recipe": "recipes/table1/mobilenet1.0.yaml",
+        "run": "mobilenet_table2", "recipe": "recipes/table2/mobilenet1.0.yaml",
         "changed": "batch_size, classes, data.input_size, epochs",
-        "paper key": "table1/mobilenet1.0/baseline", "model": "mobilenet1.0",
+        "paper key": "table2/mobilenet1.0/baseline", "model": "mobilenet1.0",
         "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
         "best top-1": f"{top1:.2f}", "best top-5": f"{top5:.2f}", "best epoch": "1",
         "images/s": f"{m['samples_per_sec']:.1f}",

@@ -35,7 +35,7 @@ EFFICIENT = dict(BASELINE, batch_size=1024, peak_lr=0.4, warmup_epochs=5, zero_g
 def expected_rows():
     rows = {}
     for net in ("resnet50_v1", "inception_v3", "mobilenet1.0"):
-        rows[f"table1/{net}.yaml"] = dict(BASELINE, model=net)
+        rows[f"table2/{net}.yaml"] = dict(BASELINE, model=net)
     for bs in (256, 1024):
         row = dict(BASELINE, model="resnet50_v1", batch_size=bs, peak_lr=0.1 * bs / 256)
         for name, change in (("linear_scaling", {}), ("warmup", dict(warmup_epochs=5)),
@@ -149,7 +149,7 @@ def test_every_table_row_has_a_recipe():
 
 def test_unknown_key_names_key_and_file(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("base: " + os.path.abspath(os.path.join(ROOT, "table1/resnet50_v1.yaml"))
+    bad.write_text("base: " + os.path.abspath(os.path.join(ROOT, "table2/resnet50_v1.yaml"))
                    + "\nlabel_smothing: 0.1\n")
     with pytest.raises(ConfigError) as e:
         resolve(str(bad))
@@ -158,7 +158,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
 
 
 def test_overrides_win_and_are_type_checked():
-    cfg = resolve(os.path.join(ROOT, "table1/resnet50_v1.yaml"),
+    cfg = resolve(os.path.join(ROOT, "table2/resnet50_v1.yaml"),
                   [parse_override("label_smoothing=0.1"), parse_override("epochs=3"),
                    parse_override("data.min_area=0.2")])
     assert cfg.label_smoothing == 0.1 and cfg.epochs == 3
