@@ -293,6 +293,7 @@ def test_recipes_resolve_to_their_published_runs_settings(recipe):
         (recipe, {k: (got[k], expected[k]) for k in expected})
     gluoncv = resolve(path, [("conventions", "gluoncv")])
     assert gluoncv.label_smoothing_mode == "gluoncv" and gluoncv.lr_formulas == "gluoncv"
+    assert gluoncv.loss_scale == "1"  # the script scales no loss
 
 
 def test_every_recipe_with_a_published_run_is_listed():

@@ -6,7 +6,9 @@ against the authors' published run of the same row.
     python tools/plot_curves.py runs/demo --published resnet50_v1d  # any published run
 
 Reads each run folder's log.jsonl (epoch records); each curve is labelled with its recipe's
-description, else its paper key, else the folder name. With --published the figure also
+description, else its paper key, else the folder name, and in brackets the conventions it
+trained under (paper or gluoncv, and any key set otherwise) and, for distillation, its loss
+(Eq. 6 or GluonCV's hard-weighted mix); the tool prints the same per run. With --published the figure also
 draws the published curves (dashed), and for each run the tool prints
 ``epoch | ours | published | gap`` and one line saying whether the run is on track (within
 the spread of the authors' own sibling runs below the published curve;
@@ -41,12 +43,14 @@ def main(argv=None):
     from gluon_tricks.errors import UserError
     from gluon_tricks import published
     from gluon_tricks.report import tracking
-    from gluon_tricks.report.figures import plot_val_top1
+    from gluon_tricks.report.figures import plot_val_top1, provenance_label
     from gluon_tricks.report.runs import load_run, runs_among
     paths, notes = runs_among(args.runs)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     runs = [load_run(path) for path in paths]
+    for run in runs:
+        print(f"{run.name}: {provenance_label(run)}")
     references = []
     if args.published is not None:
         for run in runs:

@@ -7,7 +7,10 @@ departs from that recipe ("changed": --set, --epochs, --batch-size; "?" if the r
 unknown), paper key, model, epochs (done/planned), validation top-1 and top-5 in percent
 at the last epoch and at the best epoch (by top-1), mean training images/second, and,
 where the recipe's ``paper:`` key is a result of the paper, the paper's top-1/top-5 and our
-final minus the paper's (percentage points). Transfer runs (tools/transfer.py, Tables 8
+final minus the paper's (percentage points). Beside the model, which conventions produced
+the row (``paper`` or ``gluoncv``, and any key the run set otherwise, e.g. ``paper;
+initializer=msra``) and, for distillation rows, which loss (the paper's Eq. 6 or GluonCV's
+hard-weighted mix): the differences that change the number are shown where it is. Transfer runs (tools/transfer.py, Tables 8
 and 9) get a table of their own after it: mAP, or pixel accuracy and mIoU, in percent at
 the last epoch, beside the paper's where recorded. Of several paths (a glob such as
 ``runs/*``), those that hold no run (``runs/figures`` of the plotting tools, an exported
@@ -36,7 +39,8 @@ def main(argv=None):
     runs = [load_run(path) for path in paths]
     classifiers = [run for run in runs if not run.task]
     transfers = [run for run in runs if run.task]
-    text = "\n".join(([markdown([row_of(run) for run in classifiers])] if classifiers else [])
+    table = markdown([row_of(run) for run in classifiers], [run.config for run in classifiers])
+    text = "\n".join(([table] if classifiers else [])
                      + ([transfer_markdown(transfers)] if transfers else []))
     if args.out:
         directory = os.path.dirname(args.out)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..paper import IMAGENET_TRAIN_IMAGES
 from ..run.schedule import LRSchedule, scaled_lr
+from .tables import conventions_cell, distillation_cell
 
 # Where a tool writes when no --out is given: an untracked folder (runs/ is ignored by git),
 # so that running a tool never changes the repository; the figures under docs/results are
@@ -106,6 +107,15 @@ def plot_lr(curves, prefix, title="Learning rate schedules with 5 warmup epochs 
     return paths
 
 
+def provenance_label(run):
+    """A run's curve label: its label and, in brackets, the conventions it trained under
+    and, for a distillation run, its loss (what makes two curves of one row differ)."""
+    extra = [conventions_cell(run.config)]
+    if run.config.get("distill"):
+        extra.append(distillation_cell(run.config))
+    return f"{run.label} [{'; '.join(extra)}]"
+
+
 def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)", published=()):
     """Figure 3(b): validation top-1 (percent) against epoch for each run
     (:class:`gluon_tricks.report.runs.Run`), and dashed for each of the authors' published
@@ -114,7 +124,7 @@ def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)", published
     plt, fig, ax = _figure()
     for run in runs:
         epochs, top1 = run.series("val_top1")
-        ax.plot(epochs, 100 * np.asarray(top1), label=run.label, linewidth=1.5,
+        ax.plot(epochs, 100 * np.asarray(top1), label=provenance_label(run), linewidth=1.5,
                 marker="." if len(epochs) < 30 else None)
     for reference in published:
         points = [(e.epoch + 1, e.top1) for e in reference.curve]

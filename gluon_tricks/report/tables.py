@@ -10,6 +10,14 @@ it) and "changed" the configuration keys in which the run departs from that file
 (``--set``, ``--epochs``, ``--batch-size``): a run beside the paper's numbers with
 ``epochs, input_size`` changed is not the paper's setting. "?" where the recipe is unknown
 (no command.json) or no longer resolves.
+
+"conventions" says which of the two readings produced the row (:func:`conventions_cell`):
+``paper`` (the paper's text) or ``gluoncv`` (the authors' script), and any of the keys it
+sets (``lr_formulas``, ``initializer``, ``zero_gamma_basic``, ``label_smoothing_mode``,
+``hard_weight``, ``loss_scale``) that the run set otherwise. "distillation loss" says
+which loss a distillation row minimised (:func:`distillation_cell`): the paper's Eq. 6 or
+GluonCV's hard-weighted mix (w = 0.5 is Eq. 6 at half the lr and double the wd), so that
+the six distillation cells of Table 6 never hide which one they are.
 """
 import os
 from dataclasses import dataclass, field
@@ -18,11 +26,13 @@ from typing import Optional
 from ..markdown import markdown_table
 from ..paper import PAPER, TRANSFER
 from ..published import load as load_published
+from ..train.config import GLUONCV_CONVENTIONS, TrainConfig
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-COLUMNS = ("run", "recipe", "changed", "paper key", "model", "epochs", "top-1", "top-5",
-           "best top-1", "best top-5", "best epoch", "images/s", "paper top-1",
-           "paper top-5", "diff top-1", "diff top-5", "published GluonCV run")
+COLUMNS = ("run", "recipe", "changed", "paper key", "model", "conventions",
+           "distillation loss", "epochs", "top-1", "top-5", "best top-1", "best top-5",
+           "best epoch", "images/s", "paper top-1", "paper top-5", "diff top-1", "diff top-5",
+           "published GluonCV run")
 
 
 @dataclass
@@ -80,6 +90,30 @@ def _published_cell(name):
     return name if reference is None else reference.summary()
 
 
+def conventions_cell(config):
+    """Which conventions a run's configuration (a TrainConfig dict) trained under:
+    ``"paper"`` or ``"gluoncv"``, then ``"; key=value"`` for each key the conventions set
+    that the run holds at another value."""
+    name = config.get("conventions", "paper")
+    expected = {k: getattr(TrainConfig, k) for k in GLUONCV_CONVENTIONS}
+    if name == "gluoncv":
+        expected.update(GLUONCV_CONVENTIONS)
+    overrides = [f"{k}={config[k]}" for k in expected
+                 if k in config and config[k] != expected[k]]
+    return "; ".join([name] + overrides)
+
+
+def distillation_cell(config):
+    """The distillation loss of a run's configuration: "-" without distillation, else the
+    paper's Eq. 6 (hard + T^2 soft) or GluonCV's w hard + (1 - w) T^2 soft, with T."""
+    if not config.get("distill"):
+        return "-"
+    t, w = config.get("temperature"), config.get("hard_weight")
+    if w is None:
+        return f"Eq. 6: hard + T^2 soft, T={t:g}"
+    return f"GluonCV: {w:g} hard + {1 - w:g} T^2 soft, T={t:g}"
+
+
 def mean_speed(run):
     """Mean training images/second over the logged epochs, or None if none logged it."""
     speeds = [r["samples_per_sec"] for r in run.epochs if r.get("samples_per_sec") is not None]
@@ -108,12 +142,16 @@ def _fmt(value, spec=".2f", sign=False):
     return format(value, ("+" if sign else "") + spec)
 
 
-def markdown(rows):
-    """The rows as a Markdown table (str ending in a newline), columns :data:`COLUMNS`."""
+def markdown(rows, configs=None):
+    """The rows as a Markdown table (str ending in a newline), columns :data:`COLUMNS`;
+    ``configs`` (each run's configuration dict, in the order of ``rows``) fill the
+    conventions and distillation-loss columns ("?" without them)."""
     lines = []
-    for r in rows:
+    for r, config in zip(rows, configs or [None] * len(rows)):
+        provenance = ["?", "?"] if config is None else [conventions_cell(config),
+                                                        distillation_cell(config)]
         cells = [r.run, r.recipe or "?", _changed_cell(r.changed), r.paper_key or "-", r.model,
-                 _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
+                 *provenance, _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True),

@@ -146,10 +146,13 @@ RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "data.num_workers",
 
 # conventions: gluoncv = the authors' train_imagenet.py (GluonCV 0.10): its LRSequential
 # schedule, MSRAPrelu initialisation, no zero gamma on basic blocks (BasicBlockV1b has no
-# last_gamma), eps/K label smoothing and (1 - w) T^2 soft + w hard distillation, w = 0.5
+# last_gamma), eps/K label smoothing, (1 - w) T^2 soft + w hard distillation, w = 0.5, and
+# no loss scaling: the script's FP16 is multi_precision alone (trainer.step(batch_size) on
+# the unscaled loss), so a static scale of 1 makes the same updates (an overflowing step,
+# which would have put inf/NaN in their weights, is still skipped)
 GLUONCV_CONVENTIONS = {"lr_formulas": "gluoncv", "initializer": "msra",
                        "zero_gamma_basic": False, "label_smoothing_mode": "gluoncv",
-                       "hard_weight": 0.5}
+                       "hard_weight": 0.5, "loss_scale": "1"}
 
 
 def conventions_of(values):

@@ -48,12 +48,12 @@ def test_rows_and_paper_numbers(tool, two_runs, tmp_path):
     # the paper's Table 6, ResNet-50-D + cosine decay: 77.91 / 93.81
     assert cosine == {
         "run": "r50d_cosine", "recipe": "?", "changed": "?", "paper key": "table6/resnet50_v1d/cosine",
-        "model": "resnet50_v1d", "epochs": "3/120", "top-1": "78.00", "top-5": "94.00",
+        "model": "resnet50_v1d", "conventions": "paper", "distillation loss": "-", "epochs": "3/120", "top-1": "78.00", "top-5": "94.00",
         "best top-1": "78.50", "best top-5": "94.10", "best epoch": "2", "images/s": "110.0",
         "paper top-1": "77.91", "paper top-5": "93.81", "diff top-1": "+0.09",
         "diff top-5": "+0.19", "published GluonCV run": "-"}
     assert plain == {
-        "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b", "epochs": "2/3",
+        "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b", "conventions": "paper", "distillation loss": "-", "epochs": "2/3",
         "top-1": "50.00", "top-5": "80.00", "best top-1": "50.00", "best top-5": "80.00",
         "best epoch": "2", "images/s": "600.0", "paper top-1": "-", "paper top-5": "-",
         "diff top-1": "-", "diff top-5": "-", "published GluonCV run": "-"}
@@ -147,7 +147,7 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
         "run": "mobilenet_table2", "recipe": "recipes/table2/mobilenet1.0.yaml",
         "changed": "batch_size, classes, data.input_size, epochs",
         "paper key": "table2/mobilenet1.0/baseline", "model": "mobilenet1.0",
-        "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
+        "conventions": "paper", "distillation loss": "-", "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
         "best top-1": f"{top1:.2f}", "best top-5": f"{top5:.2f}", "best epoch": "1",
         "images/s": f"{m['samples_per_sec']:.1f}",
         "paper top-1": "69.03", "paper top-5": "88.71",
@@ -162,7 +162,8 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
     assert demo == {
         "run": "demo", "recipe": "recipes/demo.yaml",
         "changed": "epochs, mixup_off_epochs, warmup_epochs", "paper key": "-",
-        "model": "resnet18_v1d", "epochs": "2/2", "top-1": _pct(epochs[-1]["val_top1"]),
+        "model": "resnet18_v1d", "conventions": "paper", "distillation loss": "-",
+        "epochs": "2/2", "top-1": _pct(epochs[-1]["val_top1"]),
         "top-5": _pct(epochs[-1]["val_top5"]), "best top-1": _pct(best["val_top1"]),
         "best top-5": _pct(best["val_top5"]), "best epoch": str(best["epoch"]),
         "images/s": f"{speed:.1f}", "paper top-1": "-", "paper top-5": "-",
@@ -262,3 +263,31 @@ def test_flagged_published_curve_is_never_the_authors_number(tool, tmp_path, mak
     printed = capsys.readouterr().out
     assert "not compared or drawn" in printed and "placeholder" in printed
     assert "off track" not in printed and "on track" not in printed and "99.17 " not in printed
+
+
+@pytest.mark.parametrize("config, conventions, loss", [
+    # the recipes' default: the paper's text, Eq. 6
+    (dict(COSINE, distill=True, temperature=20.0), "paper", "Eq. 6: hard + T^2 soft, T=20"),
+    # the authors' script: hard weight 0.5 (half of Eq. 6), no loss scaling
+    (dict(COSINE, conventions="gluoncv", distill=True, temperature=20.0), "gluoncv",
+     "GluonCV: 0.5 hard + 0.5 T^2 soft, T=20"),
+    # one key set against its conventions is named
+    (dict(COSINE, initializer="msra"), "paper; initializer=msra", "-"),
+    (dict(COSINE, conventions="gluoncv", loss_scale="dynamic", hard_weight=None),
+     "gluoncv; hard_weight=None; loss_scale=dynamic", "-"),
+])
+def test_conventions_and_distillation_loss_beside_the_number(tool, tmp_path, make_run, capsys,
+                                                             config, conventions, loss):
+    """Which conventions and which distillation loss produced a row show in the results
+    table and in plot_curves' labels: the six distillation cells of Table 6 depend on the
+    loss, the rows linked to published runs on the conventions."""
+    run = make_run(tmp_path / "r", config, [(0.70, 0.90, 100.0)])
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([run, "--out", str(out)]) == 0
+    (row,) = parse(out.read_text())
+    assert (row["conventions"], row["distillation loss"]) == (conventions, loss)
+    capsys.readouterr()
+    assert tool("plot_curves").main([run, "--out", str(tmp_path / "fig")]) == 0
+    label = capsys.readouterr().out.splitlines()[0]
+    assert label.startswith("r: ") and f"[{conventions}" in label
+    assert ("T^2" in label) == (loss != "-") and (loss == "-" or loss in label)

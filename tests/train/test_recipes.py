@@ -10,6 +10,7 @@ import yaml
 
 from gluon_tricks.run.recipe import ConfigError, parse_override, recipe_chain
 from gluon_tricks.train.config import TrainConfig, resolve
+from gluon_tricks.train.loss_scale import StaticLossScaler, scaler_of
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 
@@ -237,17 +238,21 @@ def test_a_teacher_run_from_another_recipe_is_named(tmp_path):
 def test_conventions_choose_every_difference_and_each_stays_overridable():
     """conventions: gluoncv gives each key where the paper's text and the authors' script
     differ the script's value (GluonCV 0.10 train_imagenet.py: LRSequential, MSRAPrelu,
-    BasicBlockV1b without last_gamma, eps/K smoothing, hard_weight 0.5); a key set by the
-    recipe or --set keeps its own value; paper is the dataclass defaults."""
+    BasicBlockV1b without last_gamma, eps/K smoothing, hard_weight 0.5, and no loss scaling:
+    its FP16 is multi_precision on the unscaled loss, i.e. a static scale of 1); a key set by
+    the recipe or --set keeps its own value; paper is the dataclass defaults."""
     paper = resolve(None)
     gluoncv = resolve(None, [("conventions", "gluoncv")])
     got = {k: getattr(gluoncv, k) for k in ("lr_formulas", "initializer", "zero_gamma_basic",
-                                            "label_smoothing_mode", "hard_weight")}
+                                            "label_smoothing_mode", "hard_weight", "loss_scale")}
     assert got == dict(lr_formulas="gluoncv", initializer="msra", zero_gamma_basic=False,
-                       label_smoothing_mode="gluoncv", hard_weight=0.5)
+                       label_smoothing_mode="gluoncv", hard_weight=0.5, loss_scale="1")
     assert {k: getattr(paper, k) for k in got} == dict(
         lr_formulas="paper", initializer="xavier", zero_gamma_basic=True,
-        label_smoothing_mode="paper", hard_weight=None)
+        label_smoothing_mode="paper", hard_weight=None, loss_scale="dynamic")
+    fp16 = resolve(None, [("conventions", "gluoncv"), ("dtype", "float16")])
+    scaler = scaler_of(fp16.loss_scale, fp16.dtype)
+    assert isinstance(scaler, StaticLossScaler) and scaler.scale == 1.0
     mixed = resolve(None, [("conventions", "gluoncv"), ("hard_weight", None),
                            ("lr_formulas", "paper")])
     assert mixed.hard_weight is None and mixed.lr_formulas == "paper"
