@@ -59,6 +59,8 @@ setup(
         "cu117": ["mxnet-cu117==1.9.1"],
         "gpu": ["mxnet-cu117==1.9.1"] + CUDA_WHEELS,
         "demo": ["scikit-learn"],
+        # tools/imagenet_val_labels.py reads the ImageNet devkit's meta.mat
+        "imagenet": ["scipy"],
         # then onnxruntime 1.15.1 and protobuf 4.21.12 without their pins: `make onnx`
         "onnx": ["onnx==1.13.1"],
         "test": ["pytest", "scikit-learn", "scipy"],

@@ -71,6 +71,14 @@ def test_table1_counts_are_our_counter_on_gluoncvs_zoo():
         assert abs(macs / 1e9 - printed.gflops) <= 0.1, key
 
 
+def test_table7_test_columns_kept_apart():
+    """Table 7's test columns as printed, outside PAPER: the test set is scored on the
+    challenge server, so no run is compared with them."""
+    assert paper.TABLE7_TEST == {"table7/resnet50_v1d/efficient": paper.Result(57.18, 87.28),
+                                 "table7/resnet50_v1d/best": paper.Result(57.63, 87.82)}
+    assert PAPER["table7/resnet50_v1d/efficient"] == paper.Result(56.34, 86.87)
+
+
 def test_table_shapes():
     table4 = [k for k in PAPER if k.startswith("table4/")]
     assert len(table4) == 5 * 2
