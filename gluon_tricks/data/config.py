@@ -11,6 +11,7 @@ colour). We follow the code: ``hue = 0``. ``hue > 0`` is available on the Gluon 
 refused by the RecordIO backend.
 """
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -29,7 +30,8 @@ class DataConfig:
     input_size: side of the square network input (224; 299 for Inception-V3). None only
         before a training configuration fills in its network's own size.
     crop_ratio: validation centre crop / short edge; the short edge is
-        round(input_size / crop_ratio) unless ``val_resize`` is set (256 at 224, 342 at 299).
+        ceil(input_size / crop_ratio) unless ``val_resize`` is set (256 at 224, 342 at 299),
+        GluonCV's train_imagenet.py rule (``int(math.ceil(input_size / crop_ratio))``).
     min_area, max_area: random-resized-crop area fraction of the image, U[min, max].
     min_aspect_ratio, max_aspect_ratio: crop width / height, log-uniform in [min, max].
     flip: random horizontal flip with p = 0.5 (the only rate MXNet offers).
@@ -77,7 +79,7 @@ class DataConfig:
         """Short edge (pixels) of validation images before the centre crop."""
         if self.input_size is None:
             raise ValueError("DataConfig.input_size is not set")
-        return self.val_resize or int(round(self.input_size / self.crop_ratio))
+        return self.val_resize or int(math.ceil(self.input_size / self.crop_ratio))
 
     def validate(self):
         """Raise DataError (one line naming the field) on a value no pipeline accepts."""

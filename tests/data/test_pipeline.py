@@ -47,6 +47,12 @@ def test_defaults_are_the_papers():
     assert DataConfig(num_workers=3).workers(8) == 3
     assert DataConfig().workers() == cores and DataConfig().workers(2 * cores) == 1
     assert DataConfig(input_size=299).resize == 342  # docs/notes.md §1: 299 / 0.875
+    # GluonCV's train_imagenet.py: resize = int(math.ceil(input_size / crop_ratio)); the
+    # nearest integer differs at sizes such as 100 (114.29 -> 115, not 114) and 32 (36.57)
+    for size, resize in ((100, 115), (32, 37), (160, 183), (192, 220), (224, 256)):
+        assert DataConfig(input_size=size).resize == resize, size
+        assert resize == -(-size * 8 // 7)  # ceil(size / 0.875) in integers
+    assert DataConfig(input_size=100, crop_ratio=0.9).resize == 112  # 111.1 up
     assert (cfg.min_area, cfg.max_area) == (0.08, 1.0)
     assert cfg.min_aspect_ratio == 3 / 4 and cfg.max_aspect_ratio == 4 / 3
     assert cfg.brightness == cfg.contrast == cfg.saturation == 0.4 and cfg.pca_noise == 0.1
