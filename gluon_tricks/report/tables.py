@@ -26,7 +26,6 @@ from typing import Optional
 from ..markdown import markdown_table
 from ..paper import PAPER, TRANSFER
 from ..published import load as load_published
-from ..train.config import GLUONCV_CONVENTIONS, TrainConfig
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLUMNS = ("run", "recipe", "changed", "paper key", "model", "conventions",
@@ -94,6 +93,9 @@ def conventions_cell(config):
     """Which conventions a run's configuration (a TrainConfig dict) trained under:
     ``"paper"`` or ``"gluoncv"``, then ``"; key=value"`` for each key the conventions set
     that the run holds at another value."""
+    # imported here: the training configuration brings MXNet, and the figures' tools
+    # (which import this module) answer --help without it
+    from ..train.config import GLUONCV_CONVENTIONS, TrainConfig
     name = config.get("conventions", "paper")
     expected = {k: getattr(TrainConfig, k) for k in GLUONCV_CONVENTIONS}
     if name == "gluoncv":
