@@ -43,9 +43,12 @@ $(VENV)/.onnx: $(VENV)/.installed
 
 # NVIDIA DALI for data.backend: dali (docs/gpu.md): 1.35.0 is the newest release PyPI serves as
 # a real wheel with the MXNet plugin (later ones are placeholders that download from NVIDIA's
-# own index); 302 MB. Its CPU mode runs the tests here; its GPU path has never run.
+# own index); 302 MB. Its CUDA 12 build opens nvJPEG (libnvjpeg.so.12) at run time from
+# site-packages/nvidia/nvjpeg/lib and declares no dependency on it: the wheel of the CUDA it
+# was built with (12.3, nvidia.dali.__cuda_version__) goes with it, 3.5 MB, CPU hosts too.
+# Its CPU mode runs the tests here; its GPU path has never run.
 $(VENV)/.dali: $(VENV)/.installed
-	$(PIP) install nvidia-dali-cuda120==1.35.0
+	$(PIP) install nvidia-dali-cuda120==1.35.0 nvidia-nvjpeg-cu12==12.3.0.81
 	$(PY) -c "import nvidia.dali.plugin.mxnet, numpy; assert numpy.__version__ < '1.24'"
 	touch $@
 
