@@ -71,6 +71,7 @@ import struct
 import mxnet as mx
 import numpy as np
 from mxnet import recordio
+import nvidia.dali as dali
 from nvidia.dali import fn, math as dali_math, types
 from nvidia.dali.backend import TensorGPU, TensorListGPU
 from nvidia.dali.pipeline import Pipeline
@@ -112,19 +113,20 @@ def device_shares(batch_size, num_devices):
     return list(zip([0] + stops[:-1].tolist(), stops.tolist()))
 
 
-def nvjpeg_library():
-    """The path of the ``libnvjpeg.so.12`` DALI's GPU decoder will open (DALI's RUNPATH:
-    site-packages/nvidia/nvjpeg/lib, then /usr/local/cuda/lib64, then the loader's own
-    paths), loaded to prove it; DataError (one line) when none loads."""
-    nvidia = os.path.dirname(os.path.dirname(os.path.abspath(fn.__file__)))
-    for path in (os.path.join(nvidia, "nvjpeg", "lib", NVJPEG),
-                 os.path.join("/usr/local/cuda/lib64", NVJPEG), NVJPEG):
-        if path == NVJPEG or os.path.exists(path):
-            try:
-                ctypes.CDLL(path)
-                return path
-            except OSError:
-                continue
+def nvjpeg_library(nvidia_dir=None):
+    """The path of the ``libnvjpeg.so.12`` DALI's GPU decoder will open, loaded to prove it
+    loads: DALI's RUNPATH (``nvidia_dir``/nvjpeg/lib, default the site-packages/nvidia of the
+    installed DALI; then /usr/local/cuda/lib64), then the loader's own search. DataError (one
+    line) when none loads."""
+    nvidia_dir = nvidia_dir or os.path.dirname(os.path.dirname(os.path.abspath(dali.__file__)))
+    candidates = [os.path.join(folder, NVJPEG) for folder in
+                  (os.path.join(nvidia_dir, "nvjpeg", "lib"), "/usr/local/cuda/lib64")]
+    for path in [p for p in candidates if os.path.exists(p)] + [NVJPEG]:
+        try:
+            ctypes.CDLL(path)
+            return path
+        except OSError:
+            continue
     raise DataError(f"data.backend dali on a GPU: {NVJPEG} (nvJPEG, which DALI's GPU decoder "
                     f"opens) cannot be loaded; pip install {NVJPEG_WHEEL} (or make dali)")
 

@@ -378,3 +378,24 @@ def test_outputs_are_copied_synchronously(numbered_rec, monkeypatch):
     loader = make_loader(cfg_for("dali", input_size=16), numbered_rec, 4, train=True)
     batches = len(pixels_of(loader, [0])[1]) // 4
     assert batches == 9 and spy.call_count == 2 * batches
+
+
+@needs_dali
+def test_nvjpeg_must_load_before_a_gpu_pipeline(tmp_path):
+    import ctypes
+
+    from gluon_tricks.data.dali import nvjpeg_library
+    from gluon_tricks.gpu.cuda_libs import alias_library
+
+    try:
+        ctypes.CDLL("libnvjpeg.so.12")
+        pytest.skip("this host has nvJPEG on the loader's path")
+    except OSError:
+        pass
+    with pytest.raises(DataError, match=r"libnvjpeg.so.12 .* pip install nvidia-nvjpeg-cu12=="):
+        nvjpeg_library(str(tmp_path))
+    # the folder of the nvidia-nvjpeg-cu12 wheel, with a stand-in library of that soname
+    folder = tmp_path / "nvjpeg" / "lib"
+    folder.mkdir(parents=True)
+    (folder / "libnvjpeg.so.12").write_bytes(alias_library("libnvjpeg.so.12", "libc.so.6", 62))
+    assert nvjpeg_library(str(tmp_path)) == str(folder / "libnvjpeg.so.12")
