@@ -2,6 +2,7 @@
 compilation (NVRTC 11.8's PTX) and against DALI's CUDA 12, fatbin containers each judged,
 GPU UUIDs in CUDA_VISIBLE_DEVICES, and Horovod's build for GPU arrays; stand-in nvidia-smi
 and libraries as in test_preflight.py."""
+import importlib.util
 import logging
 import os
 from types import SimpleNamespace
@@ -134,3 +135,29 @@ def test_the_installed_horovod_is_a_cpu_build():
     assert horovod_build(hvd).startswith("CUDA no, NCCL no")
     with pytest.raises(RunError, match="built without CUDA"):
         require_gpu_horovod(hvd)
+
+
+def gpu_check_tool():
+    from gpu_standins import ROOT
+    spec = importlib.util.spec_from_file_location("gpu_check_tool",
+                                                  os.path.join(ROOT, "tools", "gpu_check.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_first_table_names_libraries_horovod_and_cpus(smi, capsys, monkeypatch):
+    tool = gpu_check_tool()
+    lines = tool.host_lines()
+    assert lines[0] == "CUDA libraries: none (a CPU build of MXNet)"  # this machine's wheel
+    if importlib.util.find_spec("nvidia") and importlib.util.find_spec("nvidia.dali"):
+        assert any(line.startswith("nvJPEG") for line in lines)
+    assert any(line.startswith("Horovod 0.28.1: CUDA no, NCCL no, Gloo yes") and
+               "docs/distributed.md" in line for line in lines)
+    assert lines[-1].startswith("CPUs this process may use: ")
+    # under horovodrun only rank 0 prints the table; every rank still checks
+    smi([])
+    for rank, printed in (("1", False), ("0", True)):
+        monkeypatch.setenv("HOROVOD_RANK", rank)
+        assert tool.run_cli(tool.main, ["--steps", "1"]) == 2  # MXNet sees no GPU here
+        assert ("CUDA libraries" in capsys.readouterr().out) is printed
