@@ -79,6 +79,7 @@ from nvidia.dali.pipeline import Pipeline
 from .. import seeds
 from .loaders import Loader
 from .records import RECORD_MAGIC, DataError, read_index
+from .shards import device_shares
 
 THREADS_PER_GPU = 3
 NVJPEG = "libnvjpeg.so.12"
@@ -103,14 +104,6 @@ def dali_shard_range(num_records, num_parts, part_index):
     """[begin, end) of the records DALI's readers give shard ``part_index`` of ``num_parts``."""
     return (num_records * part_index // num_parts,
             num_records * (part_index + 1) // num_parts)
-
-
-def device_shares(batch_size, num_devices):
-    """The [start, stop) rows of a batch that each of ``num_devices`` devices takes (MXNet's
-    ``split_and_load(even_split=False)`` rule: the first devices take one more)."""
-    size, extra = divmod(batch_size, num_devices)
-    stops = np.cumsum([size + (k < extra) for k in range(num_devices)])
-    return list(zip([0] + stops[:-1].tolist(), stops.tolist()))
 
 
 def nvjpeg_library(nvidia_dir=None):
