@@ -22,7 +22,8 @@ $(VENV)/.installed: setup.py pyproject.toml | $(PY)
 	touch $@
 
 # Horovod compiles against the installed MXNet (about 2 minutes on 2 cores; pip caches
-# the wheel), with Gloo so that no MPI is needed. See README for GPU clusters (NCCL).
+# the wheel), with Gloo so that no MPI is needed, and without CUDA: it cannot reduce GPU
+# arrays, and a Horovod run with --gpus refuses it. GPU Horovod: docs/distributed.md.
 $(VENV)/.horovod: $(VENV)/.installed
 	$(PIP) install cloudpickle psutil pyyaml packaging
 	HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
