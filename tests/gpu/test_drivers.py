@@ -161,3 +161,13 @@ def test_gpu_check_first_table_names_libraries_horovod_and_cpus(smi, capsys, mon
         monkeypatch.setenv("HOROVOD_RANK", rank)
         assert tool.run_cli(tool.main, ["--steps", "1"]) == 2  # MXNet sees no GPU here
         assert ("CUDA libraries" in capsys.readouterr().out) is printed
+
+
+def test_a_horovod_rank_checks_the_build_before_it_takes_a_gpu():
+    from gluon_tricks.run.parallel import HorovodRank
+
+    rank = HorovodRank.__new__(HorovodRank)  # without hvd.init(): only contexts() is used
+    rank.hvd, rank.local_rank, rank.local_size = fake_horovod(False, 0), 0, 1
+    with pytest.raises(RunError, match="built without CUDA"):
+        rank.contexts([0])
+    assert [c.device_type for c in rank.contexts([])] == ["cpu"]  # no GPU, no check
