@@ -399,3 +399,36 @@ def test_nvjpeg_must_load_before_a_gpu_pipeline(tmp_path):
     folder.mkdir(parents=True)
     (folder / "libnvjpeg.so.12").write_bytes(alias_library("libnvjpeg.so.12", "libc.so.6", 62))
     assert nvjpeg_library(str(tmp_path)) == str(folder / "libnvjpeg.so.12")
+
+
+@needs_dali
+def test_records_read_as_mxnet_reads_them(tmp_path):
+    """A record whose bytes hold RecordIO's magic number (stored in parts) and one with a
+    label array (flag > 0): the feed's bytes and label are MXNet's own reader's."""
+    import struct
+
+    from mxnet import recordio
+
+    from gluon_tricks.data.dali import RecordFeed
+    from gluon_tricks.data.records import read_index
+
+    magic = struct.pack("<I", 0xCED7230A)
+    # after the 24-byte IRHeader the magic numbers fall on 4-byte boundaries, where dmlc's
+    # writer splits a record
+    images = [magic * 3 + b"cd" * 50 + magic + b"e", bytes(range(256)) * 3]
+    headers = [recordio.IRHeader(0, 7.0, 0, 0), recordio.IRHeader(2, [3.0, 9.0], 1, 0)]
+    prefix = str(tmp_path / "parts")
+    writer = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+    for i, (header, image) in enumerate(zip(headers, images)):
+        writer.write_idx(i, recordio.pack(header, image))
+    writer.close()
+    offsets = np.array([offset for _, offset in read_index(prefix + ".rec")])
+    feed = RecordFeed(prefix + ".rec", offsets, 2, (0, 2))
+    reader = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "r")
+    for i in range(2):
+        header, image = recordio.unpack(reader.read_idx(i))
+        got, label = feed.record(i)
+        assert got.tobytes() == image == images[i]
+        assert label.tolist() == [np.asarray(header.label).reshape(-1)[0]]
+    with open(prefix + ".rec", "rb") as f:
+        assert struct.unpack("<II", f.read(8))[1] >> 29 == 1  # the first record is in parts
