@@ -22,7 +22,8 @@ $(VENV)/.installed: setup.py pyproject.toml | $(PY)
 	touch $@
 
 # Horovod compiles against the installed MXNet (about 2 minutes on 2 cores; pip caches
-# the wheel), with Gloo so that no MPI is needed. See README for GPU clusters (NCCL).
+# the wheel), with Gloo so that no MPI is needed, and without CUDA: it cannot reduce GPU
+# arrays, and a Horovod run with --gpus refuses it. GPU Horovod: docs/distributed.md.
 $(VENV)/.horovod: $(VENV)/.installed
 	$(PIP) install cloudpickle psutil pyyaml packaging
 	HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
@@ -43,9 +44,12 @@ $(VENV)/.onnx: $(VENV)/.installed
 
 # NVIDIA DALI for data.backend: dali (docs/gpu.md): 1.35.0 is the newest release PyPI serves as
 # a real wheel with the MXNet plugin (later ones are placeholders that download from NVIDIA's
-# own index); 302 MB. Its CPU mode runs the tests here; its GPU path has never run.
+# own index); 302 MB. Its CUDA 12 build opens nvJPEG (libnvjpeg.so.12) at run time from
+# site-packages/nvidia/nvjpeg/lib and declares no dependency on it: the wheel of the CUDA it
+# was built with (12.3, nvidia.dali.__cuda_version__) goes with it, 3.5 MB, CPU hosts too.
+# Its CPU mode runs the tests here; its GPU path has never run.
 $(VENV)/.dali: $(VENV)/.installed
-	$(PIP) install nvidia-dali-cuda120==1.35.0
+	$(PIP) install nvidia-dali-cuda120==1.35.0 nvidia-nvjpeg-cu12==12.3.0.81
 	$(PY) -c "import nvidia.dali.plugin.mxnet, numpy; assert numpy.__version__ < '1.24'"
 	touch $@
 

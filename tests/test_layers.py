@@ -7,7 +7,7 @@ PACKAGE = os.path.join(os.path.dirname(__file__), "..", "gluon_tricks")
 # top to bottom; a module may import its own folder and anything in a layer below its own
 LAYERS = [("cli",), ("report",), ("infer", "export"), ("train", "transfer"), ("run",),
           ("models", "data", "gpu"),
-          ("errors", "seeds", "paper", "published", "markdown", "locks")]
+          ("errors", "seeds", "paper", "published", "markdown", "locks", "cpus")]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 # export writes the networks that infer opens; the base modules raise errors' exceptions
 SAME_LAYER = {("export", "infer")} | {(name, "errors") for name in LAYERS[-1]}

@@ -103,6 +103,7 @@ def host_table(per_thread):
 
 def build_set(args, tmp):
     """The folder holding train.rec and val.rec: --data, or a set built in ``tmp``."""
+    from gluon_tricks.cpus import usable_cpus
     from gluon_tricks.data.demo import make_demo_data
     from gluon_tricks.data.imagenet_like import make_imagenet_like
 
@@ -110,12 +111,12 @@ def build_set(args, tmp):
         return args.data
     if args.digits:
         print(f"building the 256 px digits set in {tmp} ...", file=sys.stderr)
-        make_demo_data(tmp, size=256, workers=os.cpu_count() or 1)
+        make_demo_data(tmp, size=256, workers=usable_cpus())
         return tmp
     print(f"building the ImageNet-like set ({args.images} + {args.images // 2} images) in "
           f"{tmp} ...", file=sys.stderr)
     stats = make_imagenet_like(tmp, args.images, max(1, args.images // 2),
-                               workers=os.cpu_count() or 1)
+                               workers=usable_cpus())
     for split, s in stats.items():
         print(f"ImageNet-like {split}: {s['images']} images, mean {s['mean_width']:.0f}x"
               f"{s['mean_height']:.0f} px, {100 * s['common_share']:.0f}% at 500x375/375x500/"
@@ -144,6 +145,7 @@ def main(argv=None):
     p.add_argument("--gluon-repeats", type=int, default=1,
                    help="measurements of the slow Gluon backend (default 1; 0 skips it)")
     args = p.parse_args(argv)
+    from gluon_tricks.cpus import usable_cpus
     from gluon_tricks.data import DataConfig, make_loader
     from gluon_tricks.data.throughput import AUTHORS_8_V100_IMAGES_PER_SEC
     dali = importlib.util.find_spec("nvidia") is not None and \
@@ -151,7 +153,8 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         data = build_set(args, tmp)
-        print(f"{os.cpu_count()} cores; input {args.size} px, batch {args.batch_size}, "
+        print(f"{usable_cpus()} usable CPUs of {os.cpu_count()}; input {args.size} px, "
+              f"batch {args.batch_size}, "
               f"{args.batches} batches, best of {args.repeats} (gluon {args.gluon_repeats}"
               f"{', dali 1' if dali else ''}); threads = preprocess_threads asked "
               "(ImageRecordIter uses max(cores/2 - 1, 1))")

@@ -34,12 +34,15 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from gluon_tricks.gpu.preflight import GpuError, check_gpus, table as gpu_table
+    from gluon_tricks.gpu.preflight import GpuError, check_gpus, judge_drivers, table as gpu_table
     gpu_verdicts = check_gpus()  # every GPU of the host, before MXNet touches one
-    sys.stdout.write(gpu_table(gpu_verdicts))
+    root = int(os.environ.get("HOROVOD_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or 0) == 0
+    if root:  # one table per host, not one per rank
+        sys.stdout.write(gpu_table(gpu_verdicts) + "".join(line + "\n" for line in host_lines()))
     for v in gpu_verdicts:
         if v.supported is False:
             raise GpuError(v.message())
+    judge_drivers(gpu_verdicts)  # before MXNet builds a graph
     import mxnet as mx
 
     from gluon_tricks.train.selfcheck import measure, table, verdicts
@@ -70,6 +73,34 @@ def main(argv=None):
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
+def host_lines():
+    """The rest of the first table: the CUDA libraries, nvJPEG (when DALI is installed),
+    the Horovod build (when Horovod is installed), the CPUs this process may use."""
+    import importlib.util
+
+    from gluon_tricks.cpus import usable_cpus
+    from gluon_tricks.gpu.cuda_libs import libraries_line
+    lines = [libraries_line()]
+    if importlib.util.find_spec("nvidia") and importlib.util.find_spec("nvidia.dali"):
+        from gluon_tricks.data.dali import nvjpeg_library
+        from gluon_tricks.data.records import DataError
+        try:
+            lines.append(f"nvJPEG (data.backend dali on GPUs): {nvjpeg_library()}")
+        except DataError as e:
+            lines.append(f"nvJPEG: NOT loadable: {e}")
+    if importlib.util.find_spec("horovod"):
+        try:
+            import horovod.mxnet as hvd
+        except (ImportError, OSError) as e:
+            lines.append(f"Horovod: installed, not usable with this MXNet ({e})")
+        else:
+            from gluon_tricks.run.parallel import horovod_build
+            lines.append(f"Horovod {__import__('horovod').__version__}: {horovod_build(hvd)}"
+                         + ("" if hvd.cuda_built() else " (no GPU Horovod: docs/distributed.md)"))
+    lines.append(f"CPUs this process may use: {usable_cpus()} (of {os.cpu_count()} on the host)")
+    return lines
+
+
 def host_feed(num_gpus, size):
     """One line: what this host's CPUs can decode for the GPUs (one decoding thread measured
     on a small ImageNet-like set, scaled by ImageRecordIter's thread cap) against what the
@@ -77,12 +108,13 @@ def host_feed(num_gpus, size):
     import tempfile
 
     from gluon_tricks.data.imagenet_like import make_imagenet_like
+    from gluon_tricks.cpus import usable_cpus
     from gluon_tricks.data.throughput import per_thread_rate, verdict
     ranks = int(os.environ.get("HOROVOD_LOCAL_SIZE", "1"))
     with tempfile.TemporaryDirectory() as tmp:
         make_imagenet_like(tmp, num_train=192, num_val=1)
         rate = per_thread_rate(os.path.join(tmp, "train.rec"), input_size=size)
-    return verdict(rate, os.cpu_count() or 1, max(num_gpus, 1), processes=ranks)
+    return verdict(rate, usable_cpus(), max(num_gpus, 1), processes=ranks)
 
 
 def horovod_sums(dist, ctx):

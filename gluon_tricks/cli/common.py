@@ -6,17 +6,19 @@
 answers at once."""
 import os
 
+from ..cpus import cpus_per_rank
+
 
 def set_up_process(deterministic_cpu, ranks_per_host=1):
-    """Before MXNet is imported: its OpenMP pool (sized at import) gets the host's cores,
-    shared among the ranks that run on it (MXNet runs one thread on 2 vCPUs unless told,
+    """Before MXNet is imported: its OpenMP pool (sized at import) gets the CPUs this process
+    may use, shared among the ranks that run on it (MXNet runs one thread on 2 vCPUs unless told,
     docs/notes.md §4). On CPU (``deterministic_cpu``) MXNet's naive engine, under which
     identical runs and resumed runs are bit-equal (the threaded engine is not, even on one
     device), with OpenMP's idle threads sleeping instead of spinning: under the naive
     engine the spinning thread took the core from Python and the decoding thread, and a
     step was 3x slower on a loaded 2-core host (docs/notes.md §4). Variables the user set
     win."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks_per_host)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(cpus_per_rank(ranks_per_host)))
     if deterministic_cpu:
         os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -94,7 +94,7 @@ def run(args):
                    recipe=os.path.abspath(recipe) if recipe else recipe)
     launch = launch_of(args, command, args.trust_pickled_states)
     dist = detect(args.horovod)
-    contexts = dist.contexts(gpus)
+    contexts = dist.contexts(gpus, dali=cfg.data.backend == "dali")
     if dist.is_root:
         print(dumps(cfg))
     result = train(cfg, rec_train, rec_val, args.out, contexts=contexts, dist=dist,

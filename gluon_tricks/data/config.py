@@ -12,10 +12,10 @@ refused by the RecordIO backend.
 """
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from typing import Optional
 
+from ..cpus import cpus_per_rank
 from .records import DataError
 
 BACKENDS = ("recordio", "gluon", "dali")
@@ -107,11 +107,11 @@ class DataConfig:
                             "data.backend=gluon for hue jitter, or data.hue=0 (the authors' code)")
 
     def workers(self, processes_per_host=1):
-        """Decoding threads (or processes) to use: ``num_workers``, else the host's cores
-        divided among ``processes_per_host``."""
+        """Decoding threads (or processes) to use: ``num_workers``, else the CPUs this process
+        may use (``cpus.usable_cpus``) divided among ``processes_per_host``."""
         if self.num_workers is not None:
             return self.num_workers
-        return max(1, (os.cpu_count() or 1) // processes_per_host)
+        return cpus_per_rank(processes_per_host)
 
     def replace(self, **changes):
         """A copy with ``changes`` applied (and validated)."""

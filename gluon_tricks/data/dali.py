@@ -1,15 +1,44 @@
-"""The ``"dali"`` backend: NVIDIA DALI reads the packed RecordIO set (``fn.readers.mxnet``),
-decodes and augments it, with the interface of ``loaders.RecordIOLoader`` (``epoch(e)``,
-``num_samples``, ``batches_per_epoch``; batches (N, 3, S, S) float32 normalised and (N,)
-float32 labels).
+"""The ``"dali"`` backend: NVIDIA DALI decodes and augments the packed RecordIO set, with
+the interface of ``loaders.RecordIOLoader`` (``epoch(e)``, ``num_samples``,
+``batches_per_epoch``; batches (N, 3, S, S) float32 normalised and (N,) float32 labels) and
+``device_epoch(e, contexts)``, the same batches as one array pair per device.
 
-Install: ``pip install nvidia-dali-cuda120==1.35.0``, the newest DALI on PyPI that ships as
-a wheel and still has the MXNet plugin (later releases on PyPI only download their wheel
-from NVIDIA's own index).
+Install: ``pip install nvidia-dali-cuda120==1.35.0 nvidia-nvjpeg-cu12==12.3.0.81`` (``make
+dali``), the newest DALI on PyPI that ships as a wheel and still has the MXNet plugin (later
+releases on PyPI only download their wheel from NVIDIA's own index). The plugin itself is not
+used (below).
 
-Without ``pin_device`` the whole pipeline runs on the CPU (DALI's CPU mode, what the tests
-check). With ``pin_device`` it decodes with nvJPEG (``device="mixed"``) and augments on that
-GPU, and the batches are in that GPU's memory; that path has never run here (no GPU).
+On the CPU every pipeline runs in DALI's CPU mode (what the tests check). For GPUs there is
+one pipeline per device, on that device: it decodes its share of every batch with nvJPEG
+(``device="mixed"``) and augments it there, with at most ``THREADS_PER_GPU`` CPU threads
+(NVIDIA's MXNet ResNet-50 example uses 3 per GPU; each nvJPEG thread holds device and pinned
+host buffers). The GPU path has never run here (no GPU).
+
+Records: this module reads them itself (the ``.idx`` offsets, the RecordIO framing) and
+feeds them to DALI through ``fn.external_source``, in an order it chooses: a training epoch is
+a permutation of the whole shard, seeded from (seed, epoch, shard), its tail (the last
+``num_samples % batch_size`` of the permutation) dropped, so every record is equally likely in
+every place, and different records miss each epoch. (``fn.readers.mxnet`` has no
+``shuffle_after_epoch`` in DALI 1.35, only ``readers.file`` has; its ``random_shuffle`` draws
+from a buffer of ``initial_fill`` records filled in file order, so record p came near step
+p / batch every epoch and the shard's last records were always the ones dropped; a buffer
+large enough to mix ImageNet would hold its 140 GB.) Validation reads the shard in order and
+pads the last batch with its last record; the padding is cut off (``epoch``) or counted
+(``device_epoch``).
+
+Copies: each output goes into an MXNet array with a synchronous copy (``feed``). DALI 1.35's
+MXNet plugin (``nvidia/dali/plugin/mxnet.py``, ``feed_ndarray``) calls
+``copy_to_external(ptr, None, non_blocking=True)``: with no stream the copy runs on a DALI
+stream the host does not wait for, and MXNet's streams know nothing of it, so a batch could be
+read before it was written (DALI fixed it after 1.35, NVIDIA/DALI#5364: synchronous without a
+stream).
+
+Pipelines: a training pipeline is built for each epoch (DALI seeds its random operators only
+when a pipeline is built, ``Pipeline(seed=...)``), seeded from (seed, epoch, shard, device),
+so a run resumed at epoch e sees the epoch an unbroken run sees; the validation pipelines are
+built once and reused. DALI seeds every sample's random draws itself, so the batches do not
+depend on the number of threads; they do depend on the number of devices (each device's
+pipeline has its own seed).
 
 What it shares with the RecordIO backend (MXNet 1.9.1 ``ImageRecordIter``,
 ``src/io/image_aug_default.cc``) and where it differs:
@@ -34,24 +63,30 @@ What it shares with the RecordIO backend (MXNet 1.9.1 ``ImageRecordIter``,
 - shards: DALI's rule, records ``[N * i // parts, N * (i + 1) // parts)``, not MXNet's
   ceil(N / parts) blocks (``begin``/``end`` say which); every shard still has at least
   ``N // parts`` records, so training runs the same ``batches_per_epoch`` on every rank.
-- shuffle: DALI's reader draws from a buffer of ``SHUFFLE_BUFFER`` records read in file
-  order, not a permutation of the whole shard (the packer stores records shuffled).
-
-Each epoch builds a fresh pipeline seeded from (seed, epoch, shard), so a run resumed at
-epoch e sees the epoch it would have seen. DALI seeds every sample's random draws itself, so
-the batches do not depend on the number of threads.
 """
+import ctypes
+import os
+import struct
+
+import mxnet as mx
 import numpy as np
+import nvidia.dali as dali
 from nvidia.dali import fn, math as dali_math, types
+from nvidia.dali.backend import TensorGPU, TensorListGPU
 from nvidia.dali.pipeline import Pipeline
-from nvidia.dali.plugin.mxnet import DALIClassificationIterator, LastBatchPolicy
 
 from .. import seeds
 from .loaders import Loader
-from .records import DataError
+from .records import RECORD_MAGIC, DataError, read_index
+from .shards import device_shares
 
-READER = "reader"
-SHUFFLE_BUFFER = 1024  # DALI's default; ImageNet records are ~110 KB
+THREADS_PER_GPU = 3
+NVJPEG = "libnvjpeg.so.12"
+NVJPEG_WHEEL = "nvidia-nvjpeg-cu12==12.3.0.81"  # CUDA 12.3's, the CUDA DALI 1.35 was built with
+RECORD_HEAD = struct.Struct("<II")  # magic, cflag << 29 | length (dmlc RecordIO)
+IR_HEAD = struct.Struct("<IfQQ")  # mx.recordio's IRHeader: flag, label, id, id2
+MAGIC_BYTES = np.frombuffer(struct.pack("<I", RECORD_MAGIC), np.uint8)
+LENGTH_MASK = (1 << 29) - 1
 # ImageRecordIter augments OpenCV's BGR pixels but takes their grey with CV_RGB2GRAY, so its
 # contrast and saturation weigh R, G, B by 0.114, 0.587, 0.299; we follow the authors' code
 GREY_RGB = (0.114, 0.587, 0.299)
@@ -72,8 +107,94 @@ def dali_shard_range(num_records, num_parts, part_index):
             num_records * (part_index + 1) // num_parts)
 
 
+def nvjpeg_library(nvidia_dir=None):
+    """The path of the ``libnvjpeg.so.12`` DALI's GPU decoder will open, loaded to prove it
+    loads: DALI's RUNPATH (``nvidia_dir``/nvjpeg/lib, default the site-packages/nvidia of the
+    installed DALI; then /usr/local/cuda/lib64), then the loader's own search. DataError (one
+    line) when none loads."""
+    nvidia_dir = nvidia_dir or os.path.dirname(os.path.dirname(os.path.abspath(dali.__file__)))
+    candidates = [os.path.join(folder, NVJPEG) for folder in
+                  (os.path.join(nvidia_dir, "nvjpeg", "lib"), "/usr/local/cuda/lib64")]
+    for path in [p for p in candidates if os.path.exists(p)] + [NVJPEG]:
+        try:
+            ctypes.CDLL(path)
+            return path
+        except OSError:
+            continue
+    raise DataError(f"data.backend dali on a GPU: {NVJPEG} (nvJPEG, which DALI's GPU decoder "
+                    f"opens) cannot be loaded; pip install {NVJPEG_WHEEL} (or make dali)")
+
+
+def feed(tensor, array):
+    """Copy the dense DALI tensor ``tensor`` into the MXNet NDArray ``array`` (same shape and
+    dtype) and return only when the copy is done: a GPU tensor with ``non_blocking=False``
+    (see the module docstring), after MXNet's pending writes to ``array``."""
+    if tuple(tensor.shape()) != array.shape or types.to_numpy_type(tensor.dtype) != array.dtype:
+        raise ValueError(f"DALI output {tensor.shape()} {tensor.dtype} into an array of "
+                         f"{array.shape} {array.dtype}")
+    mx.base.check_call(mx.base._LIB.MXNDArrayWaitToWrite(array.handle))
+    pointer = ctypes.c_void_p()
+    mx.base.check_call(mx.base._LIB.MXNDArrayGetData(array.handle, ctypes.byref(pointer)))
+    if isinstance(tensor, (TensorGPU, TensorListGPU)):
+        tensor.copy_to_external(pointer, None, non_blocking=False)
+    else:
+        tensor.copy_to_external(pointer)
+    return array
+
+
+class RecordFeed:
+    """The ``fn.external_source`` callback of one pipeline: at iteration i, the encoded
+    images and (1,) float32 labels of records ``order[i * batch + start : i * batch + stop]``
+    (``order``: record numbers, set for each epoch; StopIteration past its end). Each record
+    is read straight into the array handed to DALI (``os.preadv``): one copy from the page
+    cache, no seek."""
+
+    def __init__(self, rec_path, offsets, batch_size, share):
+        self.rec_path, self.offsets = rec_path, offsets
+        self.batch_size, (self.start, self.stop) = batch_size, share
+        self.order = np.zeros(0, np.int64)
+        self.fd = None
+
+    def read(self, at, length, number):
+        """``length`` bytes at byte ``at`` of the .rec as a uint8 array; DataError if short."""
+        out = np.empty(length, np.uint8)
+        if os.preadv(self.fd, [out], at) != length:
+            raise DataError(f"{self.rec_path}: truncated in record {number} (byte {at})")
+        return out
+
+    def record(self, number):
+        """(encoded image as a uint8 array, (1,) float32 label) of record ``number`` (file
+        order), as ``mx.recordio.unpack`` reads it: IRHeader (flag, label, id, id2), then
+        ``flag`` float32 labels when flag > 0 (the first is the class), then the image."""
+        if self.fd is None:
+            self.fd = os.open(self.rec_path, os.O_RDONLY)
+        at, parts, cflag = int(self.offsets[number]), [], 1
+        while cflag not in (0, 3):  # a record holding the magic number is stored in parts
+            magic, lrec = RECORD_HEAD.unpack(self.read(at, RECORD_HEAD.size, number))
+            if magic != RECORD_MAGIC:
+                raise DataError(f"{self.rec_path}: no record header at byte {at} (record "
+                                f"{number})")
+            cflag, length = lrec >> 29, lrec & LENGTH_MASK
+            parts.append(self.read(at + RECORD_HEAD.size, length, number))
+            at += RECORD_HEAD.size + length + (-length % 4)
+        payload = parts[0] if len(parts) == 1 else np.concatenate(
+            [x for part in parts for x in (MAGIC_BYTES, part)][1:])
+        flag, label, _, _ = IR_HEAD.unpack_from(payload)
+        if flag > 0:
+            label = payload[IR_HEAD.size:IR_HEAD.size + 4].view(np.float32)[0]
+        return payload[IR_HEAD.size + 4 * flag:], np.array([label], np.float32)
+
+    def __call__(self, info):
+        first = info.iteration * self.batch_size
+        numbers = self.order[first + self.start:first + self.stop]
+        if first >= len(self.order) or not len(numbers):
+            raise StopIteration
+        images, labels = zip(*(self.record(n) for n in numbers))
+        return list(images), list(labels)
+
+
 class DALILoader(Loader):
-    """A loader on an NVIDIA DALI pipeline (see the module docstring)."""
+    """A loader on NVIDIA DALI pipelines (see the module docstring)."""
 
     def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
                  pin_device=None):
@@ -89,33 +210,91 @@ class DALILoader(Loader):
         self.num_samples = self.end - self.begin
         if not train:
             self.batches_per_epoch = -(-self.num_samples // batch_size)
+        self.offsets = np.array([offset for _, offset in read_index(rec_path)], np.int64)
+        self.built = {}  # validation: (device, ...) -> its pipelines and feeds, built once
 
-    def make_pipeline(self, epoch):
-        """The built DALI ``Pipeline`` of epoch ``epoch`` of this shard."""
-        gpu = self.pin_device is not None
-        seed = seeds.derived_seed(self.seed, epoch, self.part_index, seeds.AUGMENT)
-        pipe = Pipeline(batch_size=self.batch_size, num_threads=max(1, self.cfg.workers()),
-                        device_id=self.pin_device, seed=seed,
-                        prefetch_queue_depth=max(1, self.cfg.prefetch_batches))
-        with pipe:
-            jpegs, labels = fn.readers.mxnet(
-                path=self.rec_path, index_path=self.idx_path, shard_id=self.part_index,
-                num_shards=self.num_parts, stick_to_shard=True, random_shuffle=self.train,
-                initial_fill=SHUFFLE_BUFFER, pad_last_batch=not self.train, name=READER)
-            build = train_graph if self.train else val_graph
-            pipe.set_outputs(build(self.cfg, jpegs, gpu), labels)
-        pipe.build()
-        return pipe
+    def order(self, epoch):
+        """The record numbers of epoch ``epoch`` in delivery order (int64 array of
+        batches_per_epoch * batch_size): training, a permutation of the shard seeded from
+        (seed, epoch, shard), its tail dropped; validation, the shard in order, its last batch
+        padded with the last record."""
+        n = self.batches_per_epoch * self.batch_size
+        if self.train:
+            rng = np.random.default_rng(
+                seeds.derived_seed(self.seed, epoch, self.part_index, seeds.SHUFFLE))
+            return self.begin + rng.permutation(self.num_samples)[:n]
+        return np.minimum(np.arange(self.begin, self.begin + n), self.end - 1)
+
+    def pipelines(self, epoch, contexts):
+        """(pipelines, feeds) for ``contexts`` (one each), built: for each training epoch
+        anew, for validation once."""
+        key = tuple(contexts)
+        if not self.train and key in self.built:
+            return self.built[key]
+        if any(c.device_type == "gpu" for c in contexts):
+            nvjpeg_library()
+        shares = device_shares(self.batch_size, len(contexts))
+        threads = max(1, self.cfg.workers() // len(contexts))
+        built = [], []
+        for k, (ctx, share) in enumerate(zip(contexts, shares)):
+            gpu = ctx.device_type == "gpu"
+            feed_k = RecordFeed(self.rec_path, self.offsets, self.batch_size, share)
+            pipe = Pipeline(batch_size=share[1] - share[0],
+                            num_threads=min(threads, THREADS_PER_GPU) if gpu else threads,
+                            device_id=ctx.device_id if gpu else None,
+                            seed=seeds.derived_seed(self.seed, epoch, self.part_index,
+                                                    seeds.AUGMENT, k),
+                            prefetch_queue_depth=max(1, self.cfg.prefetch_batches))
+            with pipe:
+                jpegs, labels = fn.external_source(source=feed_k, num_outputs=2, batch=True,
+                                                   batch_info=True)
+                build = train_graph if self.train else val_graph
+                pipe.set_outputs(build(self.cfg, jpegs, gpu), labels.gpu() if gpu else labels)
+            pipe.build()
+            built[0].append(pipe)
+            built[1].append(feed_k)
+        if not self.train:
+            self.built[key] = built
+        return built
+
+    def device_epoch(self, epoch, contexts=None):
+        """Iterator over the batches of epoch ``epoch``, each ``(xs, ys, n)``: lists with
+        one (share, 3, S, S) float32 array and one (share,) float32 label array per device of
+        ``contexts`` (default: ``pin_device``'s GPU, else the CPU), on that device, the
+        device's share of the batch (device_shares); ``n``: the batch's real samples (less
+        than the batch size only in validation's last batch, whose padding is at its end)."""
+        contexts = contexts or [self.context if self.pin_device is None
+                                else mx.gpu(self.pin_device)]
+        order = self.order(epoch)
+        pipes, feeds = self.pipelines(epoch, contexts)
+        for feed_k in feeds:
+            feed_k.order = order
+        try:
+            for b in range(self.batches_per_epoch):
+                xs, ys = [], []
+                for pipe, ctx in zip(pipes, contexts):
+                    data, label = (t.as_tensor() for t in pipe.run())
+                    xs.append(feed(data, mx.nd.empty(tuple(data.shape()), ctx=ctx)))
+                    ys.append(feed(label, mx.nd.empty(tuple(label.shape()), ctx=ctx)
+                                   ).reshape(-1))
+                yield xs, ys, min(self.batch_size, self.num_samples - b * self.batch_size)
+        finally:
+            if not self.train:
+                for pipe in pipes:  # ready for the next validation
+                    drain(pipe)
 
     def epoch(self, epoch):
-        policy = LastBatchPolicy.DROP if self.train else LastBatchPolicy.PARTIAL
-        batches = DALIClassificationIterator(self.make_pipeline(epoch), reader_name=READER,
-                                             last_batch_policy=policy)
-        for _, (batch,) in zip(range(self.batches_per_epoch), batches):
-            data, label = batch.data[0], batch.label[0]
-            if batch.pad:
-                data, label = data[:-batch.pad], label[:-batch.pad]
-            yield data, label
+        for xs, ys, n in self.device_epoch(epoch):
+            yield xs[0][:n], ys[0][:n]
+
+
+def drain(pipe):
+    """Run ``pipe`` to the end of its source, then reset it for its next epoch."""
+    try:
+        while True:
+            pipe.run()
+    except StopIteration:
+        pipe.reset()
 
 
 def train_graph(cfg, jpegs, gpu):

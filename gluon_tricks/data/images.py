@@ -14,6 +14,8 @@ import os
 import cv2
 import numpy as np
 
+from ..cpus import usable_cpus
+
 # Larger images are refused before decoding (a 30000 x 30000 PNG took 5.5 GB): Pillow's
 # decompression-bomb limit, which no photograph of a classification set comes near.
 MAX_PIXELS = 89_478_485
@@ -67,6 +69,6 @@ def bad_files(paths, threads=None):
     checked on ``threads`` threads (default: every core; OpenCV decodes outside the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(threads or usable_cpus()) as pool:
         problems = list(pool.map(file_problem, paths))
     return [(p, why) for p, why in zip(paths, problems) if why]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from ..cpus import usable_cpus
 from ..locks import FileLock
 from .images import decode
 from .records import DataError, paths
@@ -286,6 +287,6 @@ def _alive(pid):
 
 
 def default_workers():
-    """Worker processes for packing: one per core."""
-    return max(1, os.cpu_count() or 1)
+    """Worker processes for packing: one per CPU this process may use."""
+    return usable_cpus()
 

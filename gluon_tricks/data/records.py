@@ -19,6 +19,7 @@ import math
 import os
 import struct
 
+from ..cpus import usable_cpus
 from ..errors import UserError
 
 RECORD_MAGIC = 0xCED7230A
@@ -210,7 +211,7 @@ def check_images(rec_path, sample=None, num_parts=1, part_index=0, threads=None)
         positions = sorted({begin + int(i * step) for i in range(sample)} | {end - 1})
     fd = os.open(rec, os.O_RDONLY)
     try:
-        with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(threads or usable_cpus()) as pool:
             problems = list(pool.map(lambda i: _problem(fd, entries[i][1]), positions))
     finally:
         os.close(fd)

@@ -158,6 +158,22 @@ def alias_library(soname, target, machine):
     return body + b"".join(DYNAMIC_ENTRY.pack(tag, value) for tag, value in dynamic)
 
 
+def libraries_line(library=None, lib_dirs=None):
+    """One line for a table: where the NVIDIA libraries ``library`` (default: the libmxnet.so
+    ``import mxnet`` will load) needs come from: NVIDIA's wheels (``lib_dirs``, default
+    their folders), or not from them (then from the system's paths, if at all)."""
+    library = library or find_libmxnet()
+    if library is None:
+        return "CUDA libraries: MXNet is not installed"
+    needed = [n for n in dynamic_section(library).needed if stem(n) in WHEELS]
+    if not needed:
+        return "CUDA libraries: none (a CPU build of MXNet)"
+    found = wheel_libraries(nvidia_lib_dirs() if lib_dirs is None else lib_dirs)
+    outside = [n for n in needed if n not in found]
+    return (f"CUDA libraries: {len(needed) - len(outside)} of {len(needed)} from NVIDIA's wheels"
+            + (f"; not in them (the system's, if any): {', '.join(outside)}" if outside else ""))
+
+
 def is_loaded(soname):
     """True if a library of that name (or soname) is already loaded in this process."""
     try:

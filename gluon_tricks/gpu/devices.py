@@ -28,12 +28,13 @@ def check_gpu(gpus, gpu, visible):
                        f"{visible - 1})")
 
 
-def contexts_of(gpus):
+def contexts_of(gpus, dali=False):
     """The devices of one process: every GPU id of ``gpus`` (ints), checked, else the CPU.
-    GPUs the installed MXNet cannot drive (an H200 under the pip wheels) are refused in one
-    line before anything runs on them (:func:`~gluon_tricks.gpu.preflight.preflight`)."""
+    GPUs the installed MXNet cannot drive (an H200 under the pip wheels), and drivers too old
+    for DALI (``dali``: data.backend dali), are refused in one line before anything runs on
+    them (:func:`~gluon_tricks.gpu.preflight.preflight`)."""
     if gpus:
-        preflight(gpus)
+        preflight(gpus, dali=dali)
     visible = mx.context.num_gpus() if gpus else 0
     for g in gpus:
         check_gpu(gpus, g, visible)

@@ -57,11 +57,15 @@ class Arch(NamedTuple):
 class Fatbin(NamedTuple):
     """What a library's ``.nv_fatbin`` holds: ``archs``, the distinct architectures (sorted
     Arch tuples, SASS before PTX of the same capability); ``containers``, ``sass_images`` and
-    ``ptx_images``, counts over the whole section (all 0 for a CPU build)."""
+    ``ptx_images``, counts over the whole section (all 0 for a CPU build);
+    ``container_archs``, what the containers hold: ((frozenset of Arch, number of containers
+    holding exactly those), ...). A device runs the library only if every container has a
+    kernel for it, since each container is one source file's kernels."""
     archs: tuple
     containers: int
     sass_images: int
     ptx_images: int
+    container_archs: tuple = ()
 
     def describe(self):
         """E.g. ``sm_50, sm_60, sm_70, sm_80, sm_86, no PTX``."""
@@ -184,6 +188,7 @@ def read_fatbin(path):
             return Fatbin((), 0, 0, 0)
         start, size = where
         archs, containers, counts = set(), 0, {KIND_PTX: 0, KIND_SASS: 0}
+        container_archs = {}
         at, end = start, start + size
         while at + CONTAINER_HEADER.size <= end:
             magic, _, header_size, entries_size = CONTAINER_HEADER.unpack(
@@ -198,7 +203,7 @@ def read_fatbin(path):
             if container_end > end:
                 raise ElfError(f"{elf.path}: the fatbin container at byte {at - start} of "
                                f"{FATBIN_SECTION} runs past the section's end")
-            entry = at + header_size
+            entry, mine = at + header_size, set()
             while entry + ENTRY_HEADER.size <= container_end:
                 kind, _, entry_header_size, payload_size, sm = ENTRY_HEADER.unpack(
                     elf.read(entry, ENTRY_HEADER.size))
@@ -207,8 +212,13 @@ def read_fatbin(path):
                                    f"{FATBIN_SECTION} has a {entry_header_size}-byte header")
                 if kind in counts:
                     counts[kind] += 1
-                    archs.add(Arch((sm // 10, sm % 10), kind == KIND_PTX))
+                    mine.add(Arch((sm // 10, sm % 10), kind == KIND_PTX))
                 entry += entry_header_size + payload_size
+            archs |= mine
+            if mine:
+                key = frozenset(mine)
+                container_archs[key] = container_archs.get(key, 0) + 1
             containers += 1
             at = container_end
-        return Fatbin(tuple(sorted(archs)), containers, counts[KIND_SASS], counts[KIND_PTX])
+        return Fatbin(tuple(sorted(archs)), containers, counts[KIND_SASS], counts[KIND_PTX],
+                      tuple(sorted(container_archs.items(), key=lambda kv: sorted(kv[0]))))

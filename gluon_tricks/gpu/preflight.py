@@ -11,12 +11,26 @@ sm_XY runs on devices of the same major version and a minor version of Y or more
 runs on 8.9, not on 9.0); PTX for compute_XY is compiled by the driver, when the program
 loads, for any device of capability X.Y or more.
 
+A library runs on a device only if each of its fatbin containers (one per compiled source
+file) holds a kernel for it; the union over containers is not enough.
+
 GPU ids are MXNet's (``--gpus``, CUDA's numbering): with CUDA_VISIBLE_DEVICES a list of
-integers, id i is nvidia-smi's GPU CUDA_VISIBLE_DEVICES[i]. Otherwise they are taken as
+integers or GPU UUIDs (``GPU-8f6c...``, or a unique prefix of one, as nvidia-smi -L prints
+them), id i is the GPU CUDA_VISIBLE_DEVICES[i] names. Otherwise they are taken as
 nvidia-smi's indices, which is CUDA's order unless a host mixes GPU models (CUDA then puts
 the fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID, nvidia-smi's order).
+
+The driver is judged too. MXNet fuses pointwise operators on the GPU (MXNET_USE_FUSION,
+on by default; src/imperative/cached_op.h reads it when a graph is built): it compiles them
+to PTX with NVRTC (``--gpu-architecture=compute_XY``, src/operator/fusion/fused_op.cu) and
+loads the PTX with ``cuModuleLoadData``, a fatal CUDA_DRIVER_CALL. The pip NVRTC 11.8 writes
+PTX ISA 7.8, which only drivers of CUDA 11.8 or later (520.61.05) can load: on an older
+driver the preflight sets MXNET_USE_FUSION=0 and says so. DALI 1.35's CUDA 12 build needs a
+CUDA 12.0 driver (525.60.13) or later: ``data.backend: dali`` on an older one is refused.
 """
 import ctypes
+import importlib.metadata
+import logging
 import os
 import shutil
 import subprocess
@@ -26,12 +40,19 @@ from ..errors import RunError
 from .cuda_libs import find_libmxnet
 from .fatbin import NO_KERNELS, Fatbin, read_fatbin
 
+log = logging.getLogger(__name__)
+
 SMI_FIELDS = "name,compute_cap,driver_version"
 SMI_TIMEOUT_S = 30
 CUDA_SUCCESS, CUDA_ERROR_NO_DEVICE = 0, 100
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
 CONTAINER = "NVIDIA's NGC MXNet container (24.06: MXNet 1.9.1, CUDA 12.4, for H100)"
+# the oldest Linux driver of a CUDA release (CUDA toolkit release notes, "CUDA Toolkit and
+# Corresponding Driver Versions"), and the CUDA version its driver library reports
+FUSION_DRIVER = ((520, 61, 5), (11, 8))  # NVRTC 11.8's PTX (nvidia-cuda-nvrtc-cu11 11.8)
+DALI_DRIVER = ((525, 60, 13), (12, 0))  # nvidia-dali-cuda120: CUDA 12.0
+NVRTC_WHEEL = "nvidia-cuda-nvrtc-cu11"
 
 
 class GpuError(RunError):
@@ -178,23 +199,45 @@ def query_driver(library="libcuda.so.1"):
     return gpus
 
 
-def visible_order(gpus):
-    """``gpus`` (nvidia-smi's order) as CUDA numbers them under CUDA_VISIBLE_DEVICES, when
-    that is a list of integers (ids past the list's first invalid one are not visible, as in
-    CUDA); unchanged otherwise (unset, or UUIDs: module docstring)."""
+def visible_order(gpus, uuids=()):
+    """``gpus`` (nvidia-smi's order) as CUDA numbers them under CUDA_VISIBLE_DEVICES, whose
+    entries are indices or GPU UUIDs (a unique prefix of one of ``uuids``, nvidia-smi's
+    order); like CUDA, the list ends at its first entry that names no GPU. Unchanged when
+    the variable is unset."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return gpus
-    try:
-        ids = [int(v) for v in visible.split(",") if v.strip()]
-    except ValueError:
-        return gpus
     order = []
-    for i in ids:
-        if not 0 <= i < len(gpus):
+    for entry in (v.strip() for v in visible.split(",")):
+        matches = [i for i, u in enumerate(uuids) if u.startswith(entry)] if entry else []
+        if entry.isdigit() and int(entry) < len(gpus):
+            order.append(gpus[int(entry)])
+        elif entry.startswith(("GPU-", "MIG-")) and len(matches) == 1 and matches[0] < len(gpus):
+            order.append(gpus[matches[0]])
+        else:
             break
-        order.append(gpus[i])
     return order
+
+
+def query_uuids(smi="nvidia-smi"):
+    """The UUIDs nvidia-smi lists (``GPU-...``), in its order; [] when it cannot tell."""
+    exe = shutil.which(smi)
+    if exe is None:
+        return []
+    try:
+        done = subprocess.run([exe, "--query-gpu=uuid", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=SMI_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    rows = [r.strip() for r in done.stdout.splitlines()] if done.returncode == 0 else []
+    return [r for r in rows if r.startswith("GPU-")]
+
+
+def visible_uuids(smi):
+    """query_uuids(smi) when CUDA_VISIBLE_DEVICES names a GPU by UUID, else () (no call)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return query_uuids(smi) if any(v.strip().startswith(("GPU-", "MIG-"))
+                                   for v in visible.split(",")) else ()
 
 
 def list_gpus(smi="nvidia-smi", cuda_driver="libcuda.so.1"):
@@ -203,13 +246,13 @@ def list_gpus(smi="nvidia-smi", cuda_driver="libcuda.so.1"):
     None: do not ask it) when nvidia-smi is missing or gives no capability."""
     gpus = query_smi(smi)
     if gpus is not None and all(g.capability is not None for g in gpus):
-        return visible_order(gpus)
+        return visible_order(gpus, visible_uuids(smi))
     from_driver = query_driver(cuda_driver) if cuda_driver else None
     if from_driver is not None:
         if gpus:  # keep nvidia-smi's driver release, which names the driver better
             from_driver = [g._replace(driver=gpus[0].driver) for g in from_driver]
         return from_driver
-    return visible_order(gpus or [])
+    return visible_order(gpus or [], visible_uuids(smi))
 
 
 def check_gpus(gpu_ids=None, smi="nvidia-smi", library=None, cuda_driver="libcuda.so.1"):
@@ -244,7 +287,13 @@ def check_gpus(gpu_ids=None, smi="nvidia-smi", library=None, cuda_driver="libcud
             continue
         drivers = [a for a in fatbin.archs if runs_on(a, gpu.capability)]
         cap = capability_text(gpu.capability)
-        if drivers:
+        lacking = sum(count for archs, count in fatbin.container_archs
+                      if not any(runs_on(a, gpu.capability) for a in archs))
+        if drivers and lacking:
+            reason = (f"{lacking} of its {fatbin.containers} fatbin containers (one per "
+                      f"source file) have no kernel for {cap}")
+            drivers = []
+        elif drivers:
             best = max(drivers, key=lambda a: (not a.ptx, a.capability))
             reason = f"{best}{' PTX, compiled by the driver' if best.ptx else ' SASS'}"
         else:
@@ -257,15 +306,77 @@ def check_gpus(gpu_ids=None, smi="nvidia-smi", library=None, cuda_driver="libcud
     return verdicts
 
 
-def preflight(gpu_ids, smi="nvidia-smi", library=None, cuda_driver="libcuda.so.1"):
+def known_older(driver, minimum):
+    """True if ``driver`` (Gpu.driver: '470.82.01', or 'CUDA 11.4' from the driver library)
+    is older than ``minimum`` ((release), (CUDA version)), False if not, None if unknown."""
+    text = (driver or "").strip()
+    try:
+        if text.startswith("CUDA "):
+            return tuple(int(v) for v in text[5:].split(".")) < minimum[1]
+        return tuple(int(v) for v in text.split(".")) < minimum[0]
+    except ValueError:
+        return None
+
+
+def nvrtc_version():
+    """(major, minor) of the installed NVRTC wheel (nvidia-cuda-nvrtc-cu11), None without."""
+    try:
+        return tuple(int(v) for v in importlib.metadata.version(NVRTC_WHEEL).split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def release_text(minimum):
+    """((520, 61, 5), (11, 8)) -> '520.61.05 (CUDA 11.8)'."""
+    major, minor, patch = minimum[0]
+    return f"{major}.{minor}.{patch:02d} (CUDA {minimum[1][0]}.{minimum[1][1]})"
+
+
+def judge_drivers(verdicts, dali=False, nvrtc=None):
+    """The driver rules (module docstring) for the GPUs of ``verdicts``: GpuError (one line)
+    for ``dali`` (data.backend dali) on a driver older than DALI's; on a driver too old for
+    the PTX of NVRTC 11.8 (``nvrtc``, default the installed wheel's version), MXNet's fusion
+    turned off (MXNET_USE_FUSION=0 in this process's environment, which MXNet reads when it
+    builds a graph), or GpuError if the user set MXNET_USE_FUSION=1. Returns the notes to
+    show (a list of one-line strings, also logged as warnings)."""
+    for v in verdicts:
+        if v.gpu is not None and dali and known_older(v.gpu.driver, DALI_DRIVER):
+            raise GpuError(f"GPU {v.gpu_id} ({v.gpu.name}): driver {v.gpu.driver} is older than "
+                           f"{release_text(DALI_DRIVER)}, which DALI 1.35 needs for "
+                           "data.backend dali: install that driver or later, or use "
+                           "data.backend recordio (docs/gpu.md)")
+    nvrtc = nvrtc_version() if nvrtc is None else nvrtc
+    old = [v for v in verdicts
+           if v.gpu is not None and known_older(v.gpu.driver, FUSION_DRIVER)]
+    if nvrtc != FUSION_DRIVER[1] or not old:
+        return []
+    head = (f"GPU {old[0].gpu_id} ({old[0].gpu.name}): driver {old[0].gpu.driver} cannot load "
+            f"the PTX of NVRTC 11.8, which MXNet's operator fusion compiles (it needs "
+            f"{release_text(FUSION_DRIVER)} or later)")
+    setting = os.environ.get("MXNET_USE_FUSION", "").strip()
+    if setting == "1":
+        raise GpuError(f"{head}: unset MXNET_USE_FUSION=1, or install that driver or later "
+                       "(docs/gpu.md)")
+    if setting == "0":
+        return []
+    os.environ["MXNET_USE_FUSION"] = "0"
+    note = (f"{head}: fusion turned off (MXNET_USE_FUSION=0), a few percent slower; install "
+            "that driver or later to keep it (docs/gpu.md)")
+    log.warning("note: %s", note)
+    return [note]
+
+
+def preflight(gpu_ids, smi="nvidia-smi", library=None, cuda_driver="libcuda.so.1", dali=False):
     """check_gpus(...) for the GPU ids a run asks for (none: nothing is checked); GpuError
-    (one line) for the first one MXNet cannot drive or that is not here. Returns the verdicts
+    (one line) for the first one MXNet cannot drive or that is not here; then the driver
+    rules (judge_drivers; ``dali``: the run reads its data with DALI). Returns the verdicts
     (for a table); those whose capability is unknown (``supported`` None) do not stop the
     run."""
     verdicts = check_gpus(gpu_ids, smi, library, cuda_driver)
     for verdict in verdicts:
         if verdict.supported is False:
             raise GpuError(verdict.message())
+    judge_drivers(verdicts, dali)
     return verdicts
 
 

@@ -56,9 +56,10 @@ class SingleProcess:
     local_size = 1
     is_root = True
 
-    def contexts(self, gpus):
-        """The devices of this process: every GPU listed (ints), else the CPU."""
-        return contexts_of(gpus)
+    def contexts(self, gpus, dali=False):
+        """The devices of this process: every GPU listed (ints), else the CPU (``dali``: the
+        run reads its data with DALI, whose driver the preflight checks)."""
+        return contexts_of(gpus, dali)
 
     def trainer(self, params, optimizer, num_devices):
         """A Trainer over the devices' copies; ``params`` must be initialised, with the same
@@ -123,12 +124,14 @@ class HorovodRank:
         self.is_root = self.rank == 0
         self._calls = 0
 
-    def contexts(self, gpus):
-        """This rank's one device (:func:`rank_gpu`), else the CPU."""
+    def contexts(self, gpus, dali=False):
+        """This rank's one device (:func:`rank_gpu`), else the CPU. With GPUs, Horovod must
+        have been built with CUDA (:func:`require_gpu_horovod`)."""
         if not gpus:
             return [mx.cpu()]
+        require_gpu_horovod(self.hvd)
         gpu = rank_gpu(gpus, self.local_rank, self.local_size, mx.context.num_gpus())
-        preflight([gpu])
+        preflight([gpu], dali=dali)
         return [mx.gpu(gpu)]
 
     def trainer(self, params, optimizer, num_devices):
@@ -171,6 +174,27 @@ class HorovodRank:
 
     def barrier(self):
         self.allreduce_sum([0.0])
+
+
+def horovod_build(hvd):
+    """What the Horovod module ``hvd`` (horovod.mxnet) was built with, in a few words, e.g.
+    'CUDA no, NCCL no, Gloo yes, MPI no'."""
+    nccl = hvd.nccl_built()  # NCCL_VERSION_CODE: 21805 for 2.18.5; 2708 for 2.7.8 (< 2.9)
+    major, rest = divmod(nccl, 10000 if nccl >= 10000 else 1000)
+    return (f"CUDA {'yes' if hvd.cuda_built() else 'no'}, "
+            f"NCCL {f'{major}.{rest // 100}.{rest % 100}' if nccl else 'no'}, "
+            f"Gloo {'yes' if hvd.gloo_built() else 'no'}, MPI {'yes' if hvd.mpi_built() else 'no'}")
+
+
+def require_gpu_horovod(hvd):
+    """RunError (one line) unless Horovod (``hvd``) was built with CUDA. A build without it
+    (``make horovod``: Gloo, no CUDA) hands the device pointers of GPU arrays to its CPU
+    collectives."""
+    if not hvd.cuda_built():
+        raise RunError(f"--gpus under Horovod: this Horovod was built without CUDA "
+                       f"({horovod_build(hvd)}), so it cannot reduce GPU arrays; use a Horovod "
+                       "built with NCCL (docs/distributed.md, 'Installing Horovod'), or one "
+                       "process with --gpus and no horovodrun")
 
 
 def rank_gpu(gpus, local_rank, local_size, visible):

@@ -4,6 +4,8 @@ top-1/top-5 over a validation set, summed over ranks."""
 import mxnet as mx
 import numpy as np
 
+from ..data.shards import device_batches, device_shares
+
 
 def topk_correct(logits, label, ks=(1, 5)):
     """Counts of samples whose label is among the top-k logits, for each k (numpy ints)."""
@@ -53,21 +55,32 @@ class EpochSums:
         return loss / samples, None if self.mixing else correct / samples, int(samples)
 
 
+def topk_hits(logits, label, ks=(1, 5)):
+    """(len(ks),) float32 NDArray on the logits' device: how many of the (N, C) ``logits``' rows
+    have their (N,) ``label`` among their top-k, for each k; no host synchronisation."""
+    k_max = min(max(ks), logits.shape[1])
+    top = mx.nd.topk(logits.astype("float32", copy=False), k=k_max, axis=1)  # float indices
+    hit = mx.nd.broadcast_equal(top, label.reshape((-1, 1)).astype("float32", copy=False))
+    return mx.nd.concat(*[hit.slice_axis(axis=1, begin=0, end=min(k, k_max)).sum().reshape(1)
+                          for k in ks], dim=0)
+
+
 def evaluate(net, loader, contexts, dtype, dist):
     """Exact top-1/top-5 over the whole validation set (counts summed over ranks).
 
-    A short last batch is padded back to the full batch size (only its real rows count), so
-    that the network always sees one input shape and every device a full share."""
-    counts = np.zeros(3)
-    for data, label in loader.epoch(0):  # no randomness: any epoch
-        n = data.shape[0]
-        if n < loader.batch_size:
-            data = mx.nd.concat(data, mx.nd.zeros((loader.batch_size - n,) + data.shape[1:],
-                                                  dtype=data.dtype, ctx=data.context), dim=0)
-        xs = mx.gluon.utils.split_and_load(data.astype(dtype, copy=False), contexts,
-                                           even_split=False)
-        logits = mx.nd.concat(*[net(x).as_in_context(mx.cpu()) for x in xs], dim=0)[:n]
-        c1, c5 = topk_correct(logits, label)
-        counts += (c1, c5, n)
-    c1, c5, n = dist.allreduce_sum(counts)
+    Each device takes its share of every batch (data.shards.device_batches: copied, cast and,
+    for a short last batch, padded on the device, so that the network always sees one input
+    shape), and counts its top-k hits there; the host waits once, at the end."""
+    shares = device_shares(loader.batch_size, len(contexts))
+    hits = [mx.nd.zeros((2,), ctx=c) for c in contexts]
+    images = 0
+    for xs, ys, n in device_batches(loader, 0, contexts, dtype):  # no randomness: any epoch
+        real = [min(stop, n) - start for start, stop in shares]
+        logits = [net(x) if r > 0 else None for x, r in zip(xs, real)]  # every device first
+        for k, (z, y, r) in enumerate(zip(logits, ys, real)):
+            if r > 0:
+                hits[k] = hits[k] + topk_hits(z[:r], y[:r])
+        images += n
+    c1, c5 = sum(h.asnumpy().astype(np.float64) for h in hits)
+    c1, c5, n = dist.allreduce_sum([c1, c5, images])
     return c1 / max(n, 1), c5 / max(n, 1), int(n)

@@ -170,12 +170,16 @@ class Detection:
         self.net.hybridize(static_alloc=True)
 
     def forward_backward(self, batch):
-        """Losses and gradients of one batch; returns the mean total loss (float)."""
-        total = 0.0
+        """Losses and gradients of one batch; returns the mean total loss (float). Every
+        device's shard is launched before the host waits once for the sum of their losses,
+        so that the devices work at the same time (GluonCV runs the shards in threads,
+        ``Parallel``, to the same end)."""
+        losses = []
         for shard in self._shards(batch):
-            rpn_cls, rpn_box, rcnn_cls, rcnn_box = self._task.forward_backward(shard)[:4]
-            total += sum(float(v.asscalar()) for v in (rpn_cls, rpn_box, rcnn_cls, rcnn_box))
-        return total / len(self.contexts)
+            losses.extend(self._task.forward_backward(shard)[:4])  # rpn cls/box, rcnn cls/box
+        first = self.contexts[0]
+        total = mx.nd.add_n(*[v.reshape(-1).as_in_context(first) for v in losses])
+        return float(total.asscalar()) / len(self.contexts)
 
     def evaluate(self, val_loader):
         """{"val_map": VOC07 11-point mAP at IoU 0.5, and "val_ap": {class: AP}} over the

@@ -21,6 +21,7 @@ import os
 
 import mxnet as mx
 
+from ..cpus import usable_cpus
 from ..errors import RunError
 from .nets import fcn
 
@@ -54,7 +55,7 @@ def check_data(root, dataset, threads=None):
             if name.endswith(".jpg") and os.path.isfile(mask):
                 pairs.append((os.path.join(images, name), mask))
     nclass = NUM_CLASSES[dataset]
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(threads or usable_cpus()) as pool:
         problems = pool.map(lambda pair: _mask_problem(*pair, nclass), pairs)
         first = next((why for why in problems if why), None)
     if first:

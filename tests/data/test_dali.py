@@ -33,7 +33,8 @@ EIG = np.array([[-0.5675, 0.7192, 0.4009],
 
 def cfg_for(backend, **kw):
     kw.setdefault("input_size", 32)
-    return DataConfig(backend=backend, num_workers=1, **kw)
+    kw.setdefault("num_workers", 1)
+    return DataConfig(backend=backend, **kw)
 
 
 def pixels_of(loader, epochs):
@@ -255,3 +256,179 @@ def test_train_epochs_are_seeded_and_the_same_length_on_every_shard(numbered_rec
 def test_refuses_hue(coord_rec):
     with pytest.raises(DataError, match="hue"):
         make_loader(cfg_for("dali", hue=0.1), coord_rec, 4, train=True)
+
+
+@pytest.fixture(scope="module")
+def many_rec(tmp_path_factory):
+    """2,500 tiny JPEGs whose label is their record number: several times more records than
+    any buffer of the loader (a batch, the prefetch queue) and than DALI's old 1,024-record
+    shuffle buffer."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (8, 8, 3)).astype(np.uint8) for _ in range(2500)]
+    return write_rec(str(tmp_path_factory.mktemp("many") / "many"), images, range(2500),
+                     img_fmt=".jpg")
+
+
+def epoch_labels(loader, epoch, contexts=None):
+    """The labels of an epoch in delivery order (ints), through device_epoch."""
+    out = []
+    for xs, ys, n in loader.device_epoch(epoch, contexts):
+        out.extend(np.concatenate([y.asnumpy() for y in ys])[:n].astype(int).tolist())
+    return np.array(out)
+
+
+@needs_dali
+def test_each_epoch_is_a_new_permutation_of_the_shard(many_rec):
+    from scipy import stats
+
+    cfg = cfg_for("dali", input_size=8, **NO_COLOUR, flip=False)
+    loader = make_loader(cfg, many_rec, 96, train=True, seed=3)
+    assert loader.batches_per_epoch == 26  # 2,496 records, the 4 others dropped
+    first, second = epoch_labels(loader, 0), epoch_labels(loader, 1)
+    for labels in (first, second):
+        assert len(labels) == 2496 and len(set(labels)) == 2496
+        # no record comes near step p / batch any more
+        assert abs(stats.spearmanr(labels, np.arange(len(labels)))[0]) < 0.1
+    both_epochs = np.intersect1d(first, second)
+    where = {e: {r: i for i, r in enumerate(labels)} for e, labels in enumerate((first, second))}
+    rho = stats.spearmanr([where[0][r] for r in both_epochs], [where[1][r] for r in both_epochs])
+    assert abs(rho[0]) < 0.1
+    dropped = [set(range(2500)) - set(labels) for labels in (first, second)]
+    assert dropped[0] != dropped[1] and not dropped[0] <= set(range(2496, 2500))
+
+
+@needs_dali
+def test_one_pipeline_per_device_takes_its_share_of_the_batch(many_rec, monkeypatch):
+    import mxnet as mx
+
+    from gluon_tricks.data import dali
+
+    built = []
+    real_pipeline = dali.Pipeline
+    monkeypatch.setattr(dali, "Pipeline", lambda **kw: built.append(kw) or real_pipeline(**kw))
+    cfg = cfg_for("dali", input_size=8, num_workers=4)
+    contexts = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
+    loader = make_loader(cfg, many_rec, 100, train=True, num_parts=2, part_index=1, seed=3)
+    order = loader.order(0)
+    for b, (xs, ys, n) in enumerate(loader.device_epoch(0, contexts)):
+        assert n == 100 and [x.shape[0] for x in xs] == [34, 33, 33]
+        assert [x.context for x in xs] == [y.context for y in ys] == contexts
+        got = np.concatenate([y.asnumpy() for y in ys]).astype(int)
+        np.testing.assert_array_equal(got, order[b * 100:(b + 1) * 100])
+        if b == 1:
+            break
+    assert [kw["batch_size"] for kw in built] == [34, 33, 33]
+    assert [kw["num_threads"] for kw in built] == [1, 1, 1]  # 4 workers over 3 devices
+    assert len({kw["seed"] for kw in built}) == 3
+
+
+@needs_dali
+def test_validation_pipelines_are_built_once_and_read_each_record_once(many_rec, monkeypatch):
+    import mxnet as mx
+
+    from gluon_tricks.data import dali
+
+    built = []
+    real_pipeline = dali.Pipeline
+    monkeypatch.setattr(dali, "Pipeline", lambda **kw: built.append(kw) or real_pipeline(**kw))
+    loader = make_loader(cfg_for("dali", input_size=8), many_rec, 96, train=False,
+                         num_parts=3, part_index=2)
+    contexts = [mx.cpu(0), mx.cpu(1)]
+    runs = [epoch_labels(loader, 0, contexts) for _ in range(3)]
+    assert len(built) == 2  # one per device, for every validation
+    for labels in runs:
+        np.testing.assert_array_equal(labels, np.arange(loader.begin, loader.end))
+
+
+@needs_dali
+def test_a_resumed_epoch_is_the_epoch_of_an_unbroken_run(numbered_rec):
+    cfg = cfg_for("dali", input_size=16)
+    unbroken = make_loader(cfg, numbered_rec, 4, train=True, seed=7)
+    pixels_of(unbroken, [0])
+    resumed = make_loader(cfg, numbered_rec, 4, train=True, seed=7)
+    a, la = pixels_of(unbroken, [1])
+    b, lb = pixels_of(resumed, [1])
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(a, b)
+
+
+@needs_dali
+def test_outputs_are_copied_synchronously(numbered_rec, monkeypatch):
+    from unittest import mock
+
+    import mxnet as mx
+    from nvidia.dali import types
+    from nvidia.dali.backend import TensorGPU
+    from nvidia.dali.plugin import mxnet as plugin
+
+    from gluon_tricks.data import dali
+
+    # a GPU tensor (a stand-in: no GPU here) is copied with non_blocking=False
+    tensor = mock.Mock(spec=TensorGPU)
+    tensor.shape.return_value = [2, 3]
+    tensor.dtype = types.FLOAT
+    array = mx.nd.empty((2, 3))
+    assert dali.feed(tensor, array) is array
+    (pointer, stream), kwargs = tensor.copy_to_external.call_args
+    assert stream is None and kwargs == {"non_blocking": False}
+    # and every output of the loader goes through feed, never through the plugin's copy
+    monkeypatch.setattr(plugin, "feed_ndarray", mock.Mock(side_effect=AssertionError))
+    spy = mock.Mock(side_effect=dali.feed)
+    monkeypatch.setattr(dali, "feed", spy)
+    loader = make_loader(cfg_for("dali", input_size=16), numbered_rec, 4, train=True)
+    batches = len(pixels_of(loader, [0])[1]) // 4
+    assert batches == 9 and spy.call_count == 2 * batches
+
+
+@needs_dali
+def test_nvjpeg_must_load_before_a_gpu_pipeline(tmp_path):
+    import ctypes
+
+    from gluon_tricks.data.dali import nvjpeg_library
+    from gluon_tricks.gpu.cuda_libs import alias_library
+
+    try:
+        ctypes.CDLL("libnvjpeg.so.12")
+        pytest.skip("this host has nvJPEG on the loader's path")
+    except OSError:
+        pass
+    with pytest.raises(DataError, match=r"libnvjpeg.so.12 .* pip install nvidia-nvjpeg-cu12=="):
+        nvjpeg_library(str(tmp_path))
+    # the folder of the nvidia-nvjpeg-cu12 wheel, with a stand-in library of that soname
+    folder = tmp_path / "nvjpeg" / "lib"
+    folder.mkdir(parents=True)
+    (folder / "libnvjpeg.so.12").write_bytes(alias_library("libnvjpeg.so.12", "libc.so.6", 62))
+    assert nvjpeg_library(str(tmp_path)) == str(folder / "libnvjpeg.so.12")
+
+
+@needs_dali
+def test_records_read_as_mxnet_reads_them(tmp_path):
+    """A record whose bytes hold RecordIO's magic number (stored in parts) and one with a
+    label array (flag > 0): the feed's bytes and label are MXNet's own reader's."""
+    import struct
+
+    from mxnet import recordio
+
+    from gluon_tricks.data.dali import RecordFeed
+    from gluon_tricks.data.records import read_index
+
+    magic = struct.pack("<I", 0xCED7230A)
+    # after the 24-byte IRHeader the magic numbers fall on 4-byte boundaries, where dmlc's
+    # writer splits a record
+    images = [magic * 3 + b"cd" * 50 + magic + b"e", bytes(range(256)) * 3]
+    headers = [recordio.IRHeader(0, 7.0, 0, 0), recordio.IRHeader(2, [3.0, 9.0], 1, 0)]
+    prefix = str(tmp_path / "parts")
+    writer = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+    for i, (header, image) in enumerate(zip(headers, images)):
+        writer.write_idx(i, recordio.pack(header, image))
+    writer.close()
+    offsets = np.array([offset for _, offset in read_index(prefix + ".rec")])
+    feed = RecordFeed(prefix + ".rec", offsets, 2, (0, 2))
+    reader = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "r")
+    for i in range(2):
+        header, image = recordio.unpack(reader.read_idx(i))
+        got, label = feed.record(i)
+        assert got.tobytes() == image == images[i]
+        assert label.tolist() == [np.asarray(header.label).reshape(-1)[0]]
+    with open(prefix + ".rec", "rb") as f:
+        assert struct.unpack("<II", f.read(8))[1] >> 29 == 1  # the first record is in parts

@@ -2,13 +2,13 @@
 for training with augmentation off, crop geometry recovered from a coordinate image,
 binomial flip rate, exact validation coverage, shards, reproducibility, and the known traps
 of MXNet's iterators."""
-import os
 
 import cv2
 import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_tricks.cpus import usable_cpus
 from gluon_tricks.data import DataConfig, DataError, make_loader, make_loaders
 from gluon_tricks.data.loaders import train_iter_args
 from gluon_tricks.train.config import TrainConfig
@@ -42,8 +42,8 @@ def test_defaults_are_the_papers():
     # a training configuration fills in the network's own size
     assert TrainConfig(model="resnet50_v1d").data.input_size == 224
     assert TrainConfig(model="inception_v3").data.resize == 342
-    # decoding threads: as asked, else the host's cores shared by its ranks
-    cores = os.cpu_count() or 1
+    # decoding threads: as asked, else the CPUs this process may use shared by its ranks
+    cores = usable_cpus()
     assert DataConfig(num_workers=3).workers(8) == 3
     assert DataConfig().workers() == cores and DataConfig().workers(2 * cores) == 1
     assert DataConfig(input_size=299).resize == 342  # docs/notes.md §1: 299 / 0.875
