@@ -12,7 +12,7 @@ import os
 
 from ..errors import UserError, one_line
 from ..models import RESNETS, ZOO, get_model, gluoncv_model
-from ..models.weights import infer_classes, read_params
+from ..models.weights import check_finite, infer_classes, read_params
 from ..run.folder import RunFolder, RunFolderError, params_of, replace_atomically
 from .outputs import output_of_export
 
@@ -55,7 +55,7 @@ def export_to_gluoncv(checkpoint, out, model, force=False):
     _check_model(model)
     with output_of_export(out, force, ExportError):
         src = params_of(checkpoint)
-        classes = infer_classes(read_params(src), src)
+        classes = infer_classes(check_finite(read_params(src), src), src)
         net = get_model(model, classes=classes)
         _load(net, src, f"our {model}")
 
@@ -78,7 +78,7 @@ def import_from_gluoncv(src, out, model, force=False):
     with output_of_export(out, force, ExportError):
         if not os.path.isfile(src):
             raise ExportError(f"{src}: no such file")
-        classes = infer_classes(read_params(src), src)
+        classes = infer_classes(check_finite(read_params(src), src), src)
         net = get_model(model, classes=classes)
         _load(net, src, f"GluonCV {model}")
         replace_atomically(out, net.save_parameters)
