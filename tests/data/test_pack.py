@@ -15,6 +15,7 @@ from gluon_tricks.data import DataError
 from gluon_tricks.data.pack import pack_images
 
 from helpers import assert_one_line_error
+from tiny_sets import png_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -204,3 +205,20 @@ def test_temporary_files_of_a_killed_packer_are_removed(class_folder, tmp_path):
     mine.write_bytes(b"")
     pack_images(folder, str(tmp_path / "set"), encoding=".png")
     assert not stale.exists() and mine.exists()
+
+
+def test_empty_and_huge_files_are_skipped_and_named_before_decoding(class_folder, tmp_path,
+                                                                    caplog):
+    """A 0-byte file (OpenCV raises on it) and a PNG header claiming 60000 x 60000 pixels
+    (Pillow's decompression-bomb error): warnings naming them, the rest packed."""
+    folder, truth = class_folder
+    empty = os.path.join(folder, "apple", "empty.jpg")
+    bomb = os.path.join(folder, "kiwi", "b.png")
+    open(empty, "wb").close()
+    with open(bomb, "wb") as f:
+        f.write(png_bytes(60000, 60000, whole=False))
+    with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
+        s = pack_images(folder, str(tmp_path / "set"), encoding=".png", workers=2)
+    assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([empty, bomb])
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{empty}: an empty file" in text and f"{bomb}: more pixels than Pillow" in text
