@@ -8,7 +8,7 @@ paper's baseline (§2.1): ResNet-50, NAG, batch 256, lr 0.1, 120 epochs, step de
 30/60/90, no tricks.
 """
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from .. import published
 from ..data import DataConfig
@@ -45,7 +45,7 @@ class TrainConfig(Config):
     epochs: int = 120
     warmup_epochs: int = 0  # §3.1: linear from lr/m to lr over the first m batches
     lr_mode: str = "step"  # "step" or "cosine" (§5.1)
-    lr_step_epochs: list = field(default_factory=lambda: [30, 60, 90])
+    lr_step_epochs: List[int] = field(default_factory=lambda: [30, 60, 90])
     lr_step_factor: float = 0.1
     # --- refinements (§5) ---
     label_smoothing: float = 0.0  # epsilon
@@ -136,7 +136,7 @@ RANGES = {
     "data.input_size": (1, None, True, None), "data.val_resize": (1, None, True, None),
     "data.num_workers": (0, None, True, None), "data.prefetch_batches": (1, None, True, None),
     "data.check_train_images": (0, None, True, None),
-    "data.interpolation": (0, 4, True, True),
+    "data.interpolation": (0, 4, True, True), "data.std_rgb": (0, None, False, None),
 }
 # What may differ when a run resumes: a longer (or shorter) schedule, and how it is run and
 # logged. Anything else (lr, seed, model, data augmentation, ...) would make the resumed run
