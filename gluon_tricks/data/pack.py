@@ -20,6 +20,7 @@ and counted; a class left without any image is an error, as it would shift label
 """
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import random
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 
 from ..locks import FileLock
-from .images import decode
+from .images import MAX_PIXELS, decode
 from .records import DataError, paths
 
 log = logging.getLogger("gluon_tricks.data")
@@ -134,6 +135,9 @@ def _encode(job):
         # im2rec's rule: the shorter edge becomes `resize`, the other keeps the aspect ratio
         h, w = img.shape[:2]
         size = (resize, h * resize // w) if h > w else (w * resize // h, resize)
+        if size[0] * size[1] > MAX_PIXELS:
+            return None, (f"{size[0]} x {size[1]} pixels once resized, over the {MAX_PIXELS} "
+                          "accepted")
         img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
     params = ([cv2.IMWRITE_JPEG_QUALITY, quality] if encoding == ".jpg"
               else [cv2.IMWRITE_PNG_COMPRESSION, 3])
@@ -209,8 +213,10 @@ def _checked_outputs(out_prefix, encoding, quality, resize):
         raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if not 1 <= quality <= 100:
         raise DataError(f"quality {quality}: expected 1..100")
-    if resize is not None and resize <= 0:
-        raise DataError(f"resize {resize}: expected a positive number of pixels")
+    if resize is not None and not 0 < resize <= math.isqrt(MAX_PIXELS):
+        raise DataError(f"resize {resize}: expected a positive number of pixels, at most "
+                        f"{math.isqrt(MAX_PIXELS)} (its square is the {MAX_PIXELS} pixels an "
+                        "image may have)")
     outputs = paths(out_prefix + ".rec")
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
     if not os.path.isdir(out_dir):

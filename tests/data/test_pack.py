@@ -222,3 +222,14 @@ def test_empty_and_huge_files_are_skipped_and_named_before_decoding(class_folder
     assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([empty, bomb])
     text = " ".join(r.getMessage() for r in caplog.records)
     assert f"{empty}: an empty file" in text and f"{bomb}: more pixels than Pillow" in text
+
+
+def test_a_resize_past_the_pixel_limit_is_refused(class_folder, tmp_path):
+    """--resize 100000 made every image 10^10 pixels (OpenCV's traceback, in a worker)."""
+    folder, _ = class_folder
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError) as e:
+        pack_images(folder, str(out / "set"), resize=100000)
+    assert_one_line_error(f"error: {e.value}", "resize 100000", "at most 9459")
+    assert not os.listdir(out)

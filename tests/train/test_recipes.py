@@ -410,3 +410,16 @@ def test_lists_that_fit_are_taken_as_their_elements_type():
     cfg = resolve(None, [parse_override("data.std_rgb=[1, 2e-1, '5e-1']"),
                          parse_override("lr_step_epochs=[3, 6]"), parse_override("epochs=9")])
     assert cfg.data.std_rgb == (1.0, 0.2, 0.5) and cfg.lr_step_epochs == [3, 6]
+
+
+@pytest.mark.parametrize("model, size, words", [
+    ("resnet18_v1d", 1, ("data.input_size 1", "resnet18_v1d", "at least 32")),
+    ("inception_v3", 224, ("data.input_size 224", "at least 299")),
+    ("resnet18_v1d", 20000, ("'data.input_size'", "[1, 2048]", "20000"))])
+def test_crops_no_network_takes_are_refused(model, size, words):
+    with pytest.raises(ConfigError) as e:
+        resolve(None, [parse_override(f"model={model}"),
+                       parse_override(f"data.input_size={size}")])
+    assert "\n" not in str(e.value)
+    for word in words:
+        assert word in str(e.value), (word, str(e.value))
