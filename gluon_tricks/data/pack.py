@@ -63,6 +63,7 @@ def list_class_folders(image_dir):
     if not classes:
         raise DataError(f"{image_dir}: no class sub-folders; for a flat folder pass "
                         "--labels FILE")
+    _check_class_folders(image_dir, classes)
     items = []
     for label, name in enumerate(classes):
         files = []
@@ -76,6 +77,21 @@ def list_class_folders(image_dir):
                             "add its images (labels come from the sorted folder names)")
         items.extend((os.path.join(name, f), label) for f in files)
     return items, classes
+
+
+def _check_class_folders(image_dir, classes):
+    """DataError for a class name _classes.txt and the .lst cannot hold (a tab or a line
+    break), or a class folder that links back to the image folder (or above it): its
+    images would be packed twice, once under the wrong label."""
+    top = os.path.realpath(image_dir)
+    for name in classes:
+        if any(c in name for c in "\t\n\r"):
+            raise DataError(f"{os.path.join(image_dir, name)!r}: a class folder name with a tab "
+                            "or line break, which _classes.txt cannot hold; rename it")
+        real = os.path.realpath(os.path.join(image_dir, name))
+        if top == real or top.startswith(real.rstrip(os.sep) + os.sep):
+            raise DataError(f"{os.path.join(image_dir, name)}: links to {real}, which holds the "
+                            "image folder itself; its images would be packed twice")
 
 
 def list_with_labels(image_dir, labels_file):
@@ -94,6 +110,10 @@ def list_with_labels(image_dir, labels_file):
             if len(fields) != 2:
                 raise DataError(f"{labels_file}:{n}: expected 'filename label', got "
                                 f"{line.strip()[:60]!r}")
+            inside = os.path.normpath(fields[0])
+            if os.path.isabs(inside) or inside == ".." or inside.startswith(".." + os.sep):
+                raise DataError(f"{labels_file}:{n}: {fields[0]!r} is not inside {image_dir}; "
+                                "name files relative to the image folder")
             if fields[0] in first_line:
                 raise DataError(f"{labels_file}:{n}: {fields[0]!r} is listed again (first on "
                                 f"line {first_line[fields[0]]}); one label per file")

@@ -60,9 +60,9 @@ def shown(value, limit=SHOWN_CHARS):
 
 
 class _RecipeLoader(yaml.SafeLoader):
-    """``yaml.safe_load``'s loader without aliases and with at most MAX_DEPTH levels of
-    nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is how recipes
-    share values), and an alias is a shared reference, so 400 bytes of them
+    """``yaml.safe_load``'s loader without aliases, keys given twice, or more than MAX_DEPTH
+    levels of nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is
+    how recipes share values), and an alias is a shared reference, so 400 bytes of them
     (a "billion laughs") are a value of 10^9 items for whoever walks it (printing it in an
     error took 91 s and 1.9 GB before it ran out of memory)."""
 
@@ -84,6 +84,19 @@ class _RecipeLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        """A mapping whose keys are all different: YAML's loaders keep the last of a key
+        written twice, so a recipe's first value would be dropped without a word."""
+        self.flatten_mapping(node)
+        seen = set()
+        for key_node, _ in node.value:
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if key in seen:
+                raise ConfigError(f"{self.where}:{key_node.start_mark.line + 1}: key "
+                                  f"{cut(key_node.value)!r} is given twice; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def load_yaml(text, where):
@@ -214,7 +227,11 @@ def _flat(config):
 
 def read_recipe(path):
     """One recipe file as a mapping ({} for an empty file); ConfigError (one line), also
-    for a file over MAX_RECIPE_BYTES, a YAML alias or nesting over MAX_DEPTH."""
+    for a file over MAX_RECIPE_BYTES, one that is not a regular file (a FIFO), a YAML alias,
+    a key given twice or nesting over MAX_DEPTH."""
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        # a FIFO or a device: reading it could wait forever
+        raise ConfigError(f"{path}: not a regular file (a FIFO or a device?); name a recipe file")
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_RECIPE_BYTES + 1)

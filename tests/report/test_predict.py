@@ -167,3 +167,11 @@ def test_empty_and_huge_files_are_refused_or_skipped_before_decoding(net, tmp_pa
     assert done.stdout.startswith(f"{good}: ") and len(done.stdout.splitlines()) == 1
     assert f"skipping {empty}: an empty file" in done.stderr
     assert f"skipping {bomb}: more pixels than Pillow opens" in done.stderr
+
+
+def test_a_fifo_is_named_as_such_not_missing(tmp_path):
+    from gluon_tricks.infer.predict import PredictError, image_files
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(PredictError) as e:
+        image_files([str(tmp_path / "pipe.jpg")])
+    assert_one_line_error(f"error: {e.value}", "pipe.jpg", "not a regular file")

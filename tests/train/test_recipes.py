@@ -423,3 +423,24 @@ def test_crops_no_network_takes_are_refused(model, size, words):
     assert "\n" not in str(e.value)
     for word in words:
         assert word in str(e.value), (word, str(e.value))
+
+
+def test_a_key_given_twice_is_refused_naming_its_line(tmp_path):
+    """YAML's loaders keep the last value silently."""
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("epochs: 3\nwd: 0.0001\nepochs: 30\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(str(recipe))
+    assert str(e.value) == f"{recipe}:3: key 'epochs' is given twice; keep one"
+    recipe.write_text("data:\n  input_size: 32\n  input_size: 64\n")
+    with pytest.raises(ConfigError, match="twice.yaml:3: key 'input_size' is given twice"):
+        resolve(str(recipe))
+
+
+def test_a_base_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("base: pipe.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(str(recipe))  # reading the FIFO would wait for a writer forever
+    assert "pipe.yaml: not a regular file" in str(e.value) and "\n" not in str(e.value)
