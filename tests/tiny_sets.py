@@ -63,3 +63,18 @@ def cut_in_half(data):
     """The first half of an encoded image: a JPEG cut short, which libjpeg decodes
     without an error."""
     return data[:len(data) // 2]
+
+
+def png_bytes(width, height, whole=True):
+    """A black 1-bit greyscale PNG of ``width`` x ``height`` written by hand (zlib, CRCs):
+    ``whole`` with every row (a 20000 x 20000 one is 50 MB of zeros, 49 KB packed), else
+    its header alone, claiming that size."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    rows = zlib.compress(bytes(height * (1 + (width + 7) // 8)), 9) if whole else b""
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

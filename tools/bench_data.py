@@ -125,7 +125,7 @@ def build_set(args, tmp):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data", help="folder with train.rec and val.rec (default: build the "
                                        "ImageNet-like set in a temporary folder)")

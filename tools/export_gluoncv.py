@@ -11,6 +11,7 @@ K is read from the classifier weight, ``*_v1`` models are written in GluonCV's V
 FP16 checkpoints are cast to FP32. (GluonCV's zoo has no 18/34-layer v1c/v1d names; its
 ResNetV1b class builds them, see gluon_tricks.models.gluoncv_model.)
 --import reads a GluonCV .params file and writes one of ours (e.g. a distillation teacher).
+An existing OUT is replaced only with --force; a .rec/.idx or a file in a run folder never.
 """
 import argparse
 import sys
@@ -26,6 +27,8 @@ def main(argv=None):
     p.add_argument("--model", help="network name, e.g. resnet50_v1d (default: the run's)")
     p.add_argument("--import", dest="import_", action="store_true",
                    help="the reverse: GluonCV .params -> ours")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing OUT (never a .rec/.idx or a run folder's file)")
     args = p.parse_args(argv)
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.export.gluoncv import export_to_gluoncv, import_from_gluoncv, model_of_run
@@ -35,10 +38,10 @@ def main(argv=None):
         raise UserError(f"{args.checkpoint}: --model is required (no run folder config.yaml "
                         "names it)")
     if args.import_:
-        classes = import_from_gluoncv(args.checkpoint, args.out, model)
+        classes = import_from_gluoncv(args.checkpoint, args.out, model, args.force)
         print(f"{args.out}: {model} with {classes} classes, our layout")
     else:
-        classes = export_to_gluoncv(args.checkpoint, args.out, model)
+        classes = export_to_gluoncv(args.checkpoint, args.out, model, args.force)
         name = gluoncv_name(model)
         loader = (f"gluoncv.model_zoo.get_model({name!r}, pretrained=False, classes={classes})"
                   if name else f"gluon_tricks.models.gluoncv_model({model!r}, {classes})"

@@ -8,8 +8,10 @@ GluonCV .params file (--model required), as tools/validate.py takes them. The mo
 float32 (N, 3, S, S) RGB normalised by the run's mean and std (written into the model's
 metadata with the input size and resize) and returns the logits; N is free. --check runs
 it with onnxruntime on CPU beside MXNet on random inputs (batches of 1 and 3) and fails
-unless they agree within --rtol of the largest logit. Needs `make onnx` (onnx 1.13.1 and
-onnxruntime 1.15.1: the versions that work with MXNet 1.9.1's exporter and numpy).
+unless they agree within --rtol of the largest logit (and fails on a non-finite logit).
+An existing OUT is replaced only with --force; a .rec/.idx or a file in a run folder
+never. Needs `make onnx` (onnx 1.13.1 and onnxruntime 1.15.1: the versions that work with
+MXNet 1.9.1's exporter and numpy).
 """
 import argparse
 import json
@@ -24,6 +26,8 @@ def parser():
     add_weights_arguments(p, resize=False)
     p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--check", action="store_true", help="compare onnxruntime with MXNet")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing OUT (never a .rec/.idx or a run folder's file)")
     p.add_argument("--rtol", type=float, default=1e-4,
                    help="--check: largest difference allowed, relative to the largest logit")
     p.add_argument("--json", action="store_true", help="print one JSON line")
@@ -35,7 +39,7 @@ def main(argv=None):
     from gluon_tricks.export.onnx import OnnxError, check_onnx, export_onnx
     from gluon_tricks.cli.common import checkpoint_from_args
     ckpt = checkpoint_from_args(args)
-    export_onnx(ckpt, args.out)
+    export_onnx(ckpt, args.out, args.force)
     result = dict(onnx=args.out, model=ckpt.model, classes=ckpt.classes,
                   input_size=ckpt.data.input_size, params=ckpt.params)
     if args.check:

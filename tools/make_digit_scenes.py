@@ -16,7 +16,7 @@ from gluon_tricks.errors import run_cli
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir")
     p.add_argument("--train", type=int, default=240, help="training canvases")
     p.add_argument("--val", type=int, default=80, help="validation canvases")

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from gluon_tricks.errors import run_cli
+from gluon_tricks.errors import UserError, run_cli
 
 
 def main(argv=None):
@@ -33,6 +33,8 @@ def main(argv=None):
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
     from gluon_tricks.data.pack import default_workers, pack_images
     workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise UserError(f"--workers {workers}: expected a positive number of processes")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
                     resize=args.resize, quality=args.quality, encoding=args.encoding,

@@ -24,7 +24,7 @@ from gluon_tricks.errors import run_cli
 
 
 def parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders (train_imagenet.py --out); of several, paths that hold "
                    "no run (runs/figures, an export) are skipped")

@@ -9,6 +9,7 @@
 The curves come from gluon_tricks.run.schedule, the code the trainer calls. Default: the
 paper's batch 1024 (peak lr 0.4), 120 epochs, ImageNet's 1,281,167 images (1251 batches per
 epoch). With --recipe, curves are labelled by the recipe's paper key (else its file name).
+--out lr.png or lr.pdf is the prefix lr, --out FOLDER/ writes FOLDER/fig3a_lr.{png,pdf}.
 --csv writes one file for all curves: ``schedule,iteration,epoch,lr`` with iteration
 the 1-based update index and epoch = (iteration - 1) / batches per epoch.
 """
@@ -22,12 +23,23 @@ from gluon_tricks.report.figures import (DEFAULT_OUT, fig3a_curves, plot_lr, rec
                                          write_lr_csv)
 
 
+# points a curve may have: ImageNet's 120 epochs are 150,120 updates of batch 1024; a
+# recipe of 10^8 epochs would need TiBs for its arrays
+MAX_UPDATES = 10_000_000
+FIGURE_EXTENSIONS = (".png", ".pdf")
+
+
 def curves_of(recipes, images):
     from gluon_tricks.train.config import resolve  # brings MXNet: not before --help
     curves = []
     for path in recipes:
         cfg = resolve(path)
         label = cfg.paper or os.path.splitext(os.path.basename(path))[0]
+        updates = cfg.epochs * (images // cfg.batch_size)
+        if updates > MAX_UPDATES:
+            raise UserError(f"{path}: {cfg.epochs:,} epochs of {images // cfg.batch_size:,} "
+                            f"batches are {updates:,} updates, over the {MAX_UPDATES:,} a "
+                            "plot draws (see --images, --set epochs)")
         try:
             curves.append(recipe_curve(cfg, images, label))
         except ValueError as e:
@@ -48,16 +60,36 @@ def parser():
     return p
 
 
+def figure_prefix(out):
+    """The PREFIX of PREFIX.png/.pdf that --out means: ``lr.png`` is ``lr`` (not
+    ``lr.png.png``), a folder ``runs/`` is ``runs/fig3a_lr`` (not the hidden ``runs/.png``)."""
+    if out.endswith(os.sep) or os.path.isdir(out):
+        return os.path.join(out, "fig3a_lr")
+    stem, ext = os.path.splitext(out)
+    return stem if ext.lower() in FIGURE_EXTENSIONS else out
+
+
+def written(flag, path, write):
+    """``write()``'s result; a file system error (a read-only folder) is one line."""
+    try:
+        return write()
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot write there ({e.strerror})") from None
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
+    if args.csv and (args.csv.endswith(os.sep) or os.path.isdir(args.csv)):
+        raise UserError(f"--csv {args.csv}: a folder; name the .csv file to write")
+    prefix = figure_prefix(args.out)
     curves = curves_of(args.recipe, args.images) if args.recipe else fig3a_curves()
     title = args.title or (f"Learning rate schedules, {args.images:,} images per epoch"
                            if args.recipe else None)
     kwargs = {"title": title} if title else {}
-    for path in plot_lr(curves, args.out, **kwargs):
+    for path in written("--out", prefix, lambda: plot_lr(curves, prefix, **kwargs)):
         print(path)
     if args.csv:
-        write_lr_csv(args.csv, curves)
+        written("--csv", args.csv, lambda: write_lr_csv(args.csv, curves))
         print(args.csv)
     return 0
 

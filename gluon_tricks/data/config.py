@@ -13,7 +13,7 @@ refused by the RecordIO backend.
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..cpus import cpus_per_rank
 from .records import DataError
@@ -62,8 +62,8 @@ class DataConfig:
     saturation: float = 0.4
     hue: float = 0.0
     pca_noise: float = 0.1
-    mean_rgb: tuple = (123.68, 116.779, 103.939)
-    std_rgb: tuple = (58.393, 57.12, 57.375)
+    mean_rgb: Tuple[float, ...] = (123.68, 116.779, 103.939)
+    std_rgb: Tuple[float, ...] = (58.393, 57.12, 57.375)
     interpolation: int = 1
     num_workers: Optional[int] = None
     prefetch_batches: int = 4

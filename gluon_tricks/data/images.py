@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..cpus import usable_cpus
+from ..errors import one_line
 
 # Larger images are refused before decoding (a 30000 x 30000 PNG took 5.5 GB): Pillow's
 # decompression-bomb limit, which no photograph of a classification set comes near.
@@ -23,27 +24,38 @@ _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 _JPEG_TAIL = 65536  # bytes searched for the end-of-image marker (metadata may follow it)
 
 
-def _size(data):
-    """(width, height) from the image's header, or None if Pillow cannot tell."""
+def _too_large(data):
+    """Why the image ``data`` is too large to decode (a phrase), read from its header, or
+    None (also when Pillow cannot read the header: OpenCV may still read the image)."""
     import io
 
     from PIL import Image
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return im.size
+            width, height = im.size
+    except Image.DecompressionBombError:  # Pillow refuses twice its own limit, ours
+        return f"more pixels than Pillow opens, over the {MAX_PIXELS} accepted"
     except Exception:  # Pillow raises many kinds; OpenCV may still read it
         return None
+    if width * height > MAX_PIXELS:
+        return f"{width} x {height} pixels, over the {MAX_PIXELS} accepted"
+    return None
 
 
 def decode(data):
     """(BGR uint8 HxWx3 image, None) for the encoded image ``data`` (bytes), or (None, why
     not: a phrase for a one-line message) if it is not usable (module docstring)."""
-    size = _size(data)
-    if size and size[0] * size[1] > MAX_PIXELS:
-        return None, f"{size[0]} x {size[1]} pixels, over the {MAX_PIXELS} accepted"
+    if not data:
+        return None, "an empty file (0 bytes)"
+    too_large = _too_large(data)
+    if too_large:
+        return None, too_large
     if data[:2] == _JPEG_START and _JPEG_END not in data[-_JPEG_TAIL:]:
         return None, "a JPEG cut short (no end-of-image marker)"
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # OpenCV's own checks (its pixel limit, a corrupt header)
+        return None, f"not an image OpenCV can decode ({' '.join(str(e).split())[-100:]})"
     if img is None or img.size == 0:
         return None, "not an image OpenCV can decode"
     return img, None

@@ -20,6 +20,7 @@ and counted; a class left without any image is an error, as it would shift label
 """
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import random
@@ -29,7 +30,7 @@ import cv2
 
 from ..cpus import usable_cpus
 from ..locks import FileLock
-from .images import decode
+from .images import MAX_PIXELS, decode
 from .records import DataError, paths
 
 log = logging.getLogger("gluon_tricks.data")
@@ -63,6 +64,7 @@ def list_class_folders(image_dir):
     if not classes:
         raise DataError(f"{image_dir}: no class sub-folders; for a flat folder pass "
                         "--labels FILE")
+    _check_class_folders(image_dir, classes)
     items = []
     for label, name in enumerate(classes):
         files = []
@@ -76,6 +78,21 @@ def list_class_folders(image_dir):
                             "add its images (labels come from the sorted folder names)")
         items.extend((os.path.join(name, f), label) for f in files)
     return items, classes
+
+
+def _check_class_folders(image_dir, classes):
+    """DataError for a class name _classes.txt and the .lst cannot hold (a tab or a line
+    break), or a class folder that links back to the image folder (or above it): its
+    images would be packed twice, once under the wrong label."""
+    top = os.path.realpath(image_dir)
+    for name in classes:
+        if any(c in name for c in "\t\n\r"):
+            raise DataError(f"{os.path.join(image_dir, name)!r}: a class folder name with a tab "
+                            "or line break, which _classes.txt cannot hold; rename it")
+        real = os.path.realpath(os.path.join(image_dir, name))
+        if top == real or top.startswith(real.rstrip(os.sep) + os.sep):
+            raise DataError(f"{os.path.join(image_dir, name)}: links to {real}, which holds the "
+                            "image folder itself; its images would be packed twice")
 
 
 def list_with_labels(image_dir, labels_file):
@@ -94,6 +111,10 @@ def list_with_labels(image_dir, labels_file):
             if len(fields) != 2:
                 raise DataError(f"{labels_file}:{n}: expected 'filename label', got "
                                 f"{line.strip()[:60]!r}")
+            inside = os.path.normpath(fields[0])
+            if os.path.isabs(inside) or inside == ".." or inside.startswith(".." + os.sep):
+                raise DataError(f"{labels_file}:{n}: {fields[0]!r} is not inside {image_dir}; "
+                                "name files relative to the image folder")
             if fields[0] in first_line:
                 raise DataError(f"{labels_file}:{n}: {fields[0]!r} is listed again (first on "
                                 f"line {first_line[fields[0]]}); one label per file")
@@ -135,6 +156,9 @@ def _encode(job):
         # im2rec's rule: the shorter edge becomes `resize`, the other keeps the aspect ratio
         h, w = img.shape[:2]
         size = (resize, h * resize // w) if h > w else (w * resize // h, resize)
+        if size[0] * size[1] > MAX_PIXELS:
+            return None, (f"{size[0]} x {size[1]} pixels once resized, over the {MAX_PIXELS} "
+                          "accepted")
         img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
     params = ([cv2.IMWRITE_JPEG_QUALITY, quality] if encoding == ".jpg"
               else [cv2.IMWRITE_PNG_COMPRESSION, 3])
@@ -210,8 +234,10 @@ def _checked_outputs(out_prefix, encoding, quality, resize):
         raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if not 1 <= quality <= 100:
         raise DataError(f"quality {quality}: expected 1..100")
-    if resize is not None and resize <= 0:
-        raise DataError(f"resize {resize}: expected a positive number of pixels")
+    if resize is not None and not 0 < resize <= math.isqrt(MAX_PIXELS):
+        raise DataError(f"resize {resize}: expected a positive number of pixels, at most "
+                        f"{math.isqrt(MAX_PIXELS)} (its square is the {MAX_PIXELS} pixels an "
+                        "image may have)")
     outputs = paths(out_prefix + ".rec")
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
     if not os.path.isdir(out_dir):

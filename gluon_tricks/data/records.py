@@ -142,7 +142,8 @@ def labels(rec_path):
 
 def label_set(rec_path):
     """Sorted list of the distinct class labels (ints) of ``rec_path``, from the records
-    themselves. A label that is not a whole number (or NaN) is a DataError naming the record.
+    themselves. A label that is not a whole number >= 0 (or NaN) is a DataError naming the
+    record.
 
     The set is cached beside the ``.rec`` (``<name>.labels.json``) and the cache is used
     only while the ``.rec`` has the size, modification time and record count it was made
@@ -161,9 +162,9 @@ def label_set(rec_path):
         pass
     found = set()
     for i, x in enumerate(labels(rec_path)):
-        if not math.isfinite(x) or x != int(x):
+        if not math.isfinite(x) or x != int(x) or x < 0:
             raise DataError(f"{rec}: record {i} has label {x!r}, not a class index (a whole "
-                            "number); re-pack it with integer labels")
+                            "number, 0 or more); re-pack it with class indices as labels")
         found.add(int(x))
     result = sorted(found)
     try:
@@ -233,9 +234,11 @@ def check_labels(rec_path, classes, every_class=False, flag="--set classes"):
     fits = labels[0] >= 0 and labels[-1] < classes
     if fits and (not every_class or len(labels) == classes):
         return
-    if flag is None:
+    if every_class and len(labels) == 1:
+        hint = "; a classifier learns nothing from a training set of one class"
+    elif flag is None:
         hint = f"; the network has {classes} classes: score it on a set of those classes"
-    elif labels[0] >= 0 and labels[-1] + 1 != classes:
+    elif labels[-1] + 1 != classes:
         hint = f"; {flag}={labels[-1] + 1}"
     else:
         hint = ""

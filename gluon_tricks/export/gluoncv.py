@@ -11,10 +11,10 @@ is read from the classifier's weight (``fc.weight``, or ``output.weight`` in the
 import os
 
 from ..errors import UserError, one_line
-from ..locks import output_lock
 from ..models import RESNETS, ZOO, get_model, gluoncv_model
-from ..models.weights import infer_classes, read_params
+from ..models.weights import check_finite, infer_classes, read_params
 from ..run.folder import RunFolder, RunFolderError, params_of, replace_atomically
+from .outputs import output_of_export
 
 
 class ExportError(UserError):
@@ -46,15 +46,16 @@ def _load(net, path, what, ctx=None):
         raise ExportError(f"{path}: does not hold {what} parameters ({one_line(e)})") from None
 
 
-def export_to_gluoncv(checkpoint, out, model):
+def export_to_gluoncv(checkpoint, out, model, force=False):
     """Write the network of ``checkpoint`` (run folder or .params of ours) to ``out`` so that
     ``gluoncv.model_zoo.get_model(model, pretrained=False, classes=K).load_parameters(out)``
     accepts it (FP32; GluonCV's V1 layout for ``*_v1``). Checks that it does before the file
-    takes its name; returns K."""
+    takes its name; returns K. An existing ``out`` is replaced only with ``force``
+    (:func:`gluon_tricks.export.outputs.output_of_export`)."""
     _check_model(model)
-    with _writing(out):
+    with output_of_export(out, force, ExportError):
         src = params_of(checkpoint)
-        classes = infer_classes(read_params(src), src)
+        classes = infer_classes(check_finite(read_params(src), src), src)
         net = get_model(model, classes=classes)
         _load(net, src, f"our {model}")
 
@@ -69,23 +70,17 @@ def export_to_gluoncv(checkpoint, out, model):
     return classes
 
 
-def import_from_gluoncv(src, out, model):
+def import_from_gluoncv(src, out, model, force=False):
     """Write a GluonCV .params file of ``model`` as a .params file of ours (e.g. a
-    distillation teacher). Returns the number of classes."""
+    distillation teacher). Returns the number of classes. ``force`` as for
+    :func:`export_to_gluoncv`."""
     _check_model(model)
-    with _writing(out):
+    with output_of_export(out, force, ExportError):
         if not os.path.isfile(src):
             raise ExportError(f"{src}: no such file")
-        classes = infer_classes(read_params(src), src)
+        classes = infer_classes(check_finite(read_params(src), src), src)
         net = get_model(model, classes=classes)
         _load(net, src, f"GluonCV {model}")
         replace_atomically(out, net.save_parameters)
     return classes
 
-
-def _writing(path):
-    """The lock of the output ``path`` (one writer; its folder checked writable before the
-    work), which a ``with`` holds while the file is written under a temporary name."""
-    if os.path.isdir(path) or path.endswith(os.sep):
-        raise ExportError(f"{path}: a folder; name the .params file to write")
-    return output_lock(path, ExportError)

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import UserError, one_line
 from ..infer.checkpoint import load_net
-from ..locks import output_lock
 from ..run.folder import replace_atomically
+from .outputs import output_of_export
 
 
 class OnnxError(UserError):
@@ -40,14 +40,13 @@ def _onnx():
     return onnx
 
 
-def export_onnx(ckpt, out):
+def export_onnx(ckpt, out, force=False):
     """Write the network of ``ckpt`` (:class:`gluon_tricks.weights.Checkpoint`) to ``out``
     as an ONNX model with a dynamic batch dimension (under a temporary name until it is
-    complete; ``out`` checked writable before the work). Returns ``out``."""
+    complete; ``out`` checked writable before the work, an existing one replaced only with
+    ``force``: :func:`gluon_tricks.export.outputs.output_of_export`). Returns ``out``."""
     onnx = _onnx()
-    if os.path.isdir(out):
-        raise OnnxError(f"{out}: a folder; name the .onnx file to write")
-    with output_lock(out, OnnxError):
+    with output_of_export(out, force, OnnxError):
         model = _onnx_model(onnx, ckpt)
         replace_atomically(out, lambda tmp: onnx.save(model, tmp))
     return out
@@ -92,7 +91,8 @@ def check_onnx(path, ckpt, batch_sizes=(1, 3), seed=0):
     """Run the ONNX model ``path`` with onnxruntime on CPU and the network of ``ckpt`` with
     MXNet on the same random inputs (one per batch size, standard normal like normalised
     images). Returns {"max_abs_diff", "max_rel_diff", "batch_sizes", "runtime"}, the
-    relative difference measured against the largest logit."""
+    relative difference measured against the largest logit; OnnxError if either gives a
+    non-finite logit."""
     try:
         import onnxruntime
     except ImportError:
@@ -116,6 +116,11 @@ def check_onnx(path, ckpt, batch_sizes=(1, 3), seed=0):
         if theirs.shape != ours.shape:
             raise OnnxError(f"{path}: output shape {theirs.shape} for a batch of {n}, MXNet "
                             f"gives {ours.shape}")
+        # NaN minus NaN is NaN, which max() below would pass over as no difference
+        for who, logits in (("onnxruntime", theirs), ("MXNet", ours)):
+            if not np.isfinite(logits).all():
+                raise OnnxError(f"{path}: {who} gives non-finite logits for a batch of {n}; "
+                                "are the weights finite?")
         diff = float(np.abs(theirs - ours).max())
         worst_abs = max(worst_abs, diff)
         worst_rel = max(worst_rel, diff / max(float(np.abs(ours).max()), 1e-12))

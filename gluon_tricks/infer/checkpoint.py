@@ -14,7 +14,7 @@ from typing import Optional
 
 from .. import data as gt_data
 from ..models import MODEL_NAMES, input_size
-from ..models.weights import WeightsError, infer_classes, load_network, read_params
+from ..models.weights import WeightsError, check_finite, infer_classes, load_network, read_params
 from ..run.folder import RunFolder, RunFolderError, params_of
 from ..train.config import from_saved
 
@@ -88,7 +88,7 @@ def _classes(params, classes=None, run_classes=None):
     without one, ``classes`` (--classes) or else ``run_classes`` (its run's config). A
     ``classes`` the weight contradicts is refused: the hint of a set that does not fit is
     not to load the network with other classes, which fails."""
-    weights = read_params(params)
+    weights = check_finite(read_params(params), params)
     try:
         held = infer_classes(weights, params)
     except WeightsError:  # no classifier weight to read them from

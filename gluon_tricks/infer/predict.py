@@ -37,6 +37,8 @@ def image_files(paths):
             if not inside:
                 raise PredictError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
             found.extend(inside)
+        elif os.path.exists(path):  # a FIFO, a device: reading it could block forever
+            raise PredictError(f"{path}: not a regular file or folder (a FIFO or a device?)")
         else:
             raise PredictError(f"{path}: no such file or folder")
     return found

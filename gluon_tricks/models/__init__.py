@@ -28,6 +28,12 @@ def input_size(name):
     return ZOO[name][1] if name in ZOO else 224
 
 
+def smallest_input_size(name):
+    """The smallest crop in pixels the network takes: Inception-v3 pools its last 8 x 8
+    map of a 299 px input with a fixed window; the others downsample 32 times."""
+    return 299 if name == "inception_v3" else 32
+
+
 def get_model(name, classes=1000, zero_gamma=False, zero_gamma_basic=True, **kwargs):
     """Build a network by name (``resnet{18,34,50,101,152}_v1{,b,c,d}``, ``mobilenet1.0``,
     ``inception_v3``). Parameters are not initialised: call ``net.initialize(initializer())``.
@@ -104,4 +110,5 @@ def gluoncv_model(model, classes, **kwargs):
 
 
 __all__ = ["get_model", "gluoncv_model", "gluoncv_name", "initializer", "input_size",
+           "smallest_input_size",
            "MODEL_NAMES", "RESNETS", "ResNet", "ResidualBlock", "save_gluoncv_v1"]

@@ -2,11 +2,13 @@
 classes of the classifier (:func:`infer_classes`), load them strictly into a model
 (:func:`load_network`: ours or GluonCV's, FP16 or FP32) or partly, for fine-tuning
 (:func:`init_from`: every parameter whose name and shape fit, GluonCV's ResNet V1 layout
-too).
+too). Every loader refuses weights with a NaN or an infinity (:func:`check_finite`): a
+diverged run's network must not be scored, exported, fine-tuned or distilled from.
 """
 from dataclasses import dataclass
 
 import mxnet as mx
+import numpy as np
 
 from ..errors import UserError, one_line
 from . import RESNETS, get_model
@@ -28,6 +30,18 @@ def read_params(path):
     return params
 
 
+def check_finite(params, path):
+    """WeightsError (one line naming ``path`` and the first bad parameter) unless every
+    value of ``params`` ({name: NDArray}, FP16 or FP32, in the file's order) is finite.
+    Returns ``params``."""
+    bad = [name for name, array in params.items() if not np.isfinite(array.asnumpy()).all()]
+    if bad:
+        raise WeightsError(f"{path}: non-finite weights (NaN or infinity) in {len(bad)} of "
+                           f"{len(params)} parameters, the first {bad[0]}; the run that wrote "
+                           "them diverged: use an earlier checkpoint")
+    return params
+
+
 CLASSIFIER_WEIGHTS = ("fc.weight", "output.weight")  # ours/GluonCV v1b-d, GluonCV v1/zoo
 CLASSIFIER_PARAMS = CLASSIFIER_WEIGHTS + tuple(w[:-len("weight")] + "bias"
                                                for w in CLASSIFIER_WEIGHTS)
@@ -45,7 +59,7 @@ def infer_classes(params, path="parameters"):
 def load_network(model, classes, path, ctx=None):
     """``model`` with ``classes`` classes and the weights of the .params file ``path``, in
     FP32 (FP16 files are cast), on the context(s) ``ctx`` (default: CPU). Strict: every
-    parameter, right shapes; WeightsError (one line) otherwise."""
+    parameter, right shapes, finite values; WeightsError (one line) otherwise."""
     net = get_model(model, classes=classes)
     try:
         net.load_parameters(path, ctx=ctx or mx.cpu(), cast_dtype=True,
@@ -53,7 +67,14 @@ def load_network(model, classes, path, ctx=None):
     except Exception as e:  # MXNet reports bad files and missing/mis-shaped parameters variously
         raise WeightsError(f"{path}: cannot load it as {model} with {classes} classes "
                            f"({one_line(e, 160)})") from None
+    check_finite(loaded_values(net), path)
     return net
+
+
+def loaded_values(net):
+    """{name: NDArray} of ``net``'s parameters under the names a .params file gives them
+    (the first copy of each, for a net on several devices), for :func:`check_finite`."""
+    return {name: p.list_data()[0] for name, p in net._collect_params_with_prefix().items()}
 
 
 @dataclass
@@ -82,10 +103,11 @@ def init_from(net, path, model):
     """Fine-tuning start: copy into the initialised ``net`` (a ``model``) every parameter of
     the .params file ``path`` (ours or GluonCV's; FP16 or FP32; GluonCV's ResNet V1 layout
     too) whose name and shape match; the rest keep their fresh initialisation (a classifier
-    for another number of classes). Returns an :class:`InitReport`. WeightsError if fewer
+    for another number of classes). Returns an :class:`InitReport`. WeightsError for a file
+    with a non-finite value (:func:`check_finite`), or if fewer
     than half of the parameters outside the classifier would load (another architecture:
     a ResNet-18-D file shares only its stem with a ResNet-50-D)."""
-    loaded = read_params(path)
+    loaded = check_finite(read_params(path), path)
     loaded = {k.split(":", 1)[-1]: v for k, v in loaded.items()}  # arg:/aux: of net.export
     if model in RESNETS and model.endswith("_v1") and is_gluoncv_v1_layout(loaded):
         try:

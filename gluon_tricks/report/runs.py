@@ -142,8 +142,17 @@ def load_run(path):
     if "task" in raw:  # tools/transfer.py's run
         cfg = transfer_config.from_saved(raw, folder.config_path)
         return Run(path=path, config=cfg.to_dict(),
-                   epochs=folder.read_epochs(TRANSFER_METRICS[cfg.task]),
+                   epochs=_epochs(folder, TRANSFER_METRICS[cfg.task]),
                    command=folder.read_command(), task=cfg.task)
     config = from_saved(raw, folder.config_path).to_dict()
-    return Run(path=path, config=config, epochs=folder.read_epochs(),
-               command=folder.read_command())
+    return Run(path=path, config=config, epochs=_epochs(folder), command=folder.read_command())
+
+
+def _epochs(folder, *metrics):
+    """``folder.read_epochs(*metrics)``; a log.jsonl that is not UTF-8 text (binary bytes:
+    a damaged disk, another file copied over it) is a one-line RunFolderError."""
+    try:
+        return folder.read_epochs(*metrics)
+    except UnicodeDecodeError as e:
+        raise RunFolderError(f"{folder.log_path}: not a log of JSON lines (bytes that are "
+                             f"not UTF-8 text: {e.reason}); the file is damaged") from None

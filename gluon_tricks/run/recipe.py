@@ -60,9 +60,9 @@ def shown(value, limit=SHOWN_CHARS):
 
 
 class _RecipeLoader(yaml.SafeLoader):
-    """``yaml.safe_load``'s loader without aliases and with at most MAX_DEPTH levels of
-    nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is how recipes
-    share values), and an alias is a shared reference, so 400 bytes of them
+    """``yaml.safe_load``'s loader without aliases, keys given twice, or more than MAX_DEPTH
+    levels of nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is
+    how recipes share values), and an alias is a shared reference, so 400 bytes of them
     (a "billion laughs") are a value of 10^9 items for whoever walks it (printing it in an
     error took 91 s and 1.9 GB before it ran out of memory)."""
 
@@ -84,6 +84,19 @@ class _RecipeLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        """A mapping whose keys are all different: YAML's loaders keep the last of a key
+        written twice, so a recipe's first value would be dropped without a word."""
+        self.flatten_mapping(node)
+        seen = set()
+        for key_node, _ in node.value:
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if key in seen:
+                raise ConfigError(f"{self.where}:{key_node.start_mark.line + 1}: key "
+                                  f"{cut(key_node.value)!r} is given twice; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def load_yaml(text, where):
@@ -214,7 +227,11 @@ def _flat(config):
 
 def read_recipe(path):
     """One recipe file as a mapping ({} for an empty file); ConfigError (one line), also
-    for a file over MAX_RECIPE_BYTES, a YAML alias or nesting over MAX_DEPTH."""
+    for a file over MAX_RECIPE_BYTES, one that is not a regular file (a FIFO), a YAML alias,
+    a key given twice or nesting over MAX_DEPTH."""
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        # a FIFO or a device: reading it could wait forever
+        raise ConfigError(f"{path}: not a regular file (a FIFO or a device?); name a recipe file")
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_RECIPE_BYTES + 1)
@@ -360,9 +377,10 @@ def _check_key(key, where, schema):
 
 
 def coerce(key, value, where, schema):
-    """Check a value against the field's type (ints are accepted for floats, lists for
-    tuples, numbers for the schema's ``numbers_as_text``) and its choices and range;
-    returns the value as the field holds it."""
+    """Check a value against the field's type (ints and what ``float()`` reads are accepted
+    for floats, lists for tuples, numbers for the schema's ``numbers_as_text``; a list's
+    elements one by one) and its choices and range (each element's, for a list); returns
+    the value as the field holds it."""
     expected = schema.types[key]
     optional = typing.get_origin(expected) is typing.Union
     if optional:
@@ -385,21 +403,45 @@ def coerce(key, value, where, schema):
 
 
 def _as_type(key, value, expected, where):
-    if expected in (list, tuple):
-        if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    """``value`` as the type ``expected`` (a list or tuple type, maybe of ints or floats:
+    ``List[int]``) or ConfigError (one line): numbers as text that ``float()`` reads for a
+    float (YAML 1.1 reads ``5e-5`` as text), every float finite, every element checked."""
+    container = typing.get_origin(expected) or expected
+    if container in (list, tuple):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: '{key}' must be a list of numbers, got {shown(value)}")
-        return expected(value)
+        item = (typing.get_args(expected) or (None,))[0]
+        return container(_as_number(f"{key}[{i}]", v, item, where) for i, v in enumerate(value))
+    if expected in (int, float):
+        return _as_number(key, value, expected, where)
+    if not isinstance(value, expected):
+        raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {shown(value)}")
+    return value
+
+
+def _as_number(key, value, expected, where):
+    """``value`` as an int, a float, or (``expected`` None) either; floats finite."""
+    if expected is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass  # refused below, as any other text
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
-        raise ConfigError(f"{where}: '{key}' must be {expected.__name__}, got {shown(value)}")
-    if expected is float and not math.isfinite(value):
+    if not isinstance(value, expected or (int, float)) or isinstance(value, bool):
+        what = expected.__name__ if expected else "a number"
+        raise ConfigError(f"{where}: '{key}' must be {what}, got {shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: '{key}' must be a finite number, got {shown(value)}")
     return value
 
 
 def _check_range(key, value, bounds, where):
+    """``value`` (a number, or each of a list's) within ``bounds``, or ConfigError."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_range(f"{key}[{i}]", v, bounds, where)
+        return
     low, high, low_in, high_in = bounds
     if (low is not None and (value < low or (value == low and not low_in))) or \
             (high is not None and (value > high or (value == high and not high_in))):

@@ -8,11 +8,12 @@ paper's baseline (§2.1): ResNet-50, NAG, batch 256, lr 0.1, 120 epochs, step de
 30/60/90, no tricks.
 """
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from .. import published
 from ..data import DataConfig
 from ..models import MODEL_NAMES, RESNETS, input_size as network_input_size
+from ..models import smallest_input_size
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema, type_hints
 from ..models import INITIALIZERS
 from ..run.schedule import FORMULAS, MODES as LR_MODES, LRSchedule
@@ -45,7 +46,7 @@ class TrainConfig(Config):
     epochs: int = 120
     warmup_epochs: int = 0  # §3.1: linear from lr/m to lr over the first m batches
     lr_mode: str = "step"  # "step" or "cosine" (§5.1)
-    lr_step_epochs: list = field(default_factory=lambda: [30, 60, 90])
+    lr_step_epochs: List[int] = field(default_factory=lambda: [30, 60, 90])
     lr_step_factor: float = 0.1
     # --- refinements (§5) ---
     label_smoothing: float = 0.0  # epsilon
@@ -107,6 +108,10 @@ def validate(cfg):
     if cfg.published_run is not None and cfg.published_run not in published.load():
         raise ConfigError(f"published_run {cfg.published_run!r}: no such published run; "
                           f"known: {', '.join(published.load())}")
+    size = cfg.data.input_size
+    if size is not None and size < smallest_input_size(cfg.model):
+        raise ConfigError(f"data.input_size {size}: {cfg.model} takes crops of at least "
+                          f"{smallest_input_size(cfg.model)} pixels")
     if cfg.zero_gamma and cfg.model not in RESNETS:
         raise ConfigError(f"zero_gamma applies to residual blocks; {cfg.model} has none "
                           "(zero_gamma: false)")
@@ -122,6 +127,9 @@ CHOICES = {
     "model": tuple(MODEL_NAMES),
     "teacher_model": tuple(MODEL_NAMES),
 }
+# a batch of 64 crops of 2048 px is 3 GB of float32 before the network: a larger crop is
+# a typo, not a setting (the paper's largest is 299)
+MAX_INPUT_SIZE = 2048
 # (low, high, low inclusive, high inclusive); None = unbounded
 RANGES = {
     "classes": (1, None, True, None), "batch_size": (1, None, True, None),
@@ -133,10 +141,10 @@ RANGES = {
     "hard_weight": (0, 1, True, True),
     "seed": (0, 2 ** 31 - 1, True, True), "log_interval": (1, None, True, None),
     "keep_checkpoints": (0, None, True, None),
-    "data.input_size": (1, None, True, None), "data.val_resize": (1, None, True, None),
+    "data.input_size": (1, MAX_INPUT_SIZE, True, True), "data.val_resize": (1, None, True, None),
     "data.num_workers": (0, None, True, None), "data.prefetch_batches": (1, None, True, None),
     "data.check_train_images": (0, None, True, None),
-    "data.interpolation": (0, 4, True, True),
+    "data.interpolation": (0, 4, True, True), "data.std_rgb": (0, None, False, None),
 }
 # What may differ when a run resumes: a longer (or shorter) schedule, and how it is run and
 # logged. Anything else (lr, seed, model, data augmentation, ...) would make the resumed run

@@ -34,8 +34,10 @@ def hybridize_student(net, contexts):
 
 def load_teacher(cfg, contexts):
     """The distillation teacher (§5.3): inference mode, no gradient."""
-    path = params_of(cfg.teacher, "; --set teacher=RUN_DIR or a .params file of the teacher "
-                     "(ours or GluonCV's)")
+    fix = "--set teacher=RUN_DIR or a .params file of the teacher (ours or GluonCV's)"
+    if cfg.teacher is None:
+        raise RunError(f"distill: true needs a teacher; {fix}")
+    path = params_of(cfg.teacher, "; " + fix)
     # a teacher trained in FP16 (the teacher recipe) saved FP16 weights: cast on load
     teacher = load_network(cfg.teacher_model, cfg.classes, path, contexts)
     teacher.collect_params().setattr("grad_req", "null")

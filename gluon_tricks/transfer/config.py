@@ -18,7 +18,7 @@ The defaults are the authors' published GluonCV runs:
 """
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema
 from ..run.schedule import MODES as LR_MODES
@@ -51,7 +51,7 @@ class TransferConfig(Config):
     wd: float = 5e-4
     epochs: int = 20
     lr_mode: str = "step"  # "step" (detection) or "poly" (segmentation)
-    lr_step_epochs: list = field(default_factory=lambda: [14])
+    lr_step_epochs: List[int] = field(default_factory=lambda: [14])
     lr_step_factor: float = 0.1
     lr_power: float = 0.9  # poly
     num_workers: int = 4  # data loading processes; 0 = in the training process

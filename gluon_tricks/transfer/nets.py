@@ -16,7 +16,7 @@ from mxnet.gluon import nn
 
 from ..errors import UserError, one_line
 from ..models import RESNETS, gluoncv_model, initializer
-from ..models.weights import infer_classes, read_params
+from ..models.weights import check_finite, infer_classes, read_params
 
 # GluonCV's ResNetV1b layout; the original V1 has another (and no dilated version)
 BACKBONES = tuple(m for m in RESNETS if not m.endswith("_v1"))
@@ -53,7 +53,8 @@ def backbone(model, params, ctx, **kwargs):
     """
     if model not in BACKBONES:
         raise NetError(f"backbone model {model}: expected one of {', '.join(BACKBONES)}")
-    classes = 1000 if params is None else infer_classes(read_params(params), params)
+    classes = (1000 if params is None
+               else infer_classes(check_finite(read_params(params), params), params))
     net = gluoncv_model(model, classes, **kwargs)
     if params is None:
         net.initialize(initializer(), ctx=ctx)

@@ -2,6 +2,7 @@
 itself, classes.txt, the label-file layout, and its refusals."""
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from gluon_tricks.data import DataError
 from gluon_tricks.data.pack import pack_images
 
 from helpers import assert_one_line_error
+from tiny_sets import png_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -204,3 +206,75 @@ def test_temporary_files_of_a_killed_packer_are_removed(class_folder, tmp_path):
     mine.write_bytes(b"")
     pack_images(folder, str(tmp_path / "set"), encoding=".png")
     assert not stale.exists() and mine.exists()
+
+
+def test_empty_and_huge_files_are_skipped_and_named_before_decoding(class_folder, tmp_path,
+                                                                    caplog):
+    """A 0-byte file (OpenCV raises on it) and a PNG header claiming 60000 x 60000 pixels
+    (Pillow's decompression-bomb error): warnings naming them, the rest packed."""
+    folder, truth = class_folder
+    empty = os.path.join(folder, "apple", "empty.jpg")
+    bomb = os.path.join(folder, "kiwi", "b.png")
+    open(empty, "wb").close()
+    with open(bomb, "wb") as f:
+        f.write(png_bytes(60000, 60000, whole=False))
+    with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
+        s = pack_images(folder, str(tmp_path / "set"), encoding=".png", workers=2)
+    assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([empty, bomb])
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{empty}: an empty file" in text and f"{bomb}: more pixels than Pillow" in text
+
+
+def test_a_resize_past_the_pixel_limit_is_refused(class_folder, tmp_path):
+    """--resize 100000 made every image 10^10 pixels (OpenCV's traceback, in a worker)."""
+    folder, _ = class_folder
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError) as e:
+        pack_images(folder, str(out / "set"), resize=100000)
+    assert_one_line_error(f"error: {e.value}", "resize 100000", "at most 9459")
+    assert not os.listdir(out)
+
+
+def test_class_folders_the_lists_cannot_hold_or_that_loop_are_refused(class_folder, tmp_path):
+    """A class name with a line break or tab corrupted _classes.txt and the .lst; a class
+    folder linking to the image folder packed every image twice."""
+    folder, _ = class_folder
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("new\nline", "tab\there"):
+        os.makedirs(os.path.join(folder, name))
+        cv2.imwrite(os.path.join(folder, name, "x.png"), np.zeros((4, 4, 3), np.uint8))
+        with pytest.raises(DataError) as e:
+            pack_images(folder, str(out / "set"))
+        assert_one_line_error(f"error: {e.value}", repr(os.path.join(folder, name)),
+                              "rename it")
+        shutil.rmtree(os.path.join(folder, name))
+    os.symlink(folder, os.path.join(folder, "loop"))
+    with pytest.raises(DataError) as e:
+        pack_images(folder, str(out / "set"))
+    assert_one_line_error(f"error: {e.value}", os.path.join(folder, "loop"), "twice")
+    assert not os.listdir(out)
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "/etc/hostname", "a/../../x.png"])
+def test_label_lines_naming_files_outside_the_folder_are_refused(tmp_path, name):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    cv2.imwrite(str(flat / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "outside.png"), np.zeros((4, 4, 3), np.uint8))
+    labels = tmp_path / "labels.txt"
+    labels.write_text(f"a.png 0\n{name} 1\n")
+    with pytest.raises(DataError) as e:
+        pack_images(str(flat), str(tmp_path / "set"), labels_file=str(labels))
+    assert_one_line_error(f"error: {e.value}", f"{labels}:2", name, "not inside")
+
+
+def test_workers_must_be_positive(class_folder, tmp_path):
+    folder, _ = class_folder
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "pack_rec.py"), folder,
+                           str(tmp_path / "set"), "--workers", "-3"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--workers -3", "positive")
+    assert not os.path.exists(tmp_path / "set.rec")

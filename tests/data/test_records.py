@@ -44,13 +44,21 @@ def test_labels_come_from_the_records_not_a_stale_lst(numbered_rec, tmp_path):
 
 @pytest.mark.parametrize("bad", [-1.0, 2.5, float("nan")])
 def test_labels_that_are_no_class_index_are_refused(tmp_path, bad):
+    """A label -1 was reported as "11 classes (labels -1..9)"; it names its record too."""
     rec = write_rec(str(tmp_path / "bad"), [np.zeros((8, 8, 3), np.uint8)] * 3, [0, bad, 1])
-    if bad == -1.0:
-        with pytest.raises(DataError, match="labels -1..1"):
-            check_labels(rec, 2)
-    else:
-        with pytest.raises(DataError, match="record 1 has label"):
-            label_set(rec)
+    with pytest.raises(DataError, match=f"record 1 has label {bad!r}"):
+        label_set(rec)
+    with pytest.raises(DataError, match="record 1 has label"):
+        check_labels(rec, 2)
+
+
+def test_a_training_set_of_one_class_is_named_as_such(tmp_path):
+    """Its labels [3] suggested --set classes=4, which the every-class check refuses next."""
+    rec = write_rec(str(tmp_path / "one"), [np.zeros((8, 8, 3), np.uint8)] * 3, [3, 3, 3])
+    with pytest.raises(DataError) as e:
+        check_labels(rec, 10, every_class=True)
+    assert "one class" in str(e.value) and "--set classes" not in str(e.value)
+    check_labels(rec, 10)  # a validation set of one class is scored
 
 
 def test_demo_labels_and_classes(demo_dir):

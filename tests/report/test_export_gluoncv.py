@@ -154,3 +154,37 @@ def test_errors_are_one_line(tool, tmp_path, capsys, r50d):
     assert export(tool, ours, empty_dir, "--model", "resnet50_v1d") == 2  # OUT a folder
     one_line_error(capsys, empty_dir, "a folder")
     assert not out.exists() and not os.listdir(empty_dir)
+
+
+def test_an_export_never_overwrites_what_it_did_not_make(tool, tmp_path, capsys, r50d,
+                                                          make_run):
+    """An existing OUT needs --force; a data set's .rec/.idx or a file in a run folder (or
+    its checkpoints/) is refused even with it, and is left as it was."""
+    _, ours, _ = r50d
+    other = make_run(tmp_path / "other_run", dict(model="resnet50_v1d"), [(0.5, 0.9, 1.0)])
+    os.makedirs(os.path.join(other, "checkpoints"))
+    data = tmp_path / "val.rec"
+    kept = tmp_path / "kept.params"
+    for path in (data, kept, os.path.join(other, "best.params")):
+        with open(path, "w") as f:
+            f.write("precious\n")
+    cases = [((kept,), (kept, "already exists", "--force")),
+             ((data, "--force"), (data, ".rec")),
+             ((tmp_path / "val.idx", "--force"), ("val.idx", ".idx")),
+             ((os.path.join(other, "best.params"), "--force"), ("best.params", "run folder")),
+             ((os.path.join(other, "new.params"), "--force"), ("new.params", "run folder")),
+             ((os.path.join(other, "checkpoints", "x.params"), "--force"),
+              ("x.params", "run folder"))]
+    for (out, *flags), words in cases:
+        assert export(tool, ours, out, "--model", "resnet50_v1d", *flags) == 2, out
+        one_line_error(capsys, *words)
+    assert export(tool, "--import", ours, kept, "--model", "resnet50_v1d") == 2
+    one_line_error(capsys, kept, "already exists")
+    for path in (data, kept, os.path.join(other, "best.params")):
+        with open(path) as f:
+            assert f.read() == "precious\n", path
+    assert sorted(os.listdir(other)) == ["best.params", "checkpoints", "config.yaml",
+                                         "log.jsonl"]
+    assert not os.listdir(os.path.join(other, "checkpoints"))
+    assert export(tool, ours, kept, "--model", "resnet50_v1d", "--force") == 0
+    assert "conv1.0.weight" in mx.nd.load(str(kept))

@@ -18,7 +18,7 @@ from conftest import TOOLS
 onnx = pytest.importorskip("onnx", reason="`make onnx` installs onnx and onnxruntime")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from gluon_tricks.export.onnx import check_onnx, export_onnx  # noqa: E402
+from gluon_tricks.export.onnx import OnnxError, check_onnx, export_onnx  # noqa: E402
 
 EXPORT = os.path.join(TOOLS, "export_onnx.py")
 
@@ -92,3 +92,41 @@ def test_bad_input_is_one_line(tmp_path):
         assert done.returncode == 2, (args, done.stderr[-1000:])
         assert_one_line_error(done.stderr, *words)
     assert not os.path.exists(tmp_path / "m.onnx")
+
+
+def test_no_export_over_what_it_did_not_make(tmp_path):
+    """An existing OUT needs --force; a .rec/.idx or a file in a run folder never."""
+    ckpt = trained_looking("resnet18_v1d", str(tmp_path / "w.params"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("")
+    for path in (tmp_path / "m.onnx", tmp_path / "val.rec"):
+        path.write_text("precious\n")
+    for out, force, words in ((tmp_path / "m.onnx", False, ("m.onnx", "--force")),
+                              (tmp_path / "val.rec", True, ("val.rec", ".rec")),
+                              (tmp_path / "val.idx", True, ("val.idx", ".idx")),
+                              (run / "m.onnx", True, ("run/m.onnx", "run folder"))):
+        with pytest.raises(OnnxError) as refused:
+            export_onnx(ckpt, str(out), force)
+        assert_one_line_error(f"error: {refused.value}", *words)
+    assert (tmp_path / "m.onnx").read_text() == (tmp_path / "val.rec").read_text() == "precious\n"
+    assert os.listdir(run) == ["log.jsonl"]
+    export_onnx(ckpt, str(tmp_path / "m.onnx"), force=True)
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.node
+
+
+def test_check_fails_on_non_finite_logits(tmp_path):
+    """NaN logits on both sides compare as no difference; --check must not pass them."""
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    for name, p in net.collect_params().items():
+        if name.endswith("running_var"):  # finite weights whose BatchNorm gives NaN
+            p.set_data(-mx.nd.ones(p.shape))
+    net.save_parameters(str(tmp_path / "w.params"))
+    done = subprocess.run([sys.executable, EXPORT, str(tmp_path / "w.params"),
+                           str(tmp_path / "m.onnx"), "--model", "resnet18_v1d",
+                           "--input-size", "32", "--check"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "m.onnx", "non-finite logits")

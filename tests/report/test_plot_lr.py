@@ -91,3 +91,35 @@ def test_too_few_images_is_one_line_error(tool, tmp_path, capsys):
     assert run_plot_lr(tool, ["--recipe", str(bad), "--images", "10",
                               "--out", str(tmp_path / "x")]) == 2
     assert_one_line_error(capsys.readouterr().err, str(bad))
+
+
+def test_a_recipe_too_long_to_draw_is_refused_before_allocating(tool, tmp_path, capsys,
+                                                                monkeypatch):
+    long = tmp_path / "long.yaml"
+    long.write_text("epochs: 100000000\nbatch_size: 256\n")
+    monkeypatch.setattr("gluon_tricks.report.figures.recipe_curve",
+                        lambda *a: pytest.fail("the curve was computed"))
+    assert run_plot_lr(tool, ["--recipe", str(long), "--out", str(tmp_path / "x")]) == 2
+    assert_one_line_error(capsys.readouterr().err, str(long), "100,000,000 epochs",
+                          "updates")
+
+
+def test_outputs_as_users_name_them(tool, tmp_path, capsys):
+    """--out lr.png is the prefix lr (not lr.png.png), --out FOLDER/ writes in the folder
+    (not FOLDER/.png); --csv on a folder and outputs that cannot be written are one line."""
+    assert run_plot_lr(tool, ["--out", str(tmp_path / "lr.png")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["lr.pdf", "lr.png"]
+    folder = tmp_path / "figs"
+    folder.mkdir()
+    assert run_plot_lr(tool, ["--out", str(folder) + os.sep]) == 0
+    assert sorted(os.listdir(folder)) == ["fig3a_lr.pdf", "fig3a_lr.png"]
+    capsys.readouterr()
+    assert run_plot_lr(tool, ["--out", str(tmp_path / "x"), "--csv", str(folder)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--csv", str(folder), "a folder")
+    blocked = tmp_path / "a_file"  # a folder that cannot be made (as one without rights)
+    blocked.write_text("")
+    assert run_plot_lr(tool, ["--out", str(blocked / "lr")]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--out", str(blocked), "cannot write")
+    assert run_plot_lr(tool, ["--out", str(tmp_path / "y"), "--csv",
+                              str(blocked / "lr.csv")]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--csv", "lr.csv", "cannot write")

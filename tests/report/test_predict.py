@@ -12,6 +12,7 @@ import pytest
 from gluon_tricks.data import DataConfig
 from gluon_tricks.infer.predict import transform
 from helpers import assert_one_line_error
+from tiny_sets import jpeg_bytes, png_bytes
 
 from conftest import TOOLS
 
@@ -149,3 +150,28 @@ def test_predictions_stream_batch_by_batch(net, monkeypatch):
     lines = infer_predict.predict(ckpt, files, [str(i) for i in range(10)], batch_size=4)
     first = next(iter(lines))
     assert first[0] == files[0] and read == files[:4]
+
+
+def test_empty_and_huge_files_are_refused_or_skipped_before_decoding(net, tmp_path):
+    """A 0-byte file and a PNG header claiming 60000 x 60000 pixels: one line naming the
+    first, or with --skip-bad a line each and the other images predicted."""
+    empty, bomb, good = tmp_path / "empty.jpg", tmp_path / "bomb.png", tmp_path / "good.jpg"
+    empty.write_bytes(b"")
+    bomb.write_bytes(png_bytes(60000, 60000, whole=False))
+    good.write_bytes(jpeg_bytes(3, 40))
+    done = bare(net, empty, bomb, good)
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "empty.jpg", "empty file", "and 1 more", "--skip-bad")
+    done = bare(net, empty, bomb, good, "--skip-bad", "--topk", 1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"{good}: ") and len(done.stdout.splitlines()) == 1
+    assert f"skipping {empty}: an empty file" in done.stderr
+    assert f"skipping {bomb}: more pixels than Pillow opens" in done.stderr
+
+
+def test_a_fifo_is_named_as_such_not_missing(tmp_path):
+    from gluon_tricks.infer.predict import PredictError, image_files
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(PredictError) as e:
+        image_files([str(tmp_path / "pipe.jpg")])
+    assert_one_line_error(f"error: {e.value}", "pipe.jpg", "not a regular file")

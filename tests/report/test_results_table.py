@@ -90,6 +90,8 @@ BAD_FOLDERS = {
                       "log.jsonl, line 1"),
     "no epoch yet": (lambda p: open(os.path.join(p, "log.jsonl"), "w").write(
         '{"type": "interval", "epoch": 1}\n'), "no epoch records"),
+    "binary log": (lambda p: open(os.path.join(p, "log.jsonl"), "wb").write(
+        b'{"type": "epoch"}\n\x89PNG\r\n\x1a\n\xff\xfe\x00\n'), "log.jsonl: not a log"),
 }
 
 

@@ -75,11 +75,14 @@ COMMANDS = sorted(os.path.join("tools", name) for name in os.listdir(os.path.joi
 @pytest.mark.parametrize("script", COMMANDS)
 def test_help_answers_without_importing_mxnet(script):
     """Every command line answers --help at once: MXNet (4-5 s of CPU to import) is not
-    imported until the flags are read."""
+    imported until the flags are read; its description does not stop mid-sentence."""
     done = subprocess.run([sys.executable, "-c", HELP_PROBE, os.path.join(ROOT, script)],
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("usage:"), done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == "exit 0 False False", done.stderr[-2000:]
+    description = done.stdout.split("\n\n")[1]  # after the usage lines: a whole sentence
+    if not description.startswith(("positional arguments", "options")):
+        assert description.rstrip().endswith("."), description
 
 
 @pytest.mark.parametrize("tool_name", ["results_table", "plot_curves"])

@@ -376,3 +376,76 @@ def test_a_saved_config_with_an_alias_bomb_is_a_quick_one_line_error():
             assert "\n" not in str(e.value) and len(str(e.value)) < 300, str(e.value)[:500]
     finally:
         signal.alarm(0)
+
+
+def test_floats_as_users_write_them(tmp_path):
+    """YAML 1.1 reads 5e-5 (no dot) as text; a float key takes what Python's float() reads,
+    then the same finite and range checks."""
+    assert yaml.safe_load("wd: 5e-5") == {"wd": "5e-5"}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("wd: 5e-5\nbase_lr_per_256: 1E-1\n")
+    cfg = resolve(str(recipe), [parse_override("momentum=9e-1")])
+    assert (cfg.wd, cfg.base_lr_per_256, cfg.momentum) == (5e-5, 0.1, 0.9)
+    assert isinstance(cfg.wd, float)
+    for text, words in (("wd=nan", ("--set wd", "finite")), ("wd=-1e-4", ("'wd'", "[0, inf)")),
+                        ("wd=.inf", ("finite",)), ("wd=5e-5x", ("must be float", "5e-5x"))):
+        with pytest.raises(ConfigError) as e:
+            resolve(None, [parse_override(text)])
+        for word in words:
+            assert word in str(e.value), (text, str(e.value))
+
+
+@pytest.mark.parametrize("text, words", [
+    ("data.std_rgb=[.nan,1,1]", ("data.std_rgb[0]", "finite")),
+    ("data.std_rgb=[1,0,1]", ("data.std_rgb[1]", "(0, inf)")),
+    ("data.mean_rgb=[1,2,.inf]", ("data.mean_rgb[2]", "finite")),
+    ("lr_step_epochs=[.nan]", ("lr_step_epochs[0]", "must be int")),
+    ("lr_step_epochs=[1.5]", ("lr_step_epochs[0]", "must be int", "1.5")),
+    ("lr_step_epochs=[10, true]", ("lr_step_epochs[1]", "must be int")),
+    ("lr_step_epochs=10", ("lr_step_epochs", "list of numbers"))])
+def test_each_element_of_a_list_is_checked_as_a_value_is(text, words):
+    with pytest.raises(ConfigError) as e:
+        resolve(None, [parse_override(text)])
+    assert "\n" not in str(e.value) and str(e.value).startswith("--set ")
+    for word in words:
+        assert word in str(e.value), (word, str(e.value))
+
+
+def test_lists_that_fit_are_taken_as_their_elements_type():
+    cfg = resolve(None, [parse_override("data.std_rgb=[1, 2e-1, '5e-1']"),
+                         parse_override("lr_step_epochs=[3, 6]"), parse_override("epochs=9")])
+    assert cfg.data.std_rgb == (1.0, 0.2, 0.5) and cfg.lr_step_epochs == [3, 6]
+
+
+@pytest.mark.parametrize("model, size, words", [
+    ("resnet18_v1d", 1, ("data.input_size 1", "resnet18_v1d", "at least 32")),
+    ("inception_v3", 224, ("data.input_size 224", "at least 299")),
+    ("resnet18_v1d", 20000, ("'data.input_size'", "[1, 2048]", "20000"))])
+def test_crops_no_network_takes_are_refused(model, size, words):
+    with pytest.raises(ConfigError) as e:
+        resolve(None, [parse_override(f"model={model}"),
+                       parse_override(f"data.input_size={size}")])
+    assert "\n" not in str(e.value)
+    for word in words:
+        assert word in str(e.value), (word, str(e.value))
+
+
+def test_a_key_given_twice_is_refused_naming_its_line(tmp_path):
+    """YAML's loaders keep the last value silently."""
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("epochs: 3\nwd: 0.0001\nepochs: 30\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(str(recipe))
+    assert str(e.value) == f"{recipe}:3: key 'epochs' is given twice; keep one"
+    recipe.write_text("data:\n  input_size: 32\n  input_size: 64\n")
+    with pytest.raises(ConfigError, match="twice.yaml:3: key 'input_size' is given twice"):
+        resolve(str(recipe))
+
+
+def test_a_base_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("base: pipe.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(str(recipe))  # reading the FIFO would wait for a writer forever
+    assert "pipe.yaml: not a regular file" in str(e.value) and "\n" not in str(e.value)
