@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gluon_tricks.train.mixup import mixup, sample_lambda
+from gluon_tricks.train.config import TrainConfig
+from gluon_tricks.train.mixup import mixer_of, mixup, sample_lambda
 
 
 @pytest.fixture
@@ -32,3 +33,13 @@ def test_lambda_is_beta_02_02():
     assert stats.kstest(draws, stats.beta(0.2, 0.2).cdf).pvalue > 0.01
     with pytest.raises(ValueError):
         sample_lambda(0.0, rng)
+
+
+def test_mixup_draws_are_todays_stream():
+    """The mixup mixer draws one Beta(alpha, alpha) per batch from the epoch's generator,
+    nothing else: the draws GluonCV's script's equivalence relies on."""
+    mixer = mixer_of(TrainConfig(mixup_alpha=0.2))
+    rng, reference = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(50):
+        mix = mixer.sample(rng)
+        assert mix.func is mixup and mix.keywords["lam"] == reference.beta(0.2, 0.2)
