@@ -47,9 +47,10 @@ def measure(loop, model, size, batch, steps, warmup, profile=False):
 
     from gluon_tricks.models import get_model, initializer
     from gluon_tricks.run.schedule import LRSchedule
+    from gluon_tricks.train.config import TrainConfig
     from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
-    from gluon_tricks.train.step import StepSettings, TrainStep
+    from gluon_tricks.train.step import step_of
 
     classes = 1000
     mx.random.seed(0)
@@ -60,7 +61,7 @@ def measure(loop, model, size, batch, steps, warmup, profile=False):
     hybridize_student(net, [mx.cpu()])
     trainer = gluon.Trainer(net.collect_params(), make_optimizer(0.1))
     if loop == "ours":
-        step = TrainStep(StepSettings(classes), net, trainer, [mx.cpu()])
+        step = step_of(TrainConfig(model=model, classes=classes), net, trainer, [mx.cpu()])
         schedule = LRSchedule(peak_lr=0.1, batches_per_epoch=steps + warmup, epochs=1,
                               warmup_epochs=0, mode="cosine")
 
@@ -152,9 +153,10 @@ def measure_rank(model, size, batch, steps, warmup):
 
     from gluon_tricks.models import get_model, initializer
     from gluon_tricks.run.parallel import detect
+    from gluon_tricks.train.config import TrainConfig
     from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
-    from gluon_tricks.train.step import StepSettings, TrainStep
+    from gluon_tricks.train.step import step_of
 
     dist = detect(force_horovod=True)
     classes = 1000
@@ -166,7 +168,7 @@ def measure_rank(model, size, batch, steps, warmup):
     dist.broadcast_parameters(net.collect_params())
     hybridize_student(net, [mx.cpu()])
     trainer = dist.trainer(net.collect_params(), make_optimizer(0.1), 1)
-    step = TrainStep(StepSettings(classes), net, trainer, [mx.cpu()])
+    step = step_of(TrainConfig(model=model, classes=classes), net, trainer, [mx.cpu()])
     for _ in range(warmup):
         step(data, label)[0].wait_to_read()
     dist.barrier()

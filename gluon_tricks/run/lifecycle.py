@@ -297,13 +297,3 @@ def recipe_mismatch(run, recipe, role):
         return None
     return f"the {role} {run} was trained from {trained}; this recipe's {role} is recipes/{recipe}"
 
-
-def logs_progress(batch, batches_per_epoch, log_interval):
-    """Whether the trainer logs a progress line after ``batch`` (1-based) of an epoch: every
-    ``log_interval`` batches and, in an epoch shorter than 4 intervals, at its quarter
-    points (the batch where each quarter is complete), so that a small set shows progress
-    within an epoch too."""
-    if batch % log_interval == 0:
-        return True
-    quarter_done = 4 * batch // batches_per_epoch > 4 * (batch - 1) // batches_per_epoch
-    return batches_per_epoch < 4 * log_interval and quarter_done

@@ -52,7 +52,11 @@ class TrainConfig(Config):
     label_smoothing: float = 0.0  # epsilon
     label_smoothing_mode: str = "paper"  # "paper": 1-eps / eps/(K-1); "gluoncv": eps/K everywhere
     mixup_alpha: float = 0.0  # 0 = off; the paper uses 0.2 (and 200 epochs)
-    mixup_off_epochs: int = 0  # train the last N epochs without mixing
+    # CutMix (Yun et al. 2019; not in the paper, off in every paper recipe): 0 = off
+    cutmix_alpha: float = 0.0
+    # with mixup and CutMix both on, the share of batches that use CutMix (the rest mixup)
+    mix_switch_prob: Optional[float] = None
+    mixup_off_epochs: int = 0  # train the last N epochs without mixing (mixup or CutMix)
     distill: bool = False  # §5.3 knowledge distillation from `teacher`
     teacher: Optional[str] = None  # run folder, checkpoint or GluonCV .params of the teacher
     teacher_model: str = "resnet152_v1d"
@@ -97,6 +101,10 @@ def validate(cfg):
     if cfg.mixup_off_epochs > cfg.epochs:
         raise ConfigError(f"need mixup_off_epochs <= epochs, got {cfg.mixup_off_epochs} and "
                           f"{cfg.epochs}")
+    if cfg.mixup_alpha > 0 and cfg.cutmix_alpha > 0 and cfg.mix_switch_prob is None:
+        raise ConfigError(f"mixup_alpha {cfg.mixup_alpha} and cutmix_alpha {cfg.cutmix_alpha} "
+                          "are both on: set mix_switch_prob (the share of batches that use "
+                          "CutMix), or set one alpha to 0")
     if any(b <= a for a, b in zip(cfg.lr_step_epochs, cfg.lr_step_epochs[1:])) or \
             any(e <= 0 for e in cfg.lr_step_epochs):
         raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
@@ -137,6 +145,7 @@ RANGES = {
     "wd": (0, None, True, None), "epochs": (1, None, True, None),
     "warmup_epochs": (0, None, True, None), "lr_step_factor": (0, 1, False, True),
     "label_smoothing": (0, 1, True, False), "mixup_alpha": (0, None, True, None),
+    "cutmix_alpha": (0, None, True, None), "mix_switch_prob": (0, 1, False, False),
     "mixup_off_epochs": (0, None, True, None), "temperature": (0, None, False, None),
     "hard_weight": (0, 1, True, True),
     "seed": (0, 2 ** 31 - 1, True, True), "log_interval": (1, None, True, None),

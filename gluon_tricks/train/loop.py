@@ -21,15 +21,15 @@ from .. import seeds
 from ..errors import RunError
 from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
-from ..run.lifecycle import Launch, logs_progress, open_run, recipe_mismatch
+from ..run.lifecycle import Launch, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess, materialize_parameters
+from ..run.progress import Progress
 from .config import RECIPES, schedule_of
-from .loss_scale import scaler_of
 from .metrics import EpochSums, evaluate
-from .mixup import sample_lambda
+from .mixup import mixer_of
 from .nets import build_net, check_devices, hybridize_student, load_teacher
 from .optim import make_optimizer, set_no_bias_decay
-from .step import StepSettings, TrainStep
+from .step import TrainStep, step_of
 
 SKIPPED_WARNING = 0.05  # warn when more than this fraction of an epoch's updates is skipped
 
@@ -37,11 +37,13 @@ SKIPPED_WARNING = 0.05  # warn when more than this fraction of an epoch's update
 @dataclass
 class Training:
     """What a run trains with, built by :func:`build_training`: the network, its Trainer,
-    the update step and the learning-rate schedule."""
+    the update step, the learning-rate schedule and the batch mixer (None: no mixing;
+    :mod:`gluon_tricks.train.mixup`)."""
     net: object
     trainer: object
     step: TrainStep
     schedule: object
+    mixer: object
 
 
 @dataclass
@@ -138,9 +140,8 @@ def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=
     optimizer = make_optimizer(schedule.lr(1), momentum=cfg.momentum, wd=cfg.wd,
                                multi_precision=cfg.dtype == "float16")
     trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
-    step = TrainStep(StepSettings.of(cfg), net, trainer, contexts, teacher,
-                     scaler_of(cfg.loss_scale, cfg.dtype))
-    return Training(net, trainer, step, schedule), init
+    step = step_of(cfg, net, trainer, contexts, teacher)
+    return Training(net, trainer, step, schedule, mixer_of(cfg)), init
 
 
 def resume(run, parts, cfg, contexts):
@@ -177,32 +178,25 @@ def teacher_recipe_mismatch(cfg):
 def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     """One pass over this rank's shard (0-based ``epoch``); returns its
     :class:`~gluon_tricks.train.metrics.EpochSums`. Host synchronisations: one per progress
-    line (every ``log_interval`` batches, and at the quarters of a short epoch:
-    :func:`~gluon_tricks.run.lifecycle.logs_progress`)."""
+    line (:class:`~gluon_tricks.run.progress.Progress`)."""
     tic = time.time()
-    # mixup's coefficients and MXNet's own generator, from (seed, epoch) as every stream
+    # the mixer's draws and MXNet's own generator, from (seed, epoch) as every stream
     epoch_seed = seeds.derived_seed(cfg.seed, epoch, 0, seeds.MIXUP)  # same on every rank
     rng = np.random.default_rng(epoch_seed)
     mx.random.seed(epoch_seed)
-    mixing = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
+    mixer = parts.mixer if epoch < cfg.epochs - cfg.mixup_off_epochs else None
     step = parts.step
-    sums = EpochSums(step.contexts[0], mixing)
+    sums = EpochSums(step.contexts[0], mixing=mixer is not None)
     step.skipped = 0
-    i = epoch * loader.batches_per_epoch  # updates before this epoch
-    interval_tic, logged = time.time(), 0
-    for b, (data, label) in enumerate(_batches(loader, epoch, cfg, dist), start=1):
-        lr = sums.lr = parts.schedule.lr(i + b)
+    done = epoch * loader.batches_per_epoch  # updates before this epoch
+    progress = Progress(run_log, epoch, loader.batches_per_epoch, cfg.log_interval,
+                        cfg.batch_size)
+    for batch_index, (data, label) in progress.log_every(_batches(loader, epoch, cfg, dist)):
+        lr = sums.lr = parts.schedule.lr(done + batch_index)
         parts.trainer.set_learning_rate(lr)
-        loss, outputs = step(data, label, sample_lambda(cfg.mixup_alpha, rng) if mixing else None)
+        loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
         sums.add(loss, outputs, label)
-        if logs_progress(b, loader.batches_per_epoch, cfg.log_interval):
-            mean_loss = sums.mean_loss()
-            speed = (b - logged) * data.shape[0] * dist.size / (time.time() - interval_tic)
-            run_log.info("epoch %d batch %d/%d lr %.5f loss %.4f %.1f samples/s", epoch + 1, b,
-                         loader.batches_per_epoch, lr, mean_loss, speed)
-            run_log.record(type="interval", epoch=epoch + 1, batch=b, lr=lr,
-                           train_loss=mean_loss, samples_per_sec=speed)
-            interval_tic, logged = time.time(), b
+        progress.update(lr, sums.mean_loss)
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
     if step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:
@@ -236,7 +230,7 @@ def end_epoch(run, cfg, parts, epoch, sums, val, seconds, dist, batches_per_epoc
                   loss_scale=scaler.scale if scaler is not None else None,
                   skipped_steps=sums.skipped if scaler is not None else None,
                   best_top1=run.best)
-    run.log.info("epoch %d/%d lr %.5f train loss %.4f%s val top-1 %.4f top-5 %.4f "
+    run.log.info("epoch %d/%d lr %.5g train loss %.4f%s val top-1 %.4f top-5 %.4f "
                  "(%d images) %.1f samples/s %.1fs%s", epoch + 1, cfg.epochs, sums.lr,
                  train_loss, "" if train_top1 is None else f" top-1 {train_top1:.4f}", top1,
                  top5, n_val, record["samples_per_sec"], seconds,

@@ -16,10 +16,10 @@ from mxnet import autograd
 from ..models import get_model, initializer
 from ..markdown import markdown_table
 from ..run.parallel import SingleProcess, materialize_parameters
-from .loss_scale import scaler_of
+from .config import TrainConfig
 from .nets import hybridize_student
 from .optim import make_optimizer
-from .step import StepSettings, TrainStep
+from .step import step_of
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Measurement:
 def measure(loop, model, contexts, dtype, batch_per_device=32, size=224, steps=30, warmup=5,
             classes=1000):
     """Train ``model`` on one fixed random batch for ``warmup`` + ``steps`` steps with
-    ``loop`` ("ours": TrainStep with the loss scaler of ``dtype``; "bare": split, forward,
+    ``loop`` ("ours": the trainer's TrainStep with its loss scaler; "bare": split, forward,
     backward, ``trainer.step`` as GluonCV's script does). Returns a :class:`Measurement`."""
     batch = batch_per_device * len(contexts)
     mx.random.seed(0)
@@ -57,9 +57,12 @@ def measure(loop, model, contexts, dtype, batch_per_device=32, size=224, steps=3
     rng = np.random.default_rng(0)
     data = mx.nd.array(rng.normal(size=(batch, 3, size, size)))
     label = mx.nd.array(rng.integers(0, classes, batch))
-    scaler = scaler_of("dynamic", dtype) if loop == "ours" else None
-    step = (TrainStep(StepSettings(classes, dtype), net, trainer, contexts, scaler=scaler)
-            if loop == "ours" else _bare_step(net, trainer, contexts, dtype))
+    if loop == "ours":
+        cfg = TrainConfig(model=model, classes=classes, dtype=dtype, loss_scale="dynamic")
+        step = step_of(cfg, net, trainer, contexts)
+        scaler = step.scaler
+    else:
+        step, scaler = _bare_step(net, trainer, contexts, dtype), None
     losses = [step(data, label)[0] for _ in range(warmup)]
     mx.nd.waitall()
     tic = time.perf_counter()

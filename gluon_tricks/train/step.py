@@ -1,7 +1,7 @@
-"""One update of the classification trainer: targets (label smoothing §5.2), mixup (§5.4),
-forward, loss (with distillation §5.3), scaled backward (§3.2), gradient reduction, update.
-:class:`StepSettings` holds the recipe keys it reads, so that a benchmark or the GPU
-self-check builds a step without a whole recipe."""
+"""One update of the classification trainer: targets (label smoothing §5.2), batch mixing
+(mixup §5.4, CutMix), forward, loss (with distillation §5.3), scaled backward (§3.2),
+gradient reduction, update. :func:`step_of` builds it from a configuration, for the trainer,
+the GPU self-check and the benchmark alike; :class:`StepSettings` holds the keys it reads."""
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -9,8 +9,8 @@ import mxnet as mx
 from mxnet import autograd
 
 from ..errors import RunError
+from .loss_scale import scaler_of
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
-from .mixup import mixup
 
 # FP16: a loss scale at 1 (the dynamic scaler's floor) that still overflows this many steps
 # in a row means the run has diverged (inf/NaN in the weights or the loss), and it would
@@ -37,7 +37,7 @@ class StepSettings:
 
 
 class TrainStep:
-    """One update: targets (label smoothing §5.2), mixup (§5.4), forward, loss (with
+    """One update: targets (label smoothing §5.2), batch mixing, forward, loss (with
     distillation §5.3), scaled backward (§3.2), gradient reduction, update. ``skipped``
     counts the updates skipped for an FP16 overflow since the loop last reset it."""
 
@@ -51,13 +51,15 @@ class TrainStep:
         self.skipped = 0  # updates skipped for an FP16 overflow, since the loop reset it
         self.collapsed = 0  # consecutive overflowing steps with the loss scale at 1 or less
 
-    def __call__(self, data, label, lam=None):
+    def __call__(self, data, label, mix=None):
         """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
-        lam: mixup coefficient, or None for no mixing. Returns (loss summed over the batch,
-        a (1,) NDArray on the first device; the list of per-device logits).
+        mix: the batch's mixing, ``(x, y) -> (x, y)`` on one device's images and (n, K)
+        targets (a batch mixer's ``sample``: :mod:`gluon_tricks.train.mixup`), or None.
+        Returns (loss summed over the batch, a (1,) NDArray on the first device; the list
+        of per-device logits).
 
-        The batch is split first; targets, mixup and the FP16 cast then run on each device
-        (as GluonCV does), so that no work on the whole batch waits on the host. Mixup
+        The batch is split first; targets, mixing and the FP16 cast then run on each device
+        (as GluonCV does), so that no work on the whole batch waits on the host. Mixing
         pairs examples within each device's share."""
         cfg = self.settings
         scale = self.scaler.scale if self.scaler is not None else 1.0
@@ -65,8 +67,8 @@ class TrainStep:
         for x, y in zip(*(mx.gluon.utils.split_and_load(a, self.contexts, even_split=False)
                           for a in (data, label))):
             y = smooth_labels(y, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
-            if lam is not None:
-                x, y = mixup(x, y, lam)
+            if mix is not None:
+                x, y = mix(x, y)
             xs.append(x.astype(cfg.dtype, copy=False))
             ys.append(y)
         soft = [self.teacher(x) for x in xs] if self.teacher is not None else None
@@ -99,3 +101,11 @@ class TrainStep:
         for loss in losses[1:]:
             total = total + loss.sum().as_in_context(self.contexts[0])
         return total, outputs
+
+
+def step_of(cfg, net, trainer, contexts, teacher=None):
+    """The :class:`TrainStep` of a :class:`~gluon_tricks.train.config.TrainConfig` ``cfg``
+    (its :class:`StepSettings` and the loss scaler of ``loss_scale`` and ``dtype``) for
+    ``net`` and its ``trainer`` on ``contexts``, distilling from ``teacher`` if given."""
+    return TrainStep(StepSettings.of(cfg), net, trainer, contexts, teacher,
+                     scaler_of(cfg.loss_scale, cfg.dtype))

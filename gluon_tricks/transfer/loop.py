@@ -19,8 +19,9 @@ import numpy as np
 from .. import seeds
 from ..errors import RunError
 from ..run.folder import params_of
-from ..run.lifecycle import Launch, logs_progress, open_run, recipe_mismatch
+from ..run.lifecycle import Launch, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess
+from ..run.progress import Progress
 from ..run.schedule import LRSchedule
 from . import detection, segmentation
 from .config import RECIPES
@@ -106,7 +107,7 @@ def _epoch(run, task, net, trainer, loaders, schedule, epoch):
     """Train, validate, log and checkpoint one epoch; returns its validation metrics."""
     cfg, (train_loader, val_loader) = task.cfg, loaders
     tic = time.time()
-    loss, lr = _train_epoch(task, trainer, train_loader, schedule, epoch, run.log)
+    loss, lr = train_one_epoch(task, trainer, train_loader, schedule, epoch, run.log)
     seconds = time.time() - tic
     SingleProcess().average_running_stats(net.collect_params())
     metrics = task.evaluate(val_loader)
@@ -120,23 +121,19 @@ def _epoch(run, task, net, trainer, loaders, schedule, epoch):
     return metrics
 
 
-def _train_epoch(task, trainer, loader, schedule, epoch, log):
-    """One pass over the training set; returns (mean loss, last lr)."""
+def train_one_epoch(task, trainer, loader, schedule, epoch, run_log):
+    """One pass over the training set (0-based ``epoch``); returns (mean loss, last lr).
+    Progress lines: :class:`~gluon_tricks.run.progress.Progress`."""
     cfg = task.cfg
     _seed_epoch(cfg, epoch)
     task.start_epoch()
-    first = epoch * schedule.batches_per_epoch  # updates before this epoch
-    total, lr, interval_tic, logged = 0.0, None, time.time(), 0
-    for b, batch in enumerate(loader, start=1):
-        lr = schedule.lr(first + b)
+    done = epoch * schedule.batches_per_epoch  # updates before this epoch
+    total, lr = 0.0, None
+    progress = Progress(run_log, epoch, len(loader), cfg.log_interval, cfg.batch_size)
+    for batch_index, batch in progress.log_every(loader):
+        lr = schedule.lr(done + batch_index)
         trainer.set_learning_rate(lr)
         total += task.forward_backward(batch)
         trainer.step(cfg.batch_size)
-        if logs_progress(b, len(loader), cfg.log_interval):
-            speed = (b - logged) * cfg.batch_size / (time.time() - interval_tic)
-            log.info("epoch %d batch %d/%d lr %.5g loss %.4f %.1f samples/s", epoch + 1, b,
-                     len(loader), lr, total / b, speed)
-            log.record(type="interval", epoch=epoch + 1, batch=b, lr=lr, train_loss=total / b,
-                       samples_per_sec=speed)
-            interval_tic, logged = time.time(), b
+        progress.update(lr, lambda: total / batch_index)
     return total / max(len(loader), 1), lr

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import mxnet as mx
 import numpy as np
@@ -17,6 +18,7 @@ from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.train.loop import train
 from gluon_tricks.train.metrics import evaluate
+from gluon_tricks.train.mixup import mixup
 from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.optim import make_optimizer
 
@@ -117,8 +119,8 @@ def test_mixup_runs_on_each_device_within_its_share():
     trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1), 2)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(8, 12)).astype(np.float32)
-    _, outputs = TrainStep(StepSettings.of(cfg), net, trainer, TWO)(mx.nd.array(x), mx.nd.arange(8) % 5,
-                                                   lam=0.3)
+    _, outputs = TrainStep(StepSettings.of(cfg), net, trainer, TWO)(
+        mx.nd.array(x), mx.nd.arange(8) % 5, partial(mixup, lam=0.3))
     assert [z.context for z in outputs] == TWO
     for z, share in zip(outputs, (x[:4], x[4:])):
         mixed = 0.3 * share + 0.7 * share[::-1]

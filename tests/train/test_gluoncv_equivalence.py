@@ -10,6 +10,8 @@ With ``GLUONCV_TRAIN_SCRIPT=path/to/train_imagenet.py`` (the ``dmlc/gluon-cv`` r
 ``scripts/classification/imagenet/``) :mod:`test_gluoncv_script` also drives the script's
 own ``main()``.
 """
+from functools import partial
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from gluon_tricks.models import gluoncv_model
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.train.config import resolve
 from gluon_tricks.train.loop import build_training
+from gluon_tricks.train.mixup import mixup
 
 CLASSES, BATCH, PX, BATCHES_PER_EPOCH = 10, 8, 32, 4
 # 3 epochs of 4 updates: 1 of warmup, then cosine (or step at epoch 2)
@@ -64,8 +67,8 @@ def ours(cfg, teacher, data, labels, lams):
     start = {k: v.data().copy() for k, v in training.net._collect_params_with_prefix().items()}
     for i, (x, y) in enumerate(zip(data, labels), start=1):
         training.trainer.set_learning_rate(training.schedule.lr(i))
-        lam = lams[i - 1] if cfg.mixup_alpha > 0 else None
-        training.step(mx.nd.array(x), mx.nd.array(y), lam)
+        mix = partial(mixup, lam=lams[i - 1]) if cfg.mixup_alpha > 0 else None
+        training.step(mx.nd.array(x), mx.nd.array(y), mix)
     return start, training.net
 
 

@@ -17,7 +17,7 @@ What the script is given, through its own flags and three stand-ins:
 - the batches: ``mx.io.ImageRecordIter`` (``--use-rec``, l. 248 and 272) replaced by
   :class:`FixedRecordIter`, which yields the batches our loop gets;
 - mixup's lambda: the script draws it from numpy's global generator (l. 430), seeded right
-  before ``main()``; our loop's ``sample_lambda`` is handed the same sequence;
+  before ``main()``; our mixer's ``sample_lambda`` is handed the same sequence;
 - the teacher: its ``get_model(teacher, pretrained=True)`` (l. 230), which would download,
   returns the fixed network that our trainer distils from too.
 
@@ -42,7 +42,7 @@ from gluoncv.model_zoo import get_model as gluoncv_get_model
 
 from gluon_tricks.models import gluoncv_model
 from gluon_tricks.run.parallel import SingleProcess
-from gluon_tricks.train import loop
+from gluon_tricks.train import loop, mixup
 from gluon_tricks.train.config import resolve
 
 WHERE = ("scripts/classification/imagenet/train_imagenet.py of https://github.com/dmlc/gluon-cv "
@@ -190,7 +190,7 @@ def run_ours(cfg, teacher, epochs, val, lams, start_file, monkeypatch):
     training.net.save_parameters(start_file)
     start = values(training.net._collect_params_with_prefix())
     draws = iter(lams)
-    monkeypatch.setattr(loop, "sample_lambda", lambda alpha, rng: next(draws))
+    monkeypatch.setattr(mixup, "sample_lambda", lambda alpha, rng: next(draws))
     after = []
     for epoch in range(cfg.epochs):
         loop.train_one_epoch(cfg, training, FixedLoader(epochs), epoch, QuietLog(),

@@ -2,11 +2,14 @@
 with loss scaling, counted on CPU. Every read of a device value goes through
 NDArray.asnumpy (asscalar, bool() and float() call it), wait_to_read or waitall, so
 counting those counts the places where Python waits for the device."""
+from functools import partial
+
 import mxnet as mx
 import pytest
 
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.train.metrics import EpochSums
+from gluon_tricks.train.mixup import mixup
 from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.loss_scale import DynamicLossScaler, StaticLossScaler
 from gluon_tricks.train.optim import make_optimizer
@@ -53,11 +56,11 @@ def test_host_syncs_per_step(syncs, scaler, per_step):
     step = TrainStep(StepSettings.of(cfg), net, trainer, [mx.cpu()], scaler=scaler)
     data, label = mx.nd.random.normal(shape=(8, 3, 8, 8)), mx.nd.array(range(8)) % 10
     sums = EpochSums(mx.cpu(), mixing=True)
-    sums.add(*step(data, label, lam=0.3), label)  # first step: shapes, kernels, state
+    sums.add(*step(data, label, partial(mixup, lam=0.3)), label)  # first step: shapes, kernels, state
     mx.nd.waitall()
     syncs.clear()
     for _ in range(5):
-        sums.add(*step(data, label, lam=0.3), label)
+        sums.add(*step(data, label, partial(mixup, lam=0.3)), label)
     assert len(syncs) == 5 * per_step, syncs
     syncs.clear()
     sums.reduce(type("One", (), {"allreduce_sum": staticmethod(lambda v: v)}))

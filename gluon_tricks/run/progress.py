@@ -1,0 +1,59 @@
+"""Progress lines within a training epoch, the same for every trainer (as torchvision's
+``MetricLogger.log_every``)::
+
+    progress = Progress(run_log, epoch, batches_per_epoch, cfg.log_interval, cfg.batch_size)
+    for batch_index, batch in progress.log_every(batches):
+        ...                                  # one update
+        progress.update(lr, mean_loss)       # mean_loss: called only for a progress line
+
+A line (for people) and an "interval" record (log.jsonl) follow the batches that
+:func:`logs_progress` names; reading the mean loss there is the line's one host
+synchronisation, so that the updates between lines run without waiting on the device.
+"""
+import time
+
+
+def logs_progress(batch_index, batches_per_epoch, log_interval):
+    """Whether a progress line follows batch ``batch_index`` (1-based) of an epoch: every
+    ``log_interval`` batches and, in an epoch shorter than 4 intervals, at its quarter
+    points (the batch where each quarter is complete), so that a small set shows progress
+    within an epoch too."""
+    if batch_index % log_interval == 0:
+        return True
+    quarter_done = 4 * batch_index // batches_per_epoch > \
+        4 * (batch_index - 1) // batches_per_epoch
+    return batches_per_epoch < 4 * log_interval and quarter_done
+
+
+class Progress:
+    """The progress lines of epoch ``epoch`` (0-based) in ``run_log``
+    (:class:`~gluon_tricks.run.lifecycle.RunLog`): ``batches_per_epoch`` updates of
+    ``batch_size`` images each (over all ranks), a line every ``log_interval`` of them."""
+
+    def __init__(self, run_log, epoch, batches_per_epoch, log_interval, batch_size):
+        self.run_log, self.epoch = run_log, epoch
+        self.batches_per_epoch, self.log_interval = batches_per_epoch, log_interval
+        self.batch_size = batch_size
+        self.lr, self.mean_loss = None, None
+
+    def update(self, lr, mean_loss):
+        """After each update: its learning rate, and a function of no argument that returns
+        the epoch's mean training loss so far (a float)."""
+        self.lr, self.mean_loss = lr, mean_loss
+
+    def log_every(self, batches):
+        """(batch_index from 1, batch) for each of ``batches``; once the loop is done with a
+        batch that :func:`logs_progress` names, its line and record: lr, mean loss and
+        images/s since the previous line."""
+        interval_tic, logged = time.time(), 0
+        for batch_index, batch in enumerate(batches, start=1):
+            yield batch_index, batch
+            if logs_progress(batch_index, self.batches_per_epoch, self.log_interval):
+                mean_loss = self.mean_loss()
+                speed = (batch_index - logged) * self.batch_size / (time.time() - interval_tic)
+                self.run_log.info("epoch %d batch %d/%d lr %.5g loss %.4f %.1f samples/s",
+                                  self.epoch + 1, batch_index, self.batches_per_epoch, self.lr,
+                                  mean_loss, speed)
+                self.run_log.record(type="interval", epoch=self.epoch + 1, batch=batch_index,
+                                    lr=self.lr, train_loss=mean_loss, samples_per_sec=speed)
+                interval_tic, logged = time.time(), batch_index
