@@ -19,7 +19,8 @@ from ..models import MODEL_NAMES, RESNETS, input_size as network_input_size
 from ..run.folder import RunFolder
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema, type_hints
 from ..models import INITIALIZERS
-from ..run.schedule import FORMULAS, MODES as LR_MODES, LRSchedule
+from ..run.schedule import (FORMULAS, MODES as LR_MODES, LRSchedule, check_step_epochs,
+                             scaled_lr)
 from .loss_scale import scaler_of
 from .losses import SMOOTHING_MODES
 
@@ -88,8 +89,9 @@ class TrainConfig(Config):
             self.data = self.data.replace(input_size=network_input_size(self.model))
 
     def peak_lr(self):
-        """The learning rate after linear scaling (§3.1), reached at the end of warmup."""
-        return self.base_lr_per_256 * self.batch_size / 256
+        """The learning rate after linear scaling (§3.1, :func:`scaled_lr`), reached at the
+        end of warmup."""
+        return scaled_lr(self.base_lr_per_256, self.batch_size)
 
 
 def check_config(cfg):
@@ -107,10 +109,7 @@ def check_fields(cfg):
     if cfg.mixup_off_epochs > cfg.epochs:
         raise ConfigError(f"need mixup_off_epochs <= epochs, got {cfg.mixup_off_epochs} and "
                           f"{cfg.epochs}")
-    if any(b <= a for a, b in zip(cfg.lr_step_epochs, cfg.lr_step_epochs[1:])) or \
-            any(e <= 0 for e in cfg.lr_step_epochs):
-        raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
-                          f"{list(cfg.lr_step_epochs)}")
+    check_step_epochs(cfg.lr_step_epochs)
     try:
         scaler_of(cfg.loss_scale, "float32")
     except ValueError as e:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema
-from ..run.schedule import MODES as LR_MODES
+from ..run.schedule import MODES as LR_MODES, check_step_epochs
 from .nets import BACKBONES
 
 TASKS = ("detection", "segmentation")
@@ -123,10 +123,7 @@ def validate(cfg):
                           f"{', '.join(datasets)}")
     if cfg.pretrained is False and cfg.backbone:
         raise ConfigError("pretrained: false trains from a random backbone; drop --backbone")
-    if any(b <= a for a, b in zip(cfg.lr_step_epochs, cfg.lr_step_epochs[1:])) or \
-            any(e <= 0 for e in cfg.lr_step_epochs):
-        raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
-                          f"{list(cfg.lr_step_epochs)}")
+    check_step_epochs(cfg.lr_step_epochs)
 
 
 # what may change when a run resumes (as the classification trainer's)
