@@ -221,7 +221,7 @@ RECIPES = RecipeBook(TRAIN)
 resolve = RECIPES.resolve
 # a run folder's config.yaml, the record of what the run trained: every rule of its own keys,
 # but not what the folder its ``init`` names holds today (it may since have been replaced)
-from_saved = RecipeBook(dataclasses.replace(TRAIN, validate=check_fields,
+from_saved = RecipeBook(dataclasses.replace(TRAIN, check_config=check_fields,
                                             derived=conventions_of)).from_saved
 
 

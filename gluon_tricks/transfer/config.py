@@ -115,7 +115,7 @@ def _ranges(cls):
     return ranges
 
 
-def validate(cfg):
+def check_config(cfg):
     """Cross-field checks that no single key can make."""
     datasets = DETECTION_DATASETS if cfg.task == "detection" else SEGMENTATION_DATASETS
     if cfg.dataset not in datasets:
@@ -133,7 +133,7 @@ RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "num_workers", "backb
 def _schema(cls):
     choices = dict(task=TASKS, backbone_model=BACKBONES,
                    lr_mode=tuple(m for m in LR_MODES if m != "cosine"))
-    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), validate,
+    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), check_config,
                   resumable=RESUMABLE)
 
 
