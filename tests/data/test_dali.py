@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gluon_tricks.data import DataConfig, DataError, make_loader
+from gluon_tricks.data import DataConfig, DataError, Shard, make_loader
 from helpers import write_rec
 
 HAVE_DALI = importlib.util.find_spec("nvidia") is not None and \
@@ -223,7 +223,7 @@ def test_shards_cover_and_validation_reads_each_record_once(numbered_rec, parts)
     seen = []
     for p in range(parts):
         loader = make_loader(cfg_for("dali", input_size=16), numbered_rec, 8, train=False,
-                             num_parts=parts, part_index=p)
+                             shard=Shard(parts, p))
         assert (loader.begin, loader.end) == dali_shard_range(37, parts, p)
         labels = [pixels_of(loader, [0])[1] for _ in range(2)]
         np.testing.assert_array_equal(labels[0], labels[1])
@@ -237,7 +237,7 @@ def test_shards_cover_and_validation_reads_each_record_once(numbered_rec, parts)
 def test_train_epochs_are_seeded_and_the_same_length_on_every_shard(numbered_rec):
     cfg = cfg_for("dali", input_size=16)
     for p in range(3):
-        loader = make_loader(cfg, numbered_rec, 4, train=True, num_parts=3, part_index=p, seed=7)
+        loader = make_loader(cfg, numbered_rec, 4, train=True, shard=Shard(3, p), seed=7)
         assert loader.batches_per_epoch == (37 // 3) // 4 == 3
         a, la = pixels_of(loader, [0])
         assert len(la) == 12 and set(la.astype(int)) <= set(range(loader.begin, loader.end))
@@ -245,7 +245,7 @@ def test_train_epochs_are_seeded_and_the_same_length_on_every_shard(numbered_rec
         np.testing.assert_array_equal(a, b)  # the same (seed, epoch): the same batches
         np.testing.assert_array_equal(la, lb)
         other = pixels_of(make_loader(cfg.replace(num_workers=2), numbered_rec, 4, train=True,
-                                      num_parts=3, part_index=p, seed=7), [0])[0]
+                                      shard=Shard(3, p), seed=7), [0])[0]
         np.testing.assert_array_equal(a, other)  # whatever the number of threads
     loader = make_loader(cfg, numbered_rec, 4, train=True, seed=7)
     assert not np.array_equal(pixels_of(loader, [0])[0], pixels_of(loader, [1])[0])
