@@ -13,7 +13,7 @@ import pytest
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.export.gluoncv import export_to_gluoncv, import_from_gluoncv
-from gluon_tricks.infer.checkpoint import open_checkpoint
+from gluon_tricks.infer.checkpoint import CheckpointOverrides, open_checkpoint
 from gluon_tricks.models import get_model
 from gluon_tricks.models.weights import WeightsError, check_finite, init_from, load_network
 from gluon_tricks.train.nets import load_teacher
@@ -69,7 +69,8 @@ def test_every_loader_refuses_them(nan_params, tmp_path):
     loaders = {
         "load_network": lambda: load_network("resnet18_v1d", 10, nan_params),
         "init_from": lambda: init_from(net, nan_params, "resnet18_v1d"),
-        "open_checkpoint": lambda: open_checkpoint(nan_params, model="resnet18_v1d"),
+        "open_checkpoint": lambda: open_checkpoint(
+            nan_params, overrides=CheckpointOverrides(model="resnet18_v1d")),
         "load_teacher": lambda: load_teacher(tiny_config(teacher=nan_params,
                                                          teacher_model="resnet18_v1d"),
                                              [mx.cpu()]),

@@ -8,7 +8,7 @@ import os
 import cv2
 import numpy as np
 
-from gluon_tricks.data.pack import pack_images
+from gluon_tricks.data.pack import PackOptions, pack_images
 
 CLASSES = [f"class{i}" for i in range(10)]  # in sorted order: label i is class i
 
@@ -23,7 +23,7 @@ def pack_classes(folder, names, per_class=2, size=32, seed=0):
         for i in range(per_class):
             cv2.imwrite(os.path.join(images, name, f"{i}.png"),
                         rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-    return pack_images(images, os.path.join(folder, "set"), encoding=".png").paths[0]
+    return pack_images(images, os.path.join(folder, "set"), PackOptions(encoding=".png")).paths[0]
 
 
 def random_params(path, classes, model="resnet18_v1d"):

@@ -106,7 +106,7 @@ def main(argv=None):
             continue
         print(f"{what}: {'resuming' if st == 'partial' else 'training'} -> {spec.out}",
               flush=True)
-        seconds = ablation.train(spec, rec_train, rec_val, st)
+        seconds = ablation.launch_training(spec, rec_train, rec_val, st)
         print(f"{what}: {seconds:.0f} s", flush=True)
     rows = ablation.collect(specs)
     command = "python tools/ablate.py " + shlex.join(argv if argv is not None else sys.argv[1:])

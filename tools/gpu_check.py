@@ -45,7 +45,7 @@ def main(argv=None):
     judge_drivers(gpu_verdicts)  # before MXNet builds a graph
     import mxnet as mx
 
-    from gluon_tricks.train.selfcheck import measure, table, verdicts
+    from gluon_tricks.train.selfcheck import FixedBatch, measure, table, verdicts
 
     gpus = mx.context.num_gpus()
     if gpus == 0:
@@ -60,8 +60,8 @@ def main(argv=None):
         allreduce_ok = horovod_sums(dist, device_sets[0][0])
     else:
         device_sets = [[mx.gpu(0)]] + ([[mx.gpu(i) for i in range(gpus)]] if gpus > 1 else [])
-    runs = [measure(loop, args.model, devices, dtype, args.batch, args.size, args.steps,
-                    args.warmup)
+    fixed = FixedBatch(per_device=args.batch, size=args.size)
+    runs = [measure(loop, args.model, devices, dtype, fixed, args.steps, args.warmup)
             for dtype in args.dtype or ("float32", "float16")
             for devices in device_sets for loop in ("bare", "ours")]
     if dist is not None and not dist.is_root:

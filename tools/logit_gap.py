@@ -49,11 +49,13 @@ def main(argv=None):
     if len(args.label) > len(args.checkpoints):
         p.error(f"{len(args.label)} --label for {len(args.checkpoints)} checkpoints")
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
-    from gluon_tricks.infer.checkpoint import open_checkpoint
+    from gluon_tricks.infer.checkpoint import CheckpointOverrides, open_checkpoint
     from gluon_tricks.report.logit_gap import (checkpoint_optimum, gap_stats, logit_gaps,
                                                plot_gaps, table, val_logits)
     labels = args.label + [None] * (len(args.checkpoints) - len(args.label))
-    ckpts = [open_checkpoint(path, label, args.model, args.classes, args.input_size, args.eps)
+    given = CheckpointOverrides(model=args.model, classes=args.classes,
+                                input_px=args.input_size, eps=args.eps)
+    ckpts = [open_checkpoint(path, label, overrides=given)
              for path, label in zip(args.checkpoints, labels)]
     series, rows = [], []
     for ckpt in ckpts:

@@ -31,15 +31,15 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
     # imported once the flags are read, as they bring MXNet (seconds): --help answers at once
-    from gluon_tricks.data.pack import default_workers, pack_images
+    from gluon_tricks.data.pack import PackOptions, default_workers, pack_images
     workers = default_workers() if args.workers is None else args.workers
     if workers < 1:
         raise UserError(f"--workers {workers}: expected a positive number of processes")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    s = pack_images(args.image_dir, args.out_prefix, labels_file=args.labels,
-                    resize=args.resize, quality=args.quality, encoding=args.encoding,
-                    workers=workers, seed=args.seed, force=args.force,
-                    progress=sys.stderr.isatty())
+    options = PackOptions(resize=args.resize, quality=args.quality, encoding=args.encoding,
+                          seed=args.seed)
+    s = pack_images(args.image_dir, args.out_prefix, options, labels_file=args.labels,
+                    workers=workers, force=args.force, progress=sys.stderr.isatty())
     print(f"{s.paths[0]}: {s.packed} images, {len(s.classes)} classes, {s.skipped} skipped"
           + (f" (first: {s.skipped_files[0]})" if s.skipped else "")
           + f"; classes in {s.paths[3]}")

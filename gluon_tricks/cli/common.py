@@ -122,6 +122,6 @@ def checkpoint_from_args(args):
                         ("--input-size", args.input_size), ("--resize", resize)):
         if value is not None and value <= 0:
             raise WeightsError(f"{flag} {value}: expected a positive number")
-    from ..infer.checkpoint import open_checkpoint
-    return open_checkpoint(args.weights, model=args.model, classes=args.classes,
-                           input_px=args.input_size, resize=resize, epoch=args.epoch)
+    from ..infer.checkpoint import CheckpointOverrides, open_checkpoint
+    return open_checkpoint(args.weights, epoch=args.epoch, overrides=CheckpointOverrides(
+        model=args.model, classes=args.classes, input_px=args.input_size, resize=resize))

@@ -29,59 +29,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def run_folder_of_init(init):
-    """The run folder the weights of ``init`` come from: ``init`` itself, or the folder whose
-    best.params or checkpoints/ it names, when that folder holds a config.yaml; else None
-    (a .params file of GluonCV's or from elsewhere)."""
-    from ..run.folder import RunFolder
-    if not init:
-        return None
-    folder = init
-    if not os.path.isdir(init):
-        folder = os.path.dirname(os.path.abspath(init))
-        if os.path.basename(folder) == RunFolder.CHECKPOINTS:
-            folder = os.path.dirname(folder)
-        elif os.path.basename(init) != RunFolder.BEST_PARAMS:
-            return None
-    return folder if os.path.isfile(RunFolder(folder).config_path) else None
-
-
-def resolve_with_init(recipe, pairs):
-    """The configuration of ``recipe`` and the overrides ``pairs``. When its ``init`` names a
-    run (folder), that run's input size is the default a recipe or --set may override (a
-    ResNet-18-D trained at 32 px fine-tunes at 32 px, not at its network's 224), and a model
-    other than the run's is a one-line RunError naming the run's model and input size: the
-    folder says for certain what its weights are, so this is said before any work, with the
-    flags that fit."""
-    from ..errors import RunError
-    from ..run.folder import RunFolder
-    from ..run.recipe import recipe_chain
-    from ..train.config import RECIPES, from_saved
-    cfg = RECIPES.resolve(recipe, pairs)
-    folder = run_folder_of_init(cfg.init)
-    if folder is None:
-        return cfg
-    run_folder = RunFolder(folder)
-    weights = from_saved(run_folder.read_config(), run_folder.config_path)
-    px = weights.data.input_size
-    if weights.model != cfg.model:
-        raise RunError(f"--init {cfg.init}: weights of a {weights.model} run at {px} px, not of "
-                       f"the {cfg.model} the recipe trains; fine-tune with a recipe of "
-                       f"{weights.model} or --set model={weights.model}")
-    carried = (f"--init {cfg.init} (the run's input size)", {"data": {"input_size": px}})
-    chain = recipe_chain(recipe) if recipe is not None else []
-    return RECIPES.build([carried] + chain, pairs)
-
-
 def run(args):
     from ..run.parallel import detect
     from ..run.recipe import dumps
+    from ..train.config import resolve
     from ..train.loop import train
     from ..gpu.devices import parse_gpus
     from .common import launch_of, overrides, require, run_folder_and_recipe
 
     folder, saved, recipe = run_folder_and_recipe(args)
-    cfg = resolve_with_init(recipe, overrides(args, ("epochs", "batch_size", "init")))
+    cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "init")))
     if args.print_config:
         print(dumps(cfg))
         return 0

@@ -72,7 +72,7 @@ class DataConfig:
     def __post_init__(self):
         self.mean_rgb = tuple(float(x) for x in self.mean_rgb)
         self.std_rgb = tuple(float(x) for x in self.std_rgb)
-        self.validate()
+        self.check_config()
 
     @property
     def resize(self):
@@ -81,7 +81,7 @@ class DataConfig:
             raise ValueError("DataConfig.input_size is not set")
         return self.val_resize or int(math.ceil(self.input_size / self.crop_ratio))
 
-    def validate(self):
+    def check_config(self):
         """Raise DataError (one line naming the field) on a value no pipeline accepts."""
         if self.backend not in BACKENDS:
             raise DataError(f"data.backend {self.backend!r}: expected one of "

@@ -76,7 +76,7 @@ from nvidia.dali.backend import TensorGPU, TensorListGPU
 from nvidia.dali.pipeline import Pipeline
 
 from .. import seeds
-from .loaders import Loader
+from .loaders import Loader, Shard
 from .records import RECORD_MAGIC, DataError, read_index
 from .shards import device_shares
 
@@ -196,17 +196,17 @@ class RecordFeed:
 class DALILoader(Loader):
     """A loader on NVIDIA DALI pipelines (see the module docstring)."""
 
-    def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
+    def __init__(self, cfg, rec_path, batch_size, train, shard=Shard(), seed=0,
                  pin_device=None):
-        super().__init__(cfg, rec_path, batch_size, train, num_parts, part_index, seed,
-                         pin_device)
+        super().__init__(cfg, rec_path, batch_size, train, shard, seed, pin_device)
         if cfg.hue > 0:
             raise DataError(f"data.hue {cfg.hue}: the dali backend has no hue jitter (as "
                             "ImageRecordIter); use data.backend=gluon, or data.hue=0")
         if cfg.interpolation not in INTERPOLATION:
             raise DataError(f"data.interpolation {cfg.interpolation}: the dali backend takes "
                             f"{', '.join(map(str, INTERPOLATION))}")
-        self.begin, self.end = dali_shard_range(self.num_records, num_parts, part_index)
+        self.begin, self.end = dali_shard_range(self.num_records, shard.num_parts,
+                                                shard.part_index)
         self.num_samples = self.end - self.begin
         if not train:
             self.batches_per_epoch = -(-self.num_samples // batch_size)

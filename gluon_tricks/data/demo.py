@@ -14,7 +14,7 @@ import shutil
 import cv2
 import numpy as np
 
-from .pack import pack_images
+from .pack import PackOptions, pack_images
 from .records import DataError, paths
 
 VAL_FRACTION = 0.2
@@ -66,7 +66,7 @@ def make_demo_data(out_dir, size=32, seed=0, quality=95, workers=1, force=False,
             rgb = np.repeat(img[:, :, None], 3, axis=2)
             cv2.imwrite(os.path.join(split_dir, str(digits.target[i]), f"{i:04d}.jpg"), rgb,
                         [cv2.IMWRITE_JPEG_QUALITY, quality])
-        summaries[split] = pack_images(split_dir, os.path.join(out_dir, split), quality=quality,
-                                       workers=workers, seed=seed, force=force,
-                                       progress=progress)
+        summaries[split] = pack_images(split_dir, os.path.join(out_dir, split),
+                                       PackOptions(quality=quality, seed=seed),
+                                       workers=workers, force=force, progress=progress)
     return summaries

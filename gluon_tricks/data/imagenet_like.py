@@ -25,7 +25,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from .pack import pack_images
+from .pack import PackOptions, pack_images
 from .records import DataError, paths
 
 # (width, height, probability); the rest have their long side U[LONG_SIDE] and an aspect
@@ -129,8 +129,9 @@ def make_imagenet_like(out_dir, num_train=512, num_val=256, seed=0, quality=QUAL
                 img = make_image(photo, width, height, rng, noise)
                 cv2.imwrite(os.path.join(folder, name, f"{i:06d}.png"), img[:, :, ::-1],
                             [cv2.IMWRITE_PNG_COMPRESSION, 1])
-            summary = pack_images(folder, os.path.join(out_dir, split), quality=quality,
-                                  workers=workers, seed=seed, force=force)
+            summary = pack_images(folder, os.path.join(out_dir, split),
+                                  PackOptions(quality=quality, seed=seed), workers=workers,
+                                  force=force)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         common = {(w, h) for w, h, _ in SIZES}

@@ -45,6 +45,7 @@ is trimmed, so its N may be smaller than the batch size.
 Shards follow MXNet's rule (``records.shard_range``): disjoint, together covering the set.
 """
 import random
+from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
@@ -52,10 +53,19 @@ import numpy as np
 from .. import seeds
 from .records import DataError, check_rec, paths, shard_range
 
+
+@dataclass(frozen=True)
+class Shard:
+    """The part of a record file one data-parallel rank reads: part ``part_index`` of
+    ``num_parts`` (MXNet's names; the records :func:`~.records.shard_range` gives it)."""
+    num_parts: int = 1
+    part_index: int = 0
+
+
 class Loader:
     """What both backends share: shard bookkeeping and the loader interface."""
 
-    def __init__(self, cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
+    def __init__(self, cfg, rec_path, batch_size, train, shard=Shard(), seed=0,
                  pin_device=None):
         if batch_size <= 0:
             raise DataError(f"batch_size {batch_size}: expected a positive number")
@@ -65,17 +75,17 @@ class Loader:
         self.rec_path, self.idx_path = paths(rec_path)[:2]
         self.batch_size = batch_size
         self.train = train
-        self.num_parts, self.part_index, self.seed = num_parts, part_index, seed
+        self.num_parts, self.part_index, self.seed = shard.num_parts, shard.part_index, seed
         self.pin_device = pin_device
         self.context = mx.cpu() if pin_device is None else mx.cpu_pinned(pin_device)
         self.num_records = check_rec(rec_path)
-        self.begin, self.end = shard_range(self.num_records, num_parts, part_index)
+        self.begin, self.end = shard_range(self.num_records, self.num_parts, self.part_index)
         self.num_samples = self.end - self.begin
         if train:
             # the same on every rank; MXNet's shards are ceil(N / parts) long, so the last one
             # can be up to parts - 1 records short of N // parts: it then completes its last
             # batch with records it already served this epoch (see RecordIOLoader.epoch)
-            self.batches_per_epoch = (self.num_records // num_parts) // batch_size
+            self.batches_per_epoch = (self.num_records // self.num_parts) // batch_size
         else:
             self.batches_per_epoch = -(-self.num_samples // batch_size)
 
@@ -264,11 +274,11 @@ class GluonLoader(Loader):
                    label.astype("float32").as_in_context(self.context))
 
 
-def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, seed=0,
-                pin_device=None):
-    """One loader (see the module docstring) for ``rec_path``; ``train`` selects the §2.1
-    augmentation and the drop-tail shuffled epochs; ``pin_device``: the GPU id batches are
-    for (page-locked memory), None for plain memory. Raises DataError on a bad file or value."""
+def make_loader(cfg, rec_path, batch_size, train, shard=Shard(), seed=0, pin_device=None):
+    """One loader (see the module docstring) for the :class:`Shard` ``shard`` of ``rec_path``;
+    ``train`` selects the §2.1 augmentation and the drop-tail shuffled epochs; ``pin_device``:
+    the GPU id batches are for (page-locked memory), None for plain memory. Raises DataError
+    on a bad file or value."""
     if cfg.backend == "dali":
         try:
             from .dali import DALILoader as cls  # NVIDIA DALI is optional
@@ -279,14 +289,13 @@ def make_loader(cfg, rec_path, batch_size, train, num_parts=1, part_index=0, see
                             "nvidia-dali-cuda120==1.35.0 (or make dali)") from None
     else:
         cls = RecordIOLoader if cfg.backend == "recordio" else GluonLoader
-    return cls(cfg, rec_path, batch_size, train, num_parts, part_index, seed, pin_device)
+    return cls(cfg, rec_path, batch_size, train, shard, seed, pin_device)
 
 
-def make_loaders(cfg, rec_train, rec_val, batch_size, num_parts=1, part_index=0, seed=0,
-                 pin_device=None):
-    """(train_loader, val_loader) over ``rec_train`` and ``rec_val`` for data-parallel rank
-    ``part_index`` of ``num_parts``; ``batch_size`` is this rank's. Raises DataError."""
-    train = make_loader(cfg, rec_train, batch_size, True, num_parts, part_index, seed,
-                        pin_device)
-    val = make_loader(cfg, rec_val, batch_size, False, num_parts, part_index, seed, pin_device)
+def make_loaders(cfg, rec_train, rec_val, batch_size, shard=Shard(), seed=0, pin_device=None):
+    """(train_loader, val_loader) over ``rec_train`` and ``rec_val`` for the data-parallel
+    rank that reads :class:`Shard` ``shard``; ``batch_size`` is this rank's. Raises
+    DataError."""
+    train = make_loader(cfg, rec_train, batch_size, True, shard, seed, pin_device)
+    val = make_loader(cfg, rec_val, batch_size, False, shard, seed, pin_device)
     return train, val

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import random
 from dataclasses import dataclass, field
+from typing import Optional
 
 import cv2
 
@@ -36,6 +37,34 @@ from .records import DataError, paths
 log = logging.getLogger("gluon_tricks.data")
 
 ENCODINGS = (".jpg", ".png")
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """What the packed records hold, besides the images: the same options on the same
+    folder give the same files.
+
+    resize: if set, the shorter edge is resized to this many pixels (bilinear, as im2rec).
+    quality: JPEG quality 1..100 (ignored for PNG).
+    encoding: ".jpg" or ".png" (lossless).
+    seed: records are stored in an order shuffled with this seed.
+    """
+    resize: Optional[int] = None
+    quality: int = 95
+    encoding: str = ".jpg"
+    seed: int = 0
+
+    def __post_init__(self):
+        """DataError (one line naming the option) on a value no packer accepts."""
+        if self.encoding not in ENCODINGS:
+            raise DataError(f"encoding {self.encoding!r}: expected one of "
+                            f"{', '.join(ENCODINGS)}")
+        if not 1 <= self.quality <= 100:
+            raise DataError(f"quality {self.quality}: expected 1..100")
+        if self.resize is not None and not 0 < self.resize <= math.isqrt(MAX_PIXELS):
+            raise DataError(f"resize {self.resize}: expected a positive number of pixels, at "
+                            f"most {math.isqrt(MAX_PIXELS)} (its square is the {MAX_PIXELS} "
+                            "pixels an image may have)")
 
 
 @dataclass
@@ -142,7 +171,7 @@ def list_with_labels(image_dir, labels_file):
 def _encode(job):
     """Worker: read, check (:func:`images.decode`), resize and encode one image. Returns
     (bytes or None, reason)."""
-    path, resize, encoding, quality = job
+    path, options = job
     if any(c in os.path.basename(path) for c in "\t\n\r"):
         return None, "a tab or newline in its name (the .lst could not list it)"
     try:
@@ -152,6 +181,7 @@ def _encode(job):
         img, reason = None, f"cannot be read ({e.strerror})"
     if img is None:
         return None, reason
+    resize = options.resize
     if resize:
         # im2rec's rule: the shorter edge becomes `resize`, the other keeps the aspect ratio
         h, w = img.shape[:2]
@@ -160,27 +190,24 @@ def _encode(job):
             return None, (f"{size[0]} x {size[1]} pixels once resized, over the {MAX_PIXELS} "
                           "accepted")
         img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
-    params = ([cv2.IMWRITE_JPEG_QUALITY, quality] if encoding == ".jpg"
+    params = ([cv2.IMWRITE_JPEG_QUALITY, options.quality] if options.encoding == ".jpg"
               else [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    ok, buf = cv2.imencode(encoding, img, params)
+    ok, buf = cv2.imencode(options.encoding, img, params)
     if not ok:
         return None, "OpenCV could not encode it"
     return buf.tobytes(), ""
 
 
-def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95,
-                encoding=".jpg", workers=1, seed=0, force=False, progress=False):
+def pack_images(image_dir, out_prefix, options=PackOptions(), labels_file=None, workers=1,
+                force=False, progress=False):
     """Pack ``image_dir`` into ``out_prefix``.{rec,idx,lst} and ``out_prefix``_classes.txt.
 
     Args:
         image_dir: folder of class sub-folders, or a flat folder if ``labels_file`` is given.
         out_prefix: output path without extension (``data/train`` -> ``data/train.rec``).
+        options: :class:`PackOptions`: resize, JPEG quality, encoding, seed of the order.
         labels_file: lines ``filename label`` or ``filename classname`` for a flat folder.
-        resize: if set, the shorter edge is resized to this many pixels (bilinear, as im2rec).
-        quality: JPEG quality 1..100 (ignored for PNG).
-        encoding: ".jpg" or ".png" (lossless).
         workers: processes that decode and encode; the output does not depend on it.
-        seed: records are stored in an order shuffled with this seed.
         force: overwrite existing outputs.
         progress: show a tqdm progress bar on stderr.
 
@@ -189,7 +216,7 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
     Returns a :class:`PackSummary`; raises DataError (empty class folder, existing output
     without ``force``, nothing readable, bad arguments).
     """
-    outputs = _checked_outputs(out_prefix, encoding, quality, resize)
+    outputs = _checked_outputs(out_prefix)
     with FileLock(out_prefix + ".lock", out_prefix, DataError):
         existing = [p for p in outputs if os.path.exists(p)]
         if existing and not force:
@@ -199,10 +226,10 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
         else:
             items, classes = list_class_folders(image_dir)
         # im2rec shuffles the list before packing, so a sequential reader sees mixed classes
-        random.Random(seed).shuffle(items)
+        random.Random(options.seed).shuffle(items)
         _remove_stale_tmp(outputs)
         tmp = [f"{p}.tmp{os.getpid()}" for p in outputs]
-        jobs = [(os.path.join(image_dir, rel), resize, encoding, quality) for rel, _ in items]
+        jobs = [(os.path.join(image_dir, rel), options) for rel, _ in items]
         try:
             with _encoded(jobs, workers, progress and f"packing {out_prefix}") as results:
                 packed, skipped = _write_records(tmp, image_dir, items, results)
@@ -227,17 +254,9 @@ def pack_images(image_dir, out_prefix, labels_file=None, resize=None, quality=95
                        paths=outputs, skipped_files=skipped)
 
 
-def _checked_outputs(out_prefix, encoding, quality, resize):
+def _checked_outputs(out_prefix):
     """The output paths (.rec, .idx, .lst, _classes.txt) of ``out_prefix``, after checking
-    the packing arguments and the output folder."""
-    if encoding not in ENCODINGS:
-        raise DataError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
-    if not 1 <= quality <= 100:
-        raise DataError(f"quality {quality}: expected 1..100")
-    if resize is not None and not 0 < resize <= math.isqrt(MAX_PIXELS):
-        raise DataError(f"resize {resize}: expected a positive number of pixels, at most "
-                        f"{math.isqrt(MAX_PIXELS)} (its square is the {MAX_PIXELS} pixels an "
-                        "image may have)")
+    the output folder."""
     outputs = paths(out_prefix + ".rec")
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
     if not os.path.isdir(out_dir):

@@ -39,15 +39,28 @@ class Checkpoint:
     classes_file: Optional[str] = None
 
 
-def open_checkpoint(path, label=None, model=None, classes=None, input_px=None, eps=None,
-                    resize=None, epoch=None):
+@dataclass(frozen=True)
+class CheckpointOverrides:
+    """What the caller says of a checkpoint instead of its run (the tools' --model,
+    --classes, --input-size and --resize, and logit_gap's --eps); None leaves it to the
+    run."""
+    model: Optional[str] = None
+    classes: Optional[int] = None
+    input_px: Optional[int] = None  # centre crop side, pixels
+    resize: Optional[int] = None  # short side before the crop, pixels
+    eps: Optional[float] = None  # label smoothing
+
+
+def open_checkpoint(path, label=None, epoch=None, overrides=CheckpointOverrides()):
     """Describe the network ``path`` holds: a run folder (its best.params, or the checkpoint
     of ``epoch``; model, classes, validation pipeline and label smoothing from its
-    config.yaml, arguments given here override them) or a .params file (``model``
-    required; classes read from the classifier weight if not given; the network's own
-    input size and resize unless given; eps 0 unless given). Raises WeightsError or
+    config.yaml, what ``overrides`` (:class:`CheckpointOverrides`) gives overrides them) or
+    a .params file (``model`` required; classes read from the classifier weight if not
+    given; the network's own input size and resize unless given; eps 0 unless given). Raises WeightsError or
     RunFolderError (one line); ``classes`` that the classifier weight contradicts is a
     WeightsError (the network could not load)."""
+    model, classes, eps = overrides.model, overrides.classes, overrides.eps
+    input_px, resize = overrides.input_px, overrides.resize
     classes_file = run_classes = None
     if os.path.isdir(path):
         folder = RunFolder(path)

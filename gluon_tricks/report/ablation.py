@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..paper import PAPER
 from ..run.folder import RunFolder, RunFolderError
 from ..train.config import from_saved, resolve
-from .runs import Run, config_changes, load_run
+from .runs import RunRecord, config_changes, load_run
 from ..markdown import markdown_table
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -154,9 +154,10 @@ def train_argv(spec, rec_train, rec_val, mode):
     return argv
 
 
-def train(spec, rec_train, rec_val, mode):
-    """Run one training in a subprocess; its output goes to RUN/ablate.out. Returns the
-    wall time in seconds. AblationError (one line, naming that file) if it fails."""
+def launch_training(spec, rec_train, rec_val, mode):
+    """Run one training (:func:`train_argv`) in a subprocess; its output goes to
+    RUN/ablate.out. Returns the wall time in seconds. AblationError (one line, naming that
+    file) if it fails."""
     os.makedirs(spec.out, exist_ok=True)
     output = os.path.join(spec.out, "ablate.out")
     tic = time.time()
@@ -308,12 +309,13 @@ def report(rows, specs, command, seeds, epochs, data, wall_s):
 
 
 def curve_runs(rows):
-    """One :class:`Run` per row whose epoch records hold the mean val top-1 over the seeds,
-    for :func:`gluon_tricks.report.figures.plot_val_top1`."""
+    """One :class:`RunRecord` per row whose epoch records hold the mean val top-1 over the
+    seeds, for :func:`gluon_tricks.report.figures.plot_val_top1`."""
     out = []
     for r in rows:
         epochs, mean, _ = r.curve()
         seeds = f"{len(r.runs)} seed" + ("s" if len(r.runs) > 1 else "")
-        out.append(Run(path=r.name, config={"description": f"{r.name} ({seeds})"},
-                       epochs=[dict(epoch=e, val_top1=m / 100) for e, m in zip(epochs, mean)]))
+        epoch_records = [dict(epoch=e, val_top1=m / 100) for e, m in zip(epochs, mean)]
+        out.append(RunRecord(path=r.name, config={"description": f"{r.name} ({seeds})"},
+                             epochs=epoch_records))
     return out

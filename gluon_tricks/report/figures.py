@@ -118,9 +118,9 @@ def provenance_label(run):
 
 def plot_val_top1(runs, prefix, title="Validation accuracy (Fig. 3b)", published=()):
     """Figure 3(b): validation top-1 (percent) against epoch for each run
-    (:class:`gluon_tricks.report.runs.Run`), and dashed for each of the authors' published
-    runs (:class:`gluon_tricks.published.PublishedRun`); writes PREFIX.png/.pdf, returns
-    their paths."""
+    (:class:`gluon_tricks.report.runs.RunRecord`), and dashed for each of the authors'
+    published runs (:class:`gluon_tricks.published.PublishedRun`); writes PREFIX.png/.pdf,
+    returns their paths."""
     plt, fig, ax = _figure()
     for run in runs:
         epochs, top1 = run.series("val_top1")

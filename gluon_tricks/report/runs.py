@@ -22,7 +22,7 @@ TRANSFER_METRICS = {"detection": DETECTION_METRICS, "segmentation": SEGMENTATION
 
 
 @dataclass
-class Run:
+class RunRecord:
     """One run folder, read.
 
     path : the folder.
@@ -141,11 +141,12 @@ def load_run(path):
     raw = folder.read_config()
     if "task" in raw:  # tools/transfer.py's run
         cfg = transfer_config.from_saved(raw, folder.config_path)
-        return Run(path=path, config=cfg.to_dict(),
-                   epochs=_epochs(folder, TRANSFER_METRICS[cfg.task]),
-                   command=folder.read_command(), task=cfg.task)
+        return RunRecord(path=path, config=cfg.to_dict(),
+                         epochs=_epochs(folder, TRANSFER_METRICS[cfg.task]),
+                         command=folder.read_command(), task=cfg.task)
     config = from_saved(raw, folder.config_path).to_dict()
-    return Run(path=path, config=config, epochs=_epochs(folder), command=folder.read_command())
+    return RunRecord(path=path, config=config, epochs=_epochs(folder),
+                     command=folder.read_command())
 
 
 def _epochs(folder, *metrics):

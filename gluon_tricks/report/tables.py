@@ -35,7 +35,7 @@ COLUMNS = ("run", "recipe", "changed", "paper key", "model", "conventions",
 
 
 @dataclass
-class Row:
+class ResultRow:
     """One run's line of the table; accuracies in percent, None where unknown."""
     run: str
     paper_key: Optional[str]
@@ -64,19 +64,19 @@ class Row:
 
 
 def row_of(run):
-    """The :class:`Row` of a :class:`gluon_tricks.report.runs.Run`."""
+    """The :class:`ResultRow` of a :class:`gluon_tricks.report.runs.RunRecord`."""
     final, best = run.final, run.best
     paper = PAPER.get(run.paper_key) if run.paper_key else None
-    return Row(run=run.name, paper_key=run.paper_key, model=str(run.config.get("model", "?")),
-               epochs_done=final["epoch"], epochs_planned=run.config.get("epochs"),
-               top1=100 * final["val_top1"], top5=100 * final["val_top5"],
-               best_top1=100 * best["val_top1"], best_top5=100 * best["val_top5"],
-               best_epoch=best["epoch"],
-               images_per_sec=mean_speed(run),
-               paper_top1=None if paper is None else paper.top1,
-               paper_top5=None if paper is None else paper.top5,
-               recipe=_shown_path(run.recipe), changed=run.changes(),
-               published=_published_cell(run.config.get("published_run")))
+    return ResultRow(run=run.name, paper_key=run.paper_key,
+                     model=str(run.config.get("model", "?")), epochs_done=final["epoch"],
+                     epochs_planned=run.config.get("epochs"),
+                     top1=100 * final["val_top1"], top5=100 * final["val_top5"],
+                     best_top1=100 * best["val_top1"], best_top5=100 * best["val_top5"],
+                     best_epoch=best["epoch"], images_per_sec=mean_speed(run),
+                     paper_top1=None if paper is None else paper.top1,
+                     paper_top5=None if paper is None else paper.top5,
+                     recipe=_shown_path(run.recipe), changed=run.changes(),
+                     published=_published_cell(run.config.get("published_run")))
 
 
 def _published_cell(name):

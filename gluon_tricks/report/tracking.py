@@ -22,7 +22,7 @@ SIBLINGS = ("resnet50_v1c", "resnet50_v1d")
 
 
 @dataclass(frozen=True)
-class Row:
+class EpochGap:
     """One epoch (1-based): our validation top-1 and the published one, in percent (None
     where that side has no record), and ours minus theirs."""
     epoch: int
@@ -67,11 +67,12 @@ def band(epoch, epochs):
 
 
 def compare(run, published):
-    """Rows of every epoch either side logged, for a :class:`~gluon_tricks.report.runs.Run`
-    and a :class:`~gluon_tricks.published.PublishedRun`."""
+    """An :class:`EpochGap` for every epoch either side logged, for a
+    :class:`~gluon_tricks.report.runs.RunRecord` and a
+    :class:`~gluon_tricks.published.PublishedRun`."""
     ours = dict(zip(*run.series("val_top1")))
     theirs = _top1(published)
-    return [Row(e, None if e not in ours else 100 * ours[e], theirs.get(e))
+    return [EpochGap(e, None if e not in ours else 100 * ours[e], theirs.get(e))
             for e in sorted(set(ours) | set(theirs))]
 
 

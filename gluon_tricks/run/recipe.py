@@ -140,14 +140,16 @@ class Config:
 class Schema:
     """What a recipe may hold: the dataclass it fills, its keys' types (a section's keys as
     ``data.KEY``), choices and ranges (low, high, low inclusive, high inclusive; None is
-    unbounded), the cross-field checks of the resolved value (``validate(cfg)`` raising
-    ConfigError), the keys that may change when a run resumes, and old spellings that run
-    folders of earlier versions hold (read as the current keys and values)."""
+    unbounded), the cross-field checks of the resolved value (``check_config(cfg)`` raising
+    ConfigError, which is prefixed with the file or flag set last; another UserError, about
+    no recipe setting, goes out as it is), the keys that may change when a run resumes, and
+    old spellings that run folders of earlier versions hold (read as the current keys and
+    values)."""
     cls: type
     types: dict
     choices: dict
     ranges: dict
-    validate: typing.Callable
+    check_config: typing.Callable
     resumable: tuple = ()
     section: Optional[type] = None  # the dataclass of ``data:`` (DataConfig), if any
     renamed_keys: dict = field(default_factory=dict)
@@ -334,7 +336,7 @@ def build(sources, overrides, schema):
     except UserError as e:  # a section's own cross-field checks (DataError)
         raise ConfigError(f"{last_where}: {e}") from None
     try:
-        schema.validate(cfg)
+        schema.check_config(cfg)
     except ConfigError as e:
         raise ConfigError(f"{last_where}: {e}") from None
     return cfg

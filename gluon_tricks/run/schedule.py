@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .recipe import ConfigError
+
 MODES = ("step", "cosine", "poly")
 FORMULAS = ("paper", "gluoncv")
 
@@ -29,6 +31,15 @@ def scaled_lr(base_lr_per_256, global_batch):
     images, given the rate ``base_lr_per_256`` that suits a batch of 256 (0.1 in the paper).
     Batch 1024 -> 0.4."""
     return base_lr_per_256 * global_batch / 256
+
+
+def check_step_epochs(step_epochs):
+    """ConfigError (one line) unless the epochs of a step decay (``lr_step_epochs`` of both
+    trainers' recipes) are positive and increasing."""
+    if any(b <= a for a, b in zip(step_epochs, step_epochs[1:])) or \
+            any(e <= 0 for e in step_epochs):
+        raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
+                          f"{list(step_epochs)}")
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,21 @@ A recipe holds keys of :class:`TrainConfig`, with the input pipeline's keys
 paper's baseline (§2.1): ResNet-50, NAG, batch 256, lr 0.1, 120 epochs, step decay at
 30/60/90, no tricks.
 """
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .. import published
 from ..data import DataConfig
+from ..errors import RunError
 from ..models import MODEL_NAMES, RESNETS, input_size as network_input_size
 from ..models import smallest_input_size
+from ..run.folder import RunFolder
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema, type_hints
 from ..models import INITIALIZERS
-from ..run.schedule import FORMULAS, MODES as LR_MODES, LRSchedule
+from ..run.schedule import (FORMULAS, MODES as LR_MODES, LRSchedule, check_step_epochs,
+                             scaled_lr)
 from .loss_scale import scaler_of
 from .losses import SMOOTHING_MODES
 
@@ -89,12 +94,20 @@ class TrainConfig(Config):
             self.data = self.data.replace(input_size=network_input_size(self.model))
 
     def peak_lr(self):
-        """The learning rate after linear scaling (§3.1), reached at the end of warmup."""
-        return self.base_lr_per_256 * self.batch_size / 256
+        """The learning rate after linear scaling (§3.1, :func:`scaled_lr`), reached at the
+        end of warmup."""
+        return scaled_lr(self.base_lr_per_256, self.batch_size)
 
 
-def validate(cfg):
-    """Cross-field checks that no single key can make."""
+def check_config(cfg):
+    """Cross-field checks that no single key can make, and that the weights of an ``init``
+    run (folder) are of ``cfg.model`` (:func:`check_init`)."""
+    check_fields(cfg)
+    check_init(cfg)
+
+
+def check_fields(cfg):
+    """Cross-field checks of the keys themselves."""
     if not cfg.warmup_epochs < cfg.epochs:
         raise ConfigError(f"need warmup_epochs < epochs, got {cfg.warmup_epochs} and "
                           f"{cfg.epochs}")
@@ -105,10 +118,7 @@ def validate(cfg):
         raise ConfigError(f"mixup_alpha {cfg.mixup_alpha} and cutmix_alpha {cfg.cutmix_alpha} "
                           "are both on: set mix_switch_prob (the share of batches that use "
                           "CutMix), or set one alpha to 0")
-    if any(b <= a for a, b in zip(cfg.lr_step_epochs, cfg.lr_step_epochs[1:])) or \
-            any(e <= 0 for e in cfg.lr_step_epochs):
-        raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
-                          f"{list(cfg.lr_step_epochs)}")
+    check_step_epochs(cfg.lr_step_epochs)
     try:
         scaler_of(cfg.loss_scale, "float32")
     except ValueError as e:
@@ -177,15 +187,62 @@ def conventions_of(values):
     return GLUONCV_CONVENTIONS if values.get("conventions") == "gluoncv" else {}
 
 
-TRAIN = Schema(TrainConfig, type_hints(TrainConfig, DataConfig), CHOICES, RANGES, validate,
+def defaults_of(values):
+    """The defaults that depend on other keys: those of ``conventions``, and the input size of
+    the run (folder) ``init`` names, which the recipe or --set may still override (a
+    ResNet-18-D trained at 32 px fine-tunes at 32 px, not at its network's 224)."""
+    derived = dict(conventions_of(values))
+    if "data.input_size" not in values:
+        weights = init_run(values.get("init"))
+        if weights is not None:
+            derived["data.input_size"] = weights.data.input_size
+    return derived
+
+
+def check_init(cfg):
+    """RunError (one line naming the run's model and input size and the flag that fits) when
+    ``cfg.init`` names a run (folder) of another model than ``cfg.model``: the folder says
+    for certain what its weights are, so this is said before any work."""
+    weights = init_run(cfg.init)
+    if weights is not None and weights.model != cfg.model:
+        raise RunError(f"--init {cfg.init}: weights of a {weights.model} run at "
+                       f"{weights.data.input_size} px, not of the {cfg.model} the recipe "
+                       f"trains; fine-tune with a recipe of {weights.model} or "
+                       f"--set model={weights.model}")
+
+
+def init_run(init):
+    """The configuration of the run whose weights ``init`` names: ``init`` itself, or the
+    folder whose best.params or checkpoints/ it names, when that folder holds a config.yaml;
+    else None (no ``init``, or a .params file of GluonCV's or from elsewhere)."""
+    if not init:
+        return None
+    folder = init
+    if not os.path.isdir(init):
+        folder = os.path.dirname(os.path.abspath(init))
+        if os.path.basename(folder) == RunFolder.CHECKPOINTS:
+            folder = os.path.dirname(folder)
+        elif os.path.basename(init) != RunFolder.BEST_PARAMS:
+            return None
+    run = RunFolder(folder)
+    if not os.path.isfile(run.config_path):
+        return None
+    return from_saved(run.read_config(), run.config_path)
+
+
+TRAIN = Schema(TrainConfig, type_hints(TrainConfig, DataConfig), CHOICES, RANGES, check_config,
                resumable=RESUMABLE, section=DataConfig,
                # old spellings that run folders of earlier versions hold in config.yaml
                renamed_keys={"input_size": "data.input_size"},
                renamed_values={("label_smoothing_mode", "mxnet"): "gluoncv"},
-               numbers_as_text=("loss_scale",), derived=conventions_of)
+               numbers_as_text=("loss_scale",), derived=defaults_of)
 RECIPES = RecipeBook(TRAIN)
+# recipes and --set: every rule, the weights of ``init`` included
 resolve = RECIPES.resolve
-from_saved = RECIPES.from_saved
+# a run folder's config.yaml, the record of what the run trained: every rule of its own keys,
+# but not what the folder its ``init`` names holds today (it may since have been replaced)
+from_saved = RecipeBook(dataclasses.replace(TRAIN, check_config=check_fields,
+                                            derived=conventions_of)).from_saved
 
 
 def schedule_of(cfg, batches_per_epoch):

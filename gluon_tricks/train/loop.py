@@ -99,7 +99,7 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     data = cfg.data.replace(num_workers=cfg.data.workers(dist.local_size))
     gpu = next((c.device_id for c in contexts if c.device_type == "gpu"), None)
     train_loader, val_loader = gt_data.make_loaders(
-        data, rec_train, rec_val, rank_batch, num_parts=dist.size, part_index=dist.rank,
+        data, rec_train, rec_val, rank_batch, gt_data.Shard(dist.size, dist.rank),
         seed=cfg.seed, pin_device=gpu)  # the loaders check both files (check_rec)
     # the recipe's classes: every one in the training set, no validation label outside them,
     # and the packer's class lists, where both sets have one, the same

@@ -38,12 +38,21 @@ class Measurement:
     master_fp32: Optional[bool]
 
 
-def measure(loop, model, contexts, dtype, batch_per_device=32, size=224, steps=30, warmup=5,
-            classes=1000):
-    """Train ``model`` on one fixed random batch for ``warmup`` + ``steps`` steps with
+@dataclass(frozen=True)
+class FixedBatch:
+    """The one random batch :func:`measure` trains on: ``per_device`` images of ``size`` x
+    ``size`` pixels on each device, labels of ``classes`` classes."""
+    per_device: int = 32
+    size: int = 224
+    classes: int = 1000
+
+
+def measure(loop, model, contexts, dtype, fixed=FixedBatch(), steps=30, warmup=5):
+    """Train ``model`` on one :class:`FixedBatch` for ``warmup`` + ``steps`` steps with
     ``loop`` ("ours": the trainer's TrainStep with its loss scaler; "bare": split, forward,
     backward, ``trainer.step`` as GluonCV's script does). Returns a :class:`Measurement`."""
-    batch = batch_per_device * len(contexts)
+    size, classes = fixed.size, fixed.classes
+    batch = fixed.per_device * len(contexts)
     mx.random.seed(0)
     net = get_model(model, classes=classes)
     net.initialize(initializer(), ctx=contexts)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..run.recipe import Config, ConfigError, RecipeBook, Schema
-from ..run.schedule import MODES as LR_MODES
+from ..run.schedule import MODES as LR_MODES, check_step_epochs
 from .nets import BACKBONES
 
 TASKS = ("detection", "segmentation")
@@ -115,7 +115,7 @@ def _ranges(cls):
     return ranges
 
 
-def validate(cfg):
+def check_config(cfg):
     """Cross-field checks that no single key can make."""
     datasets = DETECTION_DATASETS if cfg.task == "detection" else SEGMENTATION_DATASETS
     if cfg.dataset not in datasets:
@@ -123,10 +123,7 @@ def validate(cfg):
                           f"{', '.join(datasets)}")
     if cfg.pretrained is False and cfg.backbone:
         raise ConfigError("pretrained: false trains from a random backbone; drop --backbone")
-    if any(b <= a for a, b in zip(cfg.lr_step_epochs, cfg.lr_step_epochs[1:])) or \
-            any(e <= 0 for e in cfg.lr_step_epochs):
-        raise ConfigError(f"lr_step_epochs must be positive and increasing, got "
-                          f"{list(cfg.lr_step_epochs)}")
+    check_step_epochs(cfg.lr_step_epochs)
 
 
 # what may change when a run resumes (as the classification trainer's)
@@ -136,7 +133,7 @@ RESUMABLE = ("epochs", "log_interval", "keep_checkpoints", "num_workers", "backb
 def _schema(cls):
     choices = dict(task=TASKS, backbone_model=BACKBONES,
                    lr_mode=tuple(m for m in LR_MODES if m != "cosine"))
-    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), validate,
+    return Schema(cls, typing.get_type_hints(cls), choices, _ranges(cls), check_config,
                   resumable=RESUMABLE)
 
 

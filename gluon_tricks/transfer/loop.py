@@ -31,7 +31,9 @@ TASKS = {"detection": (detection.Detection, detection.check_data),
 
 
 @dataclass
-class TransferResult:
+class TransferRunResult:
+    """What :func:`train_transfer` returns (a cell of Tables 8/9 is
+    :class:`gluon_tricks.paper.TransferResult`)."""
     epochs: int
     metrics: dict  # the last epoch's validation metrics
     best: float  # best value of the task's first metric
@@ -64,7 +66,7 @@ def train_transfer(cfg, data_root, out, contexts=None, launch=None):
     """Fine-tune the task of ``cfg`` on the dataset under ``data_root``; logs and checkpoints
     go to the run folder ``out``. ``contexts``: the devices (default the CPU); ``launch``:
     how the run folder is opened (:class:`~gluon_tricks.run.lifecycle.Launch`). Returns a
-    :class:`TransferResult`. Every check that can fail runs before the run folder is
+    :class:`TransferRunResult`. Every check that can fail runs before the run folder is
     touched."""
     contexts, launch = contexts or [mx.cpu()], launch or Launch()
     task_class, check_data = TASKS[cfg.task]
@@ -99,8 +101,8 @@ def train_transfer(cfg, data_root, out, contexts=None, launch=None):
         for epoch in range(start, run.end(start, cfg.epochs)):
             metrics = _epoch(run, task, net, trainer, (train_loader, val_loader), schedule,
                              epoch)
-    return TransferResult(epochs=run.end(start, cfg.epochs), metrics=metrics, best=run.best,
-                          best_epoch=run.best_epoch, run_dir=out)
+    return TransferRunResult(epochs=run.end(start, cfg.epochs), metrics=metrics,
+                             best=run.best, best_epoch=run.best_epoch, run_dir=out)
 
 
 def _epoch(run, task, net, trainer, loaders, schedule, epoch):

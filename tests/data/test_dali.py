@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gluon_tricks.data import DataConfig, DataError, make_loader
+from gluon_tricks.data import DataConfig, DataError, Shard, make_loader
 from helpers import write_rec
 
 HAVE_DALI = importlib.util.find_spec("nvidia") is not None and \
@@ -224,7 +224,7 @@ def test_shards_cover_and_validation_reads_each_record_once(numbered_rec, parts)
     seen = []
     for p in range(parts):
         loader = make_loader(cfg_for("dali", input_size=16), numbered_rec, 8, train=False,
-                             num_parts=parts, part_index=p)
+                             shard=Shard(parts, p))
         assert (loader.begin, loader.end) == dali_shard_range(37, parts, p)
         labels = [pixels_of(loader, [0])[1] for _ in range(2)]
         np.testing.assert_array_equal(labels[0], labels[1])
@@ -238,7 +238,7 @@ def test_shards_cover_and_validation_reads_each_record_once(numbered_rec, parts)
 def test_train_epochs_are_seeded_and_the_same_length_on_every_shard(numbered_rec):
     cfg = cfg_for("dali", input_size=16)
     for p in range(3):
-        loader = make_loader(cfg, numbered_rec, 4, train=True, num_parts=3, part_index=p, seed=7)
+        loader = make_loader(cfg, numbered_rec, 4, train=True, shard=Shard(3, p), seed=7)
         assert loader.batches_per_epoch == (37 // 3) // 4 == 3
         a, la = pixels_of(loader, [0])
         assert len(la) == 12 and set(la.astype(int)) <= set(range(loader.begin, loader.end))
@@ -246,7 +246,7 @@ def test_train_epochs_are_seeded_and_the_same_length_on_every_shard(numbered_rec
         np.testing.assert_array_equal(a, b)  # the same (seed, epoch): the same batches
         np.testing.assert_array_equal(la, lb)
         other = pixels_of(make_loader(cfg.replace(num_workers=2), numbered_rec, 4, train=True,
-                                      num_parts=3, part_index=p, seed=7), [0])[0]
+                                      shard=Shard(3, p), seed=7), [0])[0]
         np.testing.assert_array_equal(a, other)  # whatever the number of threads
     loader = make_loader(cfg, numbered_rec, 4, train=True, seed=7)
     assert not np.array_equal(pixels_of(loader, [0])[0], pixels_of(loader, [1])[0])
@@ -308,7 +308,7 @@ def test_one_pipeline_per_device_takes_its_share_of_the_batch(many_rec, monkeypa
     monkeypatch.setattr(dali, "Pipeline", lambda **kw: built.append(kw) or real_pipeline(**kw))
     cfg = cfg_for("dali", input_size=8, num_workers=4)
     contexts = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
-    loader = make_loader(cfg, many_rec, 100, train=True, num_parts=2, part_index=1, seed=3)
+    loader = make_loader(cfg, many_rec, 100, train=True, shard=Shard(2, 1), seed=3)
     order = loader.order(0)
     for b, (xs, ys, n) in enumerate(loader.device_epoch(0, contexts)):
         assert n == 100 and [x.shape[0] for x in xs] == [34, 33, 33]
@@ -332,7 +332,7 @@ def test_validation_pipelines_are_built_once_and_read_each_record_once(many_rec,
     real_pipeline = dali.Pipeline
     monkeypatch.setattr(dali, "Pipeline", lambda **kw: built.append(kw) or real_pipeline(**kw))
     loader = make_loader(cfg_for("dali", input_size=8), many_rec, 96, train=False,
-                         num_parts=3, part_index=2)
+                         shard=Shard(3, 2))
     contexts = [mx.cpu(0), mx.cpu(1)]
     runs = [epoch_labels(loader, 0, contexts) for _ in range(3)]
     assert len(built) == 2  # one per device, for every validation

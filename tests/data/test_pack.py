@@ -13,7 +13,7 @@ import pytest
 from mxnet import recordio
 
 from gluon_tricks.data import DataError
-from gluon_tricks.data.pack import pack_images
+from gluon_tricks.data.pack import PackOptions, pack_images
 
 from helpers import assert_one_line_error
 from tiny_sets import png_bytes
@@ -43,7 +43,7 @@ def read_back(prefix):
 def test_round_trip_png_is_exact(class_folder, tmp_path, workers):
     folder, truth = class_folder
     prefix = str(tmp_path / "set")
-    summary = pack_images(folder, prefix, encoding=".png", workers=workers, seed=1)
+    summary = pack_images(folder, prefix, PackOptions(encoding=".png", seed=1), workers=workers)
     assert summary.packed == len(truth) and summary.skipped == 0
     back = read_back(prefix)
     assert sorted(back) == sorted(truth)
@@ -58,7 +58,7 @@ def test_round_trip_png_is_exact(class_folder, tmp_path, workers):
 def test_round_trip_jpeg_and_resize(class_folder, tmp_path):
     folder, truth = class_folder
     prefix = str(tmp_path / "set")
-    pack_images(folder, prefix, quality=100, resize=40)
+    pack_images(folder, prefix, PackOptions(quality=100, resize=40))
     back = read_back(prefix)
     for rel, (img, label) in truth.items():
         h, w = img.shape[:2]
@@ -73,7 +73,7 @@ def test_record_order_is_shuffled_by_seed(class_folder, tmp_path):
     orders = []
     for seed in (0, 0, 1):
         prefix = str(tmp_path / f"s{len(orders)}")
-        pack_images(folder, prefix, encoding=".png", seed=seed)
+        pack_images(folder, prefix, PackOptions(encoding=".png", seed=seed))
         with open(prefix + ".lst") as f:
             orders.append([line.split("\t")[2] for line in f])
     assert orders[0] == orders[1] != orders[2]
@@ -94,8 +94,8 @@ def test_flat_folder_with_label_file(tmp_path, by_name):
         lines.append(f"im{i}.png {names[label] if by_name else label}\n")
     (tmp_path / "labels.txt").write_text("".join(lines))
     prefix = str(tmp_path / "val")
-    s = pack_images(str(tmp_path / "flat"), prefix, labels_file=str(tmp_path / "labels.txt"),
-                    encoding=".png")
+    s = pack_images(str(tmp_path / "flat"), prefix, PackOptions(encoding=".png"),
+                    labels_file=str(tmp_path / "labels.txt"))
     assert s.classes == (["cat", "dog", "eel"] if by_name else ["0", "1", "2"])
     back = read_back(prefix)
     for rel, (img, label) in truth.items():
@@ -109,7 +109,7 @@ def test_unreadable_image_is_skipped_and_counted(class_folder, tmp_path, caplog)
     with open(bad, "w") as f:
         f.write("this is not a JPEG")
     with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
-        s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+        s = pack_images(folder, str(tmp_path / "set"), PackOptions(encoding=".png"))
     assert s.packed == len(truth) and s.skipped == 1 and s.skipped_files == [bad]
     assert any(bad in r.getMessage() for r in caplog.records)
     assert len(read_back(str(tmp_path / "set"))) == len(truth)
@@ -126,10 +126,10 @@ def test_empty_class_folder_is_an_error(class_folder, tmp_path):
 def test_existing_output_needs_force(class_folder, tmp_path):
     folder, _ = class_folder
     prefix = str(tmp_path / "set")
-    pack_images(folder, prefix, encoding=".png")
+    pack_images(folder, prefix, PackOptions(encoding=".png"))
     with pytest.raises(DataError, match="already exists.*--force"):
         pack_images(folder, prefix)
-    assert pack_images(folder, prefix, encoding=".png", force=True).packed == 12
+    assert pack_images(folder, prefix, PackOptions(encoding=".png"), force=True).packed == 12
 
 
 def test_cli_prints_one_line_error_and_exits_2(class_folder, tmp_path):
@@ -150,7 +150,7 @@ def test_images_below_a_class_folder_are_packed_with_its_label(class_folder, tmp
     os.makedirs(os.path.join(folder, "kiwi", "more"))
     img = np.full((9, 7, 3), 200, np.uint8)
     cv2.imwrite(os.path.join(folder, "kiwi", "more", "x.png"), img)
-    s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    s = pack_images(folder, str(tmp_path / "set"), PackOptions(encoding=".png"))
     back = read_back(str(tmp_path / "set"))
     assert s.packed == len(truth) + 1 and back[os.path.join("kiwi", "more", "x.png")][1] == 1
 
@@ -171,7 +171,7 @@ def test_files_the_trainer_could_not_use_are_skipped_and_named(class_folder, tmp
     odd = os.path.join(folder, "apple", "new\nline.png")
     cv2.imwrite(odd, np.zeros((4, 4, 3), np.uint8))
     with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
-        s = pack_images(folder, str(tmp_path / "set"), encoding=".png")
+        s = pack_images(folder, str(tmp_path / "set"), PackOptions(encoding=".png"))
     assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([cut, huge, odd])
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "cut short" in text and "50 x 60 pixels" in text and "newline" in text
@@ -204,7 +204,7 @@ def test_temporary_files_of_a_killed_packer_are_removed(class_folder, tmp_path):
     stale.write_bytes(b"half a set")
     mine = tmp_path / f"set.rec.tmp{os.getpid()}x"  # not a packer's name: left alone
     mine.write_bytes(b"")
-    pack_images(folder, str(tmp_path / "set"), encoding=".png")
+    pack_images(folder, str(tmp_path / "set"), PackOptions(encoding=".png"))
     assert not stale.exists() and mine.exists()
 
 
@@ -219,7 +219,7 @@ def test_empty_and_huge_files_are_skipped_and_named_before_decoding(class_folder
     with open(bomb, "wb") as f:
         f.write(png_bytes(60000, 60000, whole=False))
     with caplog.at_level(logging.WARNING, logger="gluon_tricks.data"):
-        s = pack_images(folder, str(tmp_path / "set"), encoding=".png", workers=2)
+        s = pack_images(folder, str(tmp_path / "set"), PackOptions(encoding=".png"), workers=2)
     assert s.packed == len(truth) and sorted(s.skipped_files) == sorted([empty, bomb])
     text = " ".join(r.getMessage() for r in caplog.records)
     assert f"{empty}: an empty file" in text and f"{bomb}: more pixels than Pillow" in text
@@ -231,7 +231,7 @@ def test_a_resize_past_the_pixel_limit_is_refused(class_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(DataError) as e:
-        pack_images(folder, str(out / "set"), resize=100000)
+        pack_images(folder, str(out / "set"), PackOptions(resize=100000))
     assert_one_line_error(f"error: {e.value}", "resize 100000", "at most 9459")
     assert not os.listdir(out)
 
@@ -278,3 +278,14 @@ def test_workers_must_be_positive(class_folder, tmp_path):
     assert done.returncode == 2
     assert_one_line_error(done.stderr, "--workers -3", "positive")
     assert not os.path.exists(tmp_path / "set.rec")
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(quality=0), "quality 0: expected 1..100"),
+    (dict(encoding=".gif"), "encoding '.gif': expected one of .jpg, .png"),
+    (dict(resize=0), "resize 0: expected a positive number of pixels, at most 9459 (its "
+                      "square is the 89478485 pixels an image may have)")])
+def test_options_no_packer_accepts_are_one_line_errors(options, words):
+    with pytest.raises(DataError) as refused:
+        PackOptions(**options)
+    assert str(refused.value) == words

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gluon_tricks.cpus import usable_cpus
-from gluon_tricks.data import DataConfig, DataError, make_loader, make_loaders
+from gluon_tricks.data import DataConfig, DataError, Shard, make_loader, make_loaders
 from gluon_tricks.data.loaders import train_iter_args
 from gluon_tricks.train.config import TrainConfig
 
@@ -102,8 +102,7 @@ def test_validation_is_exact_every_epoch_and_shards_cover(numbered_rec, backend)
     for parts in (1, 3):
         seen = []
         for p in range(parts):
-            loader = make_loader(cfg, numbered_rec, 8, train=False, num_parts=parts,
-                                 part_index=p)
+            loader = make_loader(cfg, numbered_rec, 8, train=False, shard=Shard(parts, p))
             per_epoch = [collect(loader, e)[1] for e in range(2)]
             assert len(per_epoch[0]) == len(per_epoch[1]) == loader.num_samples
             np.testing.assert_array_equal(per_epoch[0], per_epoch[1])
@@ -117,7 +116,7 @@ def test_train_shards_disjoint_same_length_and_reproducible(numbered_rec, backen
     parts, bs = 3, 4
     shards = []
     for p in range(parts):
-        loader = make_loader(cfg, numbered_rec, bs, train=True, num_parts=parts, part_index=p,
+        loader = make_loader(cfg, numbered_rec, bs, train=True, shard=Shard(parts, p),
                              seed=7)
         assert loader.batches_per_epoch == (37 // parts) // bs == 3
         data0, labels0 = collect(loader, 0)
@@ -133,9 +132,9 @@ def test_train_shards_disjoint_same_length_and_reproducible(numbered_rec, backen
         if loader.num_samples >= len(labels0):  # a full shard serves no record twice
             assert len(set(labels0.astype(int))) == len(labels0)
     assert not (shards[0] & shards[1] or shards[0] & shards[2] or shards[1] & shards[2])
-    other_seed = make_loader(cfg, numbered_rec, bs, train=True, num_parts=parts, seed=8)
+    other_seed = make_loader(cfg, numbered_rec, bs, train=True, shard=Shard(parts), seed=8)
     assert not np.array_equal(collect(other_seed, 0)[0], collect(
-        make_loader(cfg, numbered_rec, bs, train=True, num_parts=parts, seed=7), 0)[0])
+        make_loader(cfg, numbered_rec, bs, train=True, shard=Shard(parts), seed=7), 0)[0])
 
 
 def crop_geometry(pixels, blue):
@@ -236,7 +235,7 @@ def test_gluon_backend_accepts_hue(coord_rec):
 
 def test_make_loaders_interface(demo_dir):
     train, val = make_loaders(DataConfig(input_size=32, num_workers=1), demo_dir + "/train.rec",
-                              demo_dir + "/val.rec", 64, num_parts=2, part_index=1, seed=0)
+                              demo_dir + "/val.rec", 64, shard=Shard(2, 1), seed=0)
     assert train.num_samples == 1437 - 719 and train.batches_per_epoch == (1437 // 2) // 64
     assert val.num_samples == 180 and val.batches_per_epoch == 3
 
@@ -247,7 +246,7 @@ def test_short_last_shard_still_runs_every_batch(numbered_rec, backend):
     # must still run (37 // 8) // 2 = 2 full batches
     cfg = cfg_for(backend, input_size=16)
     for p in (0, 7):
-        loader = make_loader(cfg, numbered_rec, 2, train=True, num_parts=8, part_index=p)
+        loader = make_loader(cfg, numbered_rec, 2, train=True, shard=Shard(8, p))
         assert loader.batches_per_epoch == 2
         labels = collect(loader, 0)[1].astype(int)
         assert len(labels) == 4 and set(labels) <= set(range(loader.begin, loader.end))

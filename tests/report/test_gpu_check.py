@@ -7,7 +7,7 @@ import sys
 
 import mxnet as mx
 
-from gluon_tricks.train.selfcheck import Measurement, measure, table, verdicts
+from gluon_tricks.train.selfcheck import FixedBatch, Measurement, measure, table, verdicts
 
 from helpers import assert_one_line_error
 
@@ -17,8 +17,8 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 def test_measure_table_and_verdicts_on_cpu_contexts():
     # 10 steps: on 2 devices the loss of 5 steps rose on one CPU (1.84 -> 2.04) and fell on
     # another; after 10 it is below 0.03 on both, 1 device below 0.002
-    runs = [measure(loop, "resnet18_v1d", devices, "float32", batch_per_device=4, size=32,
-                    steps=8, warmup=2, classes=10)
+    runs = [measure(loop, "resnet18_v1d", devices, "float32",
+                    FixedBatch(per_device=4, size=32, classes=10), steps=8, warmup=2)
             for devices in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]) for loop in ("bare", "ours")]
     assert [(m.loop, m.devices) for m in runs] == [("bare", 1), ("ours", 1), ("bare", 2),
                                                    ("ours", 2)]

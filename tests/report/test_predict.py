@@ -139,12 +139,13 @@ def test_a_bad_file_in_a_folder_stops_before_any_prediction_or_is_skipped(net):
 def test_predictions_stream_batch_by_batch(net, monkeypatch):
     """The first batch's lines come before the next batch's images are read."""
     import gluon_tricks.infer.predict as infer_predict
-    from gluon_tricks.infer.checkpoint import open_checkpoint
+    from gluon_tricks.infer.checkpoint import CheckpointOverrides, open_checkpoint
     read = []
     real = infer_predict.transform
     monkeypatch.setattr(infer_predict, "transform",
                         lambda path, data: read.append(path) or real(path, data))
-    ckpt = open_checkpoint(net["params"], model="resnet18_v1d", input_px=32)
+    ckpt = open_checkpoint(net["params"],
+                           overrides=CheckpointOverrides(model="resnet18_v1d", input_px=32))
     files = sorted(os.path.join(net["images"], f) for f in os.listdir(net["images"])
                    if "cut" not in f)
     lines = infer_predict.predict(ckpt, files, [str(i) for i in range(10)], batch_size=4)

@@ -8,11 +8,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.cli.train import resolve_with_init
+from gluon_tricks.cli.train import parse_args, run as run_cli_args
+from gluon_tricks.errors import RunError
 from gluon_tricks.models import get_model, gluoncv_model, initializer
 from gluon_tricks.models.weights import WeightsError, init_from
 from gluon_tricks.run.recipe import dumps
-from gluon_tricks.train.config import resolve
+from gluon_tricks.train.config import from_saved, resolve
 from gluon_tricks.train.loop import train
 from helpers import assert_one_line_error, module_folder, subset_rec, tiny_config
 
@@ -153,18 +154,30 @@ def test_init_of_a_run_carries_its_input_size(demo_run):
     """A recipe that leaves the input size to the network (224 for a ResNet) fine-tunes a
     run's weights at the run's input size; the recipe or --set can still say otherwise."""
     r50 = os.path.join(FINETUNE, "resnet50_v1d.yaml")
-    plain = resolve_with_init(r50, [("model", "resnet18_v1d")])
+    plain = resolve(r50, [("model", "resnet18_v1d")])
     assert plain.data.input_size == 224  # no --init: the network's own
-    cfg = resolve_with_init(r50, [("model", "resnet18_v1d"), ("init", demo_run)])
+    cfg = resolve(r50, [("model", "resnet18_v1d"), ("init", demo_run)])
     assert (cfg.model, cfg.data.input_size) == ("resnet18_v1d", 32)
+
+
+def test_a_saved_config_is_read_as_recorded_whatever_its_init_folder_holds(demo_run):
+    """A run folder's config.yaml records what the run trained: reading it (the reports,
+    open_checkpoint) does not ask the folder its ``init`` names, which may since hold
+    another run; resolving it again for a new run does."""
+    recorded = resolve(os.path.join(FINETUNE, "resnet50_v1d.yaml")).to_dict()
+    recorded["init"] = demo_run  # since replaced by the demo's ResNet-18-D
+    cfg = from_saved(recorded, "config.yaml")
+    assert (cfg.model, cfg.init, cfg.data.input_size) == ("resnet50_v1d", demo_run, 224)
+    with pytest.raises(RunError, match="weights of a resnet18_v1d run at 32 px"):
+        resolve(None, [(k, v) for k, v in recorded.items() if k != "data"])
     for init in (os.path.join(demo_run, "best.params"),
                  os.path.join(demo_run, "checkpoints", "epoch-0030.params")):
-        assert resolve_with_init(r50, [("model", "resnet18_v1d"),
-                                       ("init", init)]).data.input_size == 32
-    cfg = resolve_with_init(r50, [("model", "resnet18_v1d"), ("init", demo_run),
-                                  ("data.input_size", 64)])
+        assert resolve(r50, [("model", "resnet18_v1d"),
+                            ("init", init)]).data.input_size == 32
+    cfg = resolve(r50, [("model", "resnet18_v1d"), ("init", demo_run),
+                       ("data.input_size", 64)])
     assert cfg.data.input_size == 64
-    assert resolve_with_init(FINETUNE_DEMO, [("init", demo_run)]).data.input_size == 32
+    assert resolve(FINETUNE_DEMO, [("init", demo_run)]).data.input_size == 32
 
 
 def test_init_of_a_run_of_another_model_is_refused_naming_it(demo_run, tmp_path):
@@ -179,3 +192,33 @@ def test_init_of_a_run_of_another_model_is_refused_naming_it(demo_run, tmp_path)
     assert_one_line_error(done.stderr, f"--init {demo_run}: weights of a resnet18_v1d run at "
                           "32 px, not of the resnet50_v1d", "--set model=resnet18_v1d")
     assert not out.exists()
+    with pytest.raises(RunError) as refused:  # resolve() says the same line
+        resolve(os.path.join(FINETUNE, "resnet50_v1d.yaml"), [("classes", 23),
+                                                              ("init", demo_run)])
+    assert_one_line_error(done.stderr, f"error: {refused.value}")
+
+
+def test_resolve_with_init_is_the_command_line_config(demo_run, capsys):
+    """The trainer's command line and resolve() (the ablation, plot_lr.py, the tests) give
+    one configuration for one recipe and --init: the run's input size where the recipe
+    leaves it to the network."""
+    r50 = os.path.join(FINETUNE, "resnet50_v1d.yaml")
+    args = parse_args(["--recipe", r50, "--init", demo_run, "--set", "model=resnet18_v1d",
+                       "--print-config"])
+    assert run_cli_args(args) == 0
+    printed = capsys.readouterr().out
+    cfg = resolve(r50, [("model", "resnet18_v1d"), ("init", demo_run)])
+    assert printed == dumps(cfg) + "\n"
+    assert (cfg.model, cfg.data.input_size) == ("resnet18_v1d", 32)
+
+
+def test_a_saved_config_is_read_as_recorded_whatever_its_init_folder_holds(demo_run):
+    """A run folder's config.yaml records what the run trained: reading it (the reports,
+    open_checkpoint) does not ask the folder its ``init`` names, which may since hold
+    another run; resolving it again for a new run does."""
+    recorded = resolve(os.path.join(FINETUNE, "resnet50_v1d.yaml")).to_dict()
+    recorded["init"] = demo_run  # since replaced by the demo's ResNet-18-D
+    cfg = from_saved(recorded, "config.yaml")
+    assert (cfg.model, cfg.init, cfg.data.input_size) == ("resnet50_v1d", demo_run, 224)
+    with pytest.raises(RunError, match="weights of a resnet18_v1d run at 32 px"):
+        resolve(None, [(k, v) for k, v in recorded.items() if k != "data"])

@@ -7,7 +7,10 @@ import pytest
 from gluoncv.utils import LRScheduler as GluonCVScheduler
 
 from gluon_tricks.paper import IMAGENET_TRAIN_IMAGES
+from gluon_tricks.run.recipe import ConfigError
 from gluon_tricks.run.schedule import LRSchedule, scaled_lr
+from gluon_tricks.train import config as train_config
+from gluon_tricks.transfer import config as transfer_config
 
 BPE = 10  # batches per epoch of the small schedules
 
@@ -16,6 +19,21 @@ def test_linear_scaling_rule():
     assert scaled_lr(0.1, 256) == pytest.approx(0.1)
     assert scaled_lr(0.1, 1024) == pytest.approx(0.4)
     assert scaled_lr(0.1, 64) == pytest.approx(0.025)
+    # the rate the trainer starts its schedule from
+    cfg = train_config.resolve(None, [("batch_size", 1024), ("base_lr_per_256", 0.1)])
+    assert cfg.peak_lr() == pytest.approx(0.4)
+    assert train_config.schedule_of(cfg, 10).peak_lr == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("resolve", [train_config.resolve, transfer_config.resolve],
+                         ids=["classification", "transfer"])
+def test_both_trainers_take_step_epochs_positive_and_increasing(resolve):
+    assert resolve(None, [("lr_step_epochs", [2, 5])]).lr_step_epochs == [2, 5]
+    for wrong in ([5, 2], [3, 3], [0, 4]):
+        with pytest.raises(ConfigError) as refused:
+            resolve(None, [("lr_step_epochs", wrong)])
+        assert str(refused.value) == (f"--set lr_step_epochs: lr_step_epochs must be positive "
+                                      f"and increasing, got {wrong}")
 
 
 def test_warmup_is_i_eta_over_m():
