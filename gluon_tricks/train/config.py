@@ -158,11 +158,8 @@ def conventions_of(values):
 
 
 TRAIN = Schema(TrainConfig, type_hints(TrainConfig, DataConfig), CHOICES, RANGES, validate,
-               resumable=RESUMABLE, section=DataConfig,
-               # old spellings that run folders of earlier versions hold in config.yaml
-               renamed_keys={"input_size": "data.input_size"},
-               renamed_values={("label_smoothing_mode", "mxnet"): "gluoncv"},
-               numbers_as_text=("loss_scale",), derived=conventions_of)
+               resumable=RESUMABLE, section=DataConfig, numbers_as_text=("loss_scale",),
+               derived=conventions_of)
 RECIPES = RecipeBook(TRAIN)
 resolve = RECIPES.resolve
 from_saved = RECIPES.from_saved
