@@ -15,9 +15,8 @@ def set_up_process(deterministic_cpu, ranks_per_host=1):
     docs/notes.md §4). On CPU (``deterministic_cpu``) MXNet's naive engine, under which
     identical runs and resumed runs are bit-equal (the threaded engine is not, even on one
     device), with OpenMP's idle threads sleeping instead of spinning: under the naive
-    engine the spinning thread took the core from Python and the decoding thread, and a
-    step was 3x slower on a loaded 2-core host (docs/notes.md §4). Variables the user set
-    win."""
+    engine the spinning thread takes the core from Python and the decoding thread
+    (docs/notes.md §4). Variables the user set win."""
     os.environ.setdefault("OMP_NUM_THREADS", str(cpus_per_rank(ranks_per_host)))
     if deterministic_cpu:
         os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
@@ -75,7 +74,7 @@ def require(**flags):
             raise RunError(f"--{name.replace('_', '-')} is required")
 
 
-def launch_of(args, command, trust_pickled_states=False):
+def launch_of(args, command):
     """The :class:`~gluon_tricks.run.lifecycle.Launch` of the run flags; RunError (one line)
     for a --stop-after that is not positive."""
     from ..errors import RunError
@@ -83,7 +82,7 @@ def launch_of(args, command, trust_pickled_states=False):
     if args.stop_after is not None and args.stop_after <= 0:
         raise RunError(f"--stop-after {args.stop_after}: expected a positive number of epochs")
     return Launch(resume=args.resume, force=args.force, stop_after=args.stop_after,
-                  command=command, trust_pickled_states=trust_pickled_states)
+                  command=command)
 
 
 def add_weights_arguments(parser, resize=True):

@@ -21,9 +21,6 @@ def parse_args(argv=None):
     p.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (run "
                    "folder or .params, ours or GluonCV's); the same as --set init=WEIGHTS")
     add_run_arguments(p, "the global batch size", "label_smoothing=0.1")
-    p.add_argument("--trust-pickled-states", action="store_true",
-                   help="--resume a run folder written by an older gluon-tricks, whose optimizer "
-                   "state is a pickle: loading it runs any code it holds")
     p.add_argument("--horovod", action="store_true",
                    help="one process per rank under horovodrun (detected when launched by it)")
     return p.parse_args(argv)
@@ -49,7 +46,7 @@ def run(args):
     command = dict(argv=sys.argv, rec_train=os.path.abspath(rec_train),
                    rec_val=os.path.abspath(rec_val),
                    recipe=os.path.abspath(recipe) if recipe else recipe)
-    launch = launch_of(args, command, args.trust_pickled_states)
+    launch = launch_of(args, command)
     dist = detect(args.horovod)
     contexts = dist.contexts(gpus, dali=cfg.data.backend == "dali")
     if dist.is_root:

@@ -15,6 +15,7 @@ from typing import Optional
 from .. import data as gt_data
 from ..models import MODEL_NAMES, input_size
 from ..models.weights import WeightsError, check_finite, infer_classes, load_network, read_params
+from ..run.checkpoints import Checkpoints
 from ..run.folder import RunFolder, RunFolderError, params_of
 from ..train.config import from_saved
 
@@ -70,9 +71,10 @@ def open_checkpoint(path, label=None, epoch=None, overrides=CheckpointOverrides(
         eps = cfg.label_smoothing if eps is None else eps
         mode, data, default_label = cfg.label_smoothing_mode, cfg.data, folder.name
         if epoch is not None:
-            params = folder.checkpoint(epoch, "params")
+            checkpoints = Checkpoints(folder)
+            params = checkpoints.path(epoch, "params")
             if not os.path.isfile(params):
-                kept = ", ".join(map(str, folder.checkpoint_epochs())) or "none"
+                kept = ", ".join(map(str, checkpoints.epochs())) or "none"
                 raise WeightsError(f"{path}: no checkpoint of epoch {epoch} (kept: {kept})")
         else:
             params = params_of(path)

@@ -23,8 +23,9 @@ import numpy as np
 from ..errors import UserError
 from ..paper import PAPER
 from ..run.folder import RunFolder, RunFolderError
+from ..run.recipe import config_diff
 from ..train.config import from_saved, resolve
-from .runs import RunRecord, config_changes, load_run
+from .runs import RunRecord, load_run
 from ..markdown import markdown_table
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -126,8 +127,8 @@ def state(spec):
     if not os.path.exists(folder.config_path):
         return "new"
     planned = spec.config().to_dict()
-    differ = config_changes(planned, from_saved(folder.read_config(),
-                                                folder.config_path).to_dict())
+    differ = config_diff(planned, from_saved(folder.read_config(),
+                                             folder.config_path).to_dict())
     if differ:
         raise AblationError(f"{spec.out}: trained with another configuration ({', '.join(differ)}"
                             " differ); pass --force to retrain it, or another --out")

@@ -1,5 +1,6 @@
 """A run folder as the report tools see it: its configuration, its epoch records and the
-recipe it came from (:class:`~gluon_tricks.run.folder.RunFolder` reads the files).
+recipe it came from (:class:`~gluon_tricks.run.folder.RunFolder` and
+:class:`~gluon_tricks.run.epoch_log.EpochLog` read the files).
 
 Epoch records carry ``epoch`` (1-based), ``val_top1``/``val_top5`` as fractions in [0, 1],
 ``samples_per_sec``, ...; those of a transfer run (``tools/transfer.py``, ``task`` in its
@@ -9,10 +10,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-import yaml
-
+from ..run.epoch_log import EpochLog
 from ..run.folder import RunFolder, RunFolderError
-from ..run.recipe import ConfigError
+from ..run.recipe import ConfigError, config_diff
 from ..train.config import from_saved, resolve
 from ..transfer import config as transfer_config
 from ..transfer.detection import METRICS as DETECTION_METRICS
@@ -26,8 +26,7 @@ class RunRecord:
     """One run folder, read.
 
     path : the folder.
-    config : config.yaml as a dict of every TrainConfig key (model, epochs, paper, data, ...),
-        old spellings read as the current keys.
+    config : config.yaml as a dict of every TrainConfig key (model, epochs, paper, data, ...).
     epochs : the "epoch" records of log.jsonl in epoch order, one per epoch (a record
         repeated after a resume: the last one wins).
     """
@@ -63,7 +62,7 @@ class RunRecord:
         except (ConfigError, OSError):
             return None
         # a transfer run's backbone is its input, as a classification run's data files are
-        return [k for k in config_changes(planned, self.config)
+        return [k for k in config_diff(planned, self.config)
                 if not (self.task and k == "backbone")]
 
     @property
@@ -94,26 +93,6 @@ class RunRecord:
         return max(self.epochs, key=lambda r: (r[self.metrics[0]], -r["epoch"]))
 
 
-def _plain(value):
-    """A value as YAML reads it back (tuples -> lists, ...), so a dataclass and the
-    config.yaml written from it compare equal."""
-    return yaml.safe_load(yaml.safe_dump(value))
-
-
-def config_changes(planned, saved):
-    """Sorted keys whose values differ between two configurations (dicts of TrainConfig
-    fields); a nested mapping (``data``) is compared key by key as ``data.<key>``."""
-    planned, saved = _plain(planned), _plain(saved)
-    changed = []
-    for key in set(planned) | set(saved):
-        a, b = planned.get(key), saved.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            changed += [f"{key}.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)]
-        elif a != b:
-            changed.append(key)
-    return sorted(changed)
-
-
 def runs_among(paths):
     """(the paths of ``paths`` to read as runs, a note for each path skipped): of several
     paths (a shell glob such as ``runs/*``), a file (an exported .params or .onnx) and a
@@ -138,22 +117,22 @@ def load_run(path):
     if not os.path.isdir(path):
         raise RunFolderError(f"{path}: not a run folder (no such directory)")
     folder = RunFolder(path)
-    raw = folder.read_config()
+    raw, log = folder.read_config(), EpochLog(folder.log_path)
     if "task" in raw:  # tools/transfer.py's run
         cfg = transfer_config.from_saved(raw, folder.config_path)
         return RunRecord(path=path, config=cfg.to_dict(),
-                         epochs=_epochs(folder, TRANSFER_METRICS[cfg.task]),
+                         epochs=_epochs(log, TRANSFER_METRICS[cfg.task]),
                          command=folder.read_command(), task=cfg.task)
     config = from_saved(raw, folder.config_path).to_dict()
-    return RunRecord(path=path, config=config, epochs=_epochs(folder),
+    return RunRecord(path=path, config=config, epochs=_epochs(log),
                      command=folder.read_command())
 
 
-def _epochs(folder, *metrics):
-    """``folder.read_epochs(*metrics)``; a log.jsonl that is not UTF-8 text (binary bytes:
+def _epochs(log, *metrics):
+    """``log.read_epochs(*metrics)``; a log.jsonl that is not UTF-8 text (binary bytes:
     a damaged disk, another file copied over it) is a one-line RunFolderError."""
     try:
-        return folder.read_epochs(*metrics)
+        return log.read_epochs(*metrics)
     except UnicodeDecodeError as e:
-        raise RunFolderError(f"{folder.log_path}: not a log of JSON lines (bytes that are "
+        raise RunFolderError(f"{log.path}: not a log of JSON lines (bytes that are "
                              f"not UTF-8 text: {e.reason}); the file is damaged") from None

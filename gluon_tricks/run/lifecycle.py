@@ -12,14 +12,16 @@ configuration on top of it::
         start = run.resume(net, trainer, contexts, cfg.epochs)[0] if launch.resume else 0
         for epoch in range(start, run.end(start, cfg.epochs)):
             ...                             # train, validate
-            is_best = run.is_best(value, epoch + 1)
+            is_best = run.beats_best(value)
+            if is_best:
+                run.record_best(value, epoch + 1)
             run.end_epoch(epoch + 1, net, trainer, record, is_best, keep=cfg.keep_checkpoints)
 
 One process owns a run folder: :func:`open_run` takes its lock (a second trainer, --force or
 --resume on it is refused in one line naming the holder) and leaving the ``with`` block
 releases it. In a data-parallel job every rank opens the run and loads the checkpoint; only
-the root rank locks and writes (``is_root``), and ``barrier`` keeps the ranks in step around
-the writes.
+the root rank locks and writes (``dist.is_root``), and ``dist.barrier`` keeps the ranks in
+step around the writes.
 """
 import logging
 import os
@@ -27,8 +29,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RunError
+from .checkpoints import Checkpoints
+from .epoch_log import EpochLog
 from .folder import RunFolder, RunFolderError
 from .optimizer_state import optimizer_state, restore_optimizer_state
+from .parallel import SingleProcess
 from .recipe import ConfigError
 
 log = logging.getLogger("gluon_tricks")
@@ -39,7 +44,7 @@ class RunLog:
     the root rank writes."""
 
     def __init__(self, folder, enabled):
-        self.folder, self.enabled = folder, enabled
+        self.epoch_log, self.enabled = EpochLog(folder.log_path), enabled
         self.handler = None
         if enabled:
             self.handler = QuietFileHandler(folder.text_log_path)
@@ -57,7 +62,7 @@ class RunLog:
 
     def record(self, **fields):
         if self.enabled:
-            self.folder.append_log(fields)
+            self.epoch_log.append(fields)
 
 
 class QuietFileHandler(logging.FileHandler):
@@ -72,32 +77,29 @@ class QuietFileHandler(logging.FileHandler):
 class Launch:
     """How a call opens its run folder (the command line's choices): continue the run in it
     (``resume``), replace the run it holds (``force``), train at most ``stop_after`` epochs
-    in this call (a job slot shorter than the run; a resume continues it exactly),
-    ``command`` (argv, data files, recipe) for command.json, and whether an old pickled
-    optimizer state may be loaded (``trust_pickled_states``: runs its code)."""
+    in this call (a job slot shorter than the run; a resume continues it exactly) and
+    ``command`` (argv, data files, recipe) for command.json."""
     resume: bool = False
     force: bool = False
     stop_after: Optional[int] = None
     command: Optional[dict] = None
-    trust_pickled_states: bool = False
 
 
-def open_run(out, launch, cfg, recipes, best_key="best", is_root=True, barrier=None):
-    """The :class:`Run` of the folder ``out`` for the configuration ``cfg``, its lock taken
-    (root rank), after checking that it holds a run to resume (``launch.resume``: its
+def open_run(out, launch, cfg, recipes, best_key="best", dist=None):
+    """The :class:`RunSession` of the folder ``out`` for the configuration ``cfg``, its lock
+    taken (root rank), after checking that it holds a run to resume (``launch.resume``: its
     config.yaml as the run wrote it, whose settings ``cfg`` may change only as ``recipes``
     allow) or none to overwrite (unless ``launch.force``). RunError (one line) otherwise.
-    Writes nothing but the lock (and the folder it is in)."""
-    folder = RunFolder(out)
-    release = folder.lock() if is_root else (lambda: None)
+    ``dist``: this process's place in a data-parallel job (``is_root``, ``barrier()``;
+    default one process). Writes nothing but the lock (and the folder it is in)."""
+    folder, dist = RunFolder(out), dist or SingleProcess()
+    release = folder.lock() if dist.is_root else (lambda: None)
     try:
         changed = _checked_changes(folder, launch, cfg, recipes)
-        has_checkpoint = launch.resume and bool(folder.checkpoint_epochs())
     except BaseException:
         release()
         raise
-    return Run(folder, launch, changed, has_checkpoint, best_key, is_root,
-               barrier or (lambda: None), release)
+    return RunSession(folder, launch, changed, best_key, dist, release)
 
 
 def _checked_changes(folder, launch, cfg, recipes):
@@ -118,19 +120,20 @@ def _checked_changes(folder, launch, cfg, recipes):
         raise RunError(f"--resume {folder.path}: {e}") from None
 
 
-class Run:
-    """An opened run folder (:func:`open_run`): ``folder``, its :class:`Launch`, the settings
-    a resume ``changed`` ({key: [old, new]}), whether it resumes from a checkpoint
-    (``has_checkpoint``: if not, it starts as the run first did, from ``--init`` or the
-    backbone), the best value so far (logged as ``best_key``) and its epoch, and the run's
-    :class:`RunLog` once started. A context manager: leaving it closes the log and releases
-    the folder's lock."""
+class RunSession:
+    """A run folder opened by :func:`open_run`: ``folder``, its ``checkpoints``, its
+    :class:`Launch`, the settings a resume ``changed`` ({key: [old, new]}), whether it
+    resumes from a checkpoint (``has_checkpoint``: if not, it starts as the run first did,
+    from ``--init`` or the backbone), the best value so far (``best``, logged as
+    ``best_key``) and its epoch, and the run's :class:`RunLog` once started. A context
+    manager: leaving it closes the log and releases the folder's lock (``release``)."""
 
-    def __init__(self, folder, launch, changed, has_checkpoint, best_key, is_root, barrier,
-                 release):
+    def __init__(self, folder, launch, changed, best_key, dist, release):
         self.folder, self.launch, self.changed = folder, launch, changed
-        self.resumed, self.has_checkpoint = launch.resume, has_checkpoint
-        self.best_key, self.is_root, self.barrier = best_key, is_root, barrier
+        self.checkpoints = Checkpoints(folder)
+        self.resumed = launch.resume
+        self.has_checkpoint = launch.resume and bool(self.checkpoints.epochs())
+        self.best_key, self.is_root, self.barrier = best_key, dist.is_root, dist.barrier
         self.best, self.best_epoch = -1.0, None
         self.log = None
         self._config, self._release = None, release
@@ -151,7 +154,6 @@ class Run:
         self._config = cfg.to_dict()
         if self.is_root and not self.resumed:
             self.folder.set_aside()
-            self.folder.make()
             self._record_start()
         self.barrier()
         self.log = RunLog(self.folder, self.is_root)
@@ -179,8 +181,8 @@ class Run:
         or None: a run killed before its first checkpoint starts again). RunError (one line)
         if ``epochs`` are fewer than those done, or if no checkpoint loads (a network that
         is not the one they hold; nothing is set aside)."""
-        start, record, unreadable = load_newest_checkpoint(
-            self.folder, net, trainer, contexts, self.log, self.launch.trust_pickled_states)
+        start, record, unreadable = load_newest_checkpoint(self.checkpoints, net, trainer,
+                                                           contexts, self.log)
         if record is None and unreadable:
             epoch, reason = unreadable[0]
             raise RunError(f"--resume {self.folder.path}: none of its {len(unreadable)} "
@@ -196,15 +198,17 @@ class Run:
         self.barrier()  # every rank has read the checkpoint before any file moves
         if self.is_root:
             self._record_start()
-            finish_resume(self.folder, start, record, unreadable, self.log)
+            finish_resume(self.checkpoints, start, record, unreadable, self.log)
         return start, record
 
-    def is_best(self, value, epoch):
-        """Whether ``value`` after ``epoch`` epochs beats the best so far (then it is)."""
-        if value > self.best:
-            self.best, self.best_epoch = value, epoch
-            return True
-        return False
+    def beats_best(self, value):
+        """Whether ``value`` beats the best so far (nothing is recorded: see
+        :meth:`record_best`)."""
+        return value > self.best
+
+    def record_best(self, value, epoch):
+        """``value``, reached after ``epoch`` epochs, is the best so far."""
+        self.best, self.best_epoch = value, epoch
 
     def end_epoch(self, epoch, net, trainer, record, is_best, keep, extra=None):
         """Checkpoint the network and the optimizer state after ``epoch`` epochs with
@@ -214,7 +218,7 @@ class Run:
         it."""
         if self.is_root:
             arrays, state = optimizer_state(trainer, net)
-            self.folder.save_checkpoint(epoch, net, arrays, dict(
+            self.checkpoints.save(epoch, net, arrays, dict(
                 record, best_epoch=self.best_epoch, optimizer=state, log_record=record,
                 **(extra or {})), is_best, keep=keep)
         self.log.record(**record)
@@ -223,61 +227,50 @@ class Run:
         self.barrier()
 
 
-def load_newest_checkpoint(folder, net, trainer, contexts, log, trust_pickled_states=False):
-    """Load the network and optimizer state of the newest checkpoint of ``folder`` that
-    loads, trying older ones after one that does not (said in ``log``). Returns (its epoch,
-    its JSON record, (epoch, reason) of those that did not load, newest first); (0, None,
-    ...) if none did. RunError
-    (one line) for an old pickled optimizer state unless ``trust_pickled_states``."""
+def load_newest_checkpoint(checkpoints, net, trainer, contexts, log):
+    """Load the network and optimizer state of the newest of ``checkpoints``
+    (:class:`~gluon_tricks.run.checkpoints.Checkpoints`) that loads, trying older ones after
+    one that does not (said in ``log``). Returns (its epoch, its JSON record, (epoch,
+    reason) of those that did not load, newest first); (0, None, ...) if none did."""
     unreadable = []
-    for epoch in reversed(folder.checkpoint_epochs()):
+    for epoch in reversed(checkpoints.epochs()):
         try:
-            record, arrays = folder.load_checkpoint(epoch, net, contexts)
-            if arrays is not None:
-                restore_optimizer_state(trainer, net, arrays, record["optimizer"])
+            record, arrays = checkpoints.load(epoch, net, contexts)
+            restore_optimizer_state(trainer, net, arrays, record["optimizer"])
         except RunFolderError as e:
             reason = str(e)
         except (KeyError, ValueError, TypeError) as e:
-            reason = (f"{folder.checkpoint(epoch, 'optimizer')}: optimizer state does not "
+            reason = (f"{checkpoints.path(epoch, 'optimizer')}: optimizer state does not "
                       f"fit: {e}")
         else:
-            reason = None
-        if reason is not None:
-            log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
-                     epoch, reason)
-            unreadable.append((epoch, reason))
-            continue
-        if arrays is None:
-            if not trust_pickled_states:
-                raise RunError(f"{folder.checkpoint(epoch, 'states')}: optimizer state in "
-                               "Python's pickle format (written by an older gluon-tricks); "
-                               "loading it runs any code it holds: pass "
-                               "--trust-pickled-states only if you trust whoever wrote this "
-                               "run folder")
-            trainer.load_states(folder.checkpoint(epoch, "states"))
-        return epoch, record, unreadable
+            return epoch, record, unreadable
+        log.info("checkpoint of epoch %d cannot be used (%s); trying the one before",
+                 epoch, reason)
+        unreadable.append((epoch, reason))
     return 0, None, unreadable
 
 
-def finish_resume(folder, epoch, record, unreadable, log):
+def finish_resume(checkpoints, epoch, record, unreadable, log):
     """After :func:`load_newest_checkpoint` (root rank, once every rank has loaded): set the
     ``unreadable`` checkpoints aside, put back best.params if a kill left a newer one, drop
     the log records of epochs after ``epoch`` (they will be redone) and log the checkpoint's
     record if a kill came between the two."""
     for bad, _ in unreadable:
         log.info("set aside the unreadable checkpoint of epoch %d in %s", bad,
-                 folder.set_aside_checkpoint(bad))
-    if record is not None and folder.repair_best(record):
+                 checkpoints.set_aside(bad))
+    if record is not None and checkpoints.repair_best(record):
         log.info("best.params was newer than the last checkpoint (a kill during its "
                  "write); put back that of epoch %d", record["best_epoch"])
-    folder.truncate_log_after(epoch)
-    if record is not None and folder.log_missing_epoch(epoch, record.get("log_record")):
+    log.epoch_log.truncate_after(epoch)
+    if record is not None and log.epoch_log.append_missing_epoch(epoch,
+                                                                 record.get("log_record")):
         log.info("logged epoch %d from its checkpoint (a kill came before its log record)",
                  epoch)
+    path = checkpoints.folder.path
     if record is None:
-        log.info("no checkpoint in %s yet: starting it again from the beginning", folder.path)
+        log.info("no checkpoint in %s yet: starting it again from the beginning", path)
     else:
-        log.info("resuming %s after epoch %d", folder.path, epoch)
+        log.info("resuming %s after epoch %d", path, epoch)
 
 
 def recipe_mismatch(run, recipe, role):

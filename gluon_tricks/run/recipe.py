@@ -16,7 +16,7 @@ import math
 import os
 import reprlib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import yaml
@@ -63,8 +63,7 @@ class _RecipeLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader without aliases, keys given twice, or more than MAX_DEPTH
     levels of nesting. Aliases are refused, not counted: no recipe needs one (``base:`` is
     how recipes share values), and an alias is a shared reference, so 400 bytes of them
-    (a "billion laughs") are a value of 10^9 items for whoever walks it (printing it in an
-    error took 91 s and 1.9 GB before it ran out of memory)."""
+    (a "billion laughs") are a value of 10^9 items for whoever walks it."""
 
     def __init__(self, stream, where):
         super().__init__(stream)
@@ -142,9 +141,7 @@ class Schema:
     ``data.KEY``), choices and ranges (low, high, low inclusive, high inclusive; None is
     unbounded), the cross-field checks of the resolved value (``check_config(cfg)`` raising
     ConfigError, which is prefixed with the file or flag set last; another UserError, about
-    no recipe setting, goes out as it is), the keys that may change when a run resumes, and
-    old spellings that run folders of earlier versions hold (read as the current keys and
-    values)."""
+    no recipe setting, goes out as it is) and the keys that may change when a run resumes."""
     cls: type
     types: dict
     choices: dict
@@ -152,8 +149,6 @@ class Schema:
     check_config: typing.Callable
     resumable: tuple = ()
     section: Optional[type] = None  # the dataclass of ``data:`` (DataConfig), if any
-    renamed_keys: dict = field(default_factory=dict)
-    renamed_values: dict = field(default_factory=dict)
     numbers_as_text: tuple = ()  # text keys that also take a number ("dynamic" or 1024)
     # defaults that depend on other keys: {key: value} for the keys set so far
     # ({key: value}); a key the sources and overrides leave unset takes it
@@ -196,7 +191,7 @@ class RecipeBook:
 
     def from_saved(self, config, where):
         """The configuration of a run folder's config.yaml, read as a dict (``where`` names
-        the file in errors); old spellings are read as the current keys."""
+        the file in errors)."""
         if not isinstance(config, dict):
             raise ConfigError(f"{where}: expected a mapping of configuration keys")
         return self.build([(where, config)])
@@ -207,9 +202,7 @@ class RecipeBook:
         resume. Anything but how long the run is and how it is run and logged would make
         the resumed run another experiment under the same name."""
         resumable = self.schemas[self.pick([("saved", to_dict(saved))], ())].resumable
-        old, new = _flat(to_dict(saved)), _flat(to_dict(cfg))
-        changed = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
-                   if old.get(k) != new.get(k)}
+        changed = config_diff(to_dict(saved), to_dict(cfg))
         refused = [k for k in changed if k not in resumable]
         if refused:
             what = ", ".join(f"{k} {shown(changed[k][0])} -> {shown(changed[k][1])}"
@@ -219,9 +212,24 @@ class RecipeBook:
         return changed
 
 
-def _flat(config):
-    flat = {k: v for k, v in config.items() if k != SECTION}
-    flat.update({f"{SECTION}.{k}": v for k, v in config.get(SECTION, {}).items()})
+def config_diff(old, new):
+    """{key: [old value, new value]} of the keys whose values differ between two
+    configurations as plain values (dicts as config.yaml holds them), sorted by key; a key
+    one of them lacks has the value None there. A nested mapping (``data``) is compared key
+    by key, as ``data.KEY``."""
+    old, new = _flat(old), _flat(new)
+    return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
+
+
+def _flat(config, prefix=""):
+    """{"key": value, "section.key": value} of a configuration mapping."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
     return flat
 
 
@@ -357,12 +365,9 @@ def _settings(content, where, schema):
 
 
 def _set(values, key, value, where, schema):
-    key = schema.renamed_keys.get(key, key) if isinstance(key, str) else key
     if not isinstance(key, str):
         raise ConfigError(f"{where}: key {shown(key)} is not a name")
     _check_key(key, where, schema)
-    if isinstance(value, str):
-        value = schema.renamed_values.get((key, value), value)
     values[key] = coerce(key, value, where, schema)
 
 

@@ -231,11 +231,8 @@ def init_run(init):
 
 
 TRAIN = Schema(TrainConfig, type_hints(TrainConfig, DataConfig), CHOICES, RANGES, check_config,
-               resumable=RESUMABLE, section=DataConfig,
-               # old spellings that run folders of earlier versions hold in config.yaml
-               renamed_keys={"input_size": "data.input_size"},
-               renamed_values={("label_smoothing_mode", "mxnet"): "gluoncv"},
-               numbers_as_text=("loss_scale",), derived=defaults_of)
+               resumable=RESUMABLE, section=DataConfig, numbers_as_text=("loss_scale",),
+               derived=defaults_of)
 RECIPES = RecipeBook(TRAIN)
 # recipes and --set: every rule, the weights of ``init`` included
 resolve = RECIPES.resolve

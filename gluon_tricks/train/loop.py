@@ -66,8 +66,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
     contexts, dist, launch = contexts or [mx.cpu()], dist or SingleProcess(), launch or Launch()
     check_devices(cfg.dtype, contexts)
     train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist)
-    with open_run(out, launch, cfg, RECIPES, best_key="best_top1", is_root=dist.is_root,
-                  barrier=dist.barrier) as run:
+    with open_run(out, launch, cfg, RECIPES, best_key="best_top1", dist=dist) as run:
         teacher = load_teacher(cfg, contexts) if cfg.distill else None
         # a resume without a checkpoint (killed in its first epoch) starts as the run did
         parts, init = build_training(cfg, contexts, dist, teacher,
@@ -83,8 +82,8 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
             # every rank must hold the network that is validated and saved
             dist.average_running_stats(parts.net.collect_params())
             val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
-            end_epoch(run, cfg, parts, epoch, sums, val, time.time() - tic, dist,
-                      train_loader.batches_per_epoch)
+            end_epoch(run, cfg, parts, EpochOutcome(epoch, sums, val, time.time() - tic),
+                      dist, train_loader.batches_per_epoch)
     return RunResult(epochs=run.end(start, cfg.epochs), val_top1=val[0], val_top5=val[1],
                      best_top1=run.best, run_dir=out)
 
@@ -216,14 +215,28 @@ def _batches(loader, epoch, cfg, dist):
     return batches
 
 
-def end_epoch(run, cfg, parts, epoch, sums, val, seconds, dist, batches_per_epoch):
-    """Log the epoch (people and programs) and checkpoint it. ``val``: (top-1, top-5,
-    images) of :func:`~gluon_tricks.train.metrics.evaluate`; ``seconds``: the epoch's time
-    with validation."""
+@dataclass
+class EpochOutcome:
+    """What one epoch measured: ``epoch`` (0-based), its training ``sums``
+    (:class:`~gluon_tricks.train.metrics.EpochSums`), ``val`` ((top-1, top-5, images) of
+    :func:`~gluon_tricks.train.metrics.evaluate`) and ``seconds`` (its time with
+    validation)."""
+    epoch: int
+    sums: EpochSums
+    val: tuple
+    seconds: float
+
+
+def end_epoch(run, cfg, parts, outcome, dist, batches_per_epoch):
+    """Log the epoch of ``outcome`` (an :class:`EpochOutcome`; people and programs) and
+    checkpoint it."""
     scaler = parts.step.scaler
+    epoch, sums, seconds = outcome.epoch, outcome.sums, outcome.seconds
     train_loss, train_top1, samples = sums.reduce(dist)
-    top1, top5, n_val = val
-    is_best = run.is_best(top1, epoch + 1)
+    top1, top5, n_val = outcome.val
+    is_best = run.beats_best(top1)
+    if is_best:
+        run.record_best(top1, epoch + 1)
     record = dict(type="epoch", epoch=epoch + 1, lr=sums.lr, train_loss=train_loss,
                   train_top1=train_top1, val_top1=top1, val_top5=top5, val_images=n_val,
                   samples_per_sec=samples / sums.seconds, time_s=seconds,

@@ -113,7 +113,10 @@ def _epoch(run, task, net, trainer, loaders, schedule, epoch):
     seconds = time.time() - tic
     SingleProcess().average_running_stats(net.collect_params())
     metrics = task.evaluate(val_loader)
-    is_best = run.is_best(metrics[task.metrics[0]], epoch + 1)
+    value = metrics[task.metrics[0]]  # the metric the best epoch is chosen by
+    is_best = run.beats_best(value)
+    if is_best:
+        run.record_best(value, epoch + 1)
     record = dict(type="epoch", epoch=epoch + 1, lr=lr, train_loss=loss, **metrics,
                   samples_per_sec=len(train_loader) * cfg.batch_size / seconds,
                   time_s=time.time() - tic, best=run.best)

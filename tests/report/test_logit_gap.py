@@ -107,7 +107,8 @@ def _bad_inputs(tmp_path, runs):
     (no_best / "config.yaml").write_text("model: resnet18_v1d\nclasses: 10\n")
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "config.yaml").write_text("model: resnet18_v1d\nclasses: 10\ninput_size: 32\n")
+    (broken / "config.yaml").write_text("model: resnet18_v1d\nclasses: 10\n"
+                                        "data: {input_size: 32}\n")
     (broken / "best.params").write_text("not a params file")
     wrong_model = tmp_path / "wrong_model"
     wrong_model.mkdir()

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import mxnet as mx
 import pytest
@@ -72,7 +73,8 @@ def test_run_folder_has_one_owner_on_the_root_rank(tmp_path):
     with open_run(out, Launch(), cfg, RECIPES):
         with pytest.raises(RunFolderError, match=f"{out} is in use by pid {os.getpid()}"):
             open_run(out, Launch(), cfg, RECIPES)
-        with open_run(out, Launch(), cfg, RECIPES, is_root=False):
+        other_rank = SimpleNamespace(is_root=False, barrier=lambda: None)
+        with open_run(out, Launch(), cfg, RECIPES, dist=other_rank):
             pass
     assert not os.path.exists(out)  # nothing was written: the lock went with its folder
 

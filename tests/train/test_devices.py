@@ -13,7 +13,7 @@ import numpy as np
 
 import gluon_tricks.data as gt_data
 from gluon_tricks.models import get_model
-from gluon_tricks.run.folder import save_network
+from gluon_tricks.run.checkpoints import save_network
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.train.loop import train
