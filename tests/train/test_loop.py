@@ -12,7 +12,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.errors import UserError
+from gluon_tricks.cli import train as cli_train
+from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.train.loop import train
 
 from helpers import assert_one_line_error, module_folder, tiny_config, tiny_flags
@@ -151,28 +152,41 @@ def test_kill_9_mid_epoch_then_resume_finishes(small32, tmp_path):
     assert "resuming" in resumed.stdout
 
 
+@pytest.fixture
+def in_process(capsys):
+    """The training command line in this process, as a CompletedProcess: main's work without
+    its process set-up (MXNet's thread count and engine), for refusals, which come before
+    any training (a command line in a process of its own: the other tests here)."""
+    def cli_here(*args):
+        status = run_cli(cli_train.run, cli_train.parse_args(list(args)))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, status, out.out, out.err)
+    return cli_here
+
+
 def assert_refused(proc, *words):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert_one_line_error(proc.stderr, *words)
 
 
-def test_bad_input_is_one_line_and_touches_no_checkpoint(straight, small32, tmp_path):
+def test_bad_input_is_one_line_and_touches_no_checkpoint(straight, small32, tmp_path,
+                                                          in_process):
     run, _ = straight
     before = {p: sha(os.path.join(run, p)) for p in
               ("checkpoints/epoch-0002.params", "log.jsonl", "best.params")}
     common = ["--rec-train", small32["train"], "--rec-val", small32["val"]]
     recipe = tmp_path / "typo.yaml"
     recipe.write_text("model: resnet18_v1d\nlabel_smothing: 0.1\n")
-    assert_refused(cli("--recipe", str(recipe), *common, "--out", run),
+    assert_refused(in_process("--recipe", str(recipe), *common, "--out", run),
                           "label_smothing", str(recipe))
-    assert_refused(cli("--rec-train", str(tmp_path / "nope.rec"), "--rec-val",
+    assert_refused(in_process("--rec-train", str(tmp_path / "nope.rec"), "--rec-val",
                                   small32["val"], "--out", str(tmp_path / "r1"),
                                   "--set", "classes=10"), "nope.rec")
-    assert_refused(cli(*common, "--out", str(tmp_path / "r2")), "classes")
-    assert_refused(cli(*common, "--out", str(tmp_path / "r3"), "--set", "classes=10",
+    assert_refused(in_process(*common, "--out", str(tmp_path / "r2")), "classes")
+    assert_refused(in_process(*common, "--out", str(tmp_path / "r3"), "--set", "classes=10",
                                   "--set", "dtype=float16"), "float16", "GPU")
-    assert_refused(cli(*common, "--out", run, "--set", "classes=10"), run, "--resume")
-    assert_refused(cli(*common, "--out", str(tmp_path / "r4"), "--set", "classes=10",
+    assert_refused(in_process(*common, "--out", run, "--set", "classes=10"), run, "--resume")
+    assert_refused(in_process(*common, "--out", str(tmp_path / "r4"), "--set", "classes=10",
                                   "--set", "distill=true", "--set",
                                   f"teacher={tmp_path / 'none.params'}"), "teacher")
     after = {p: sha(os.path.join(run, p)) for p in before}
