@@ -104,7 +104,8 @@ test: install horovod onnx dali
 	$(PY) -m pytest -q -m "not slow" tests
 
 # What `make test` leaves out: the Tables 8 and 9 miniatures (make demo's run as the backbone,
-# then Faster-RCNN and FCN from it and from a random one), about 15 minutes on 2 cores.
+# then Faster-RCNN and FCN from it and from a random one) and fine-tuning against training
+# from scratch (tests/train/test_finetune.py), about 16 minutes on 2 cores.
 test-slow: install
 	$(PY) -m pytest -q -m slow tests
 

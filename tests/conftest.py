@@ -37,7 +37,7 @@ def learned32(demo32, tmp_path_factory):
     return train_run(demo32, tmp_path_factory.mktemp("learned32") / "run", "--epochs", "4",
                      "--set", "warmup_epochs=0", "--set", "base_lr_per_256=0.4",
                      "--set", "data.min_area=0.5", "--set", "mixup_alpha=0",
-                     "--set", "mixup_off_epochs=0")
+                     "--set", "mixup_off_epochs=0", timeout=1800)
 
 
 @pytest.fixture(scope="session")

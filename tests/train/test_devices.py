@@ -10,19 +10,19 @@ from functools import partial
 
 import mxnet as mx
 import numpy as np
+import pytest
 
 import gluon_tricks.data as gt_data
 from gluon_tricks.models import get_model
 from gluon_tricks.run.checkpoints import save_network
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.run.parallel import SingleProcess
-from gluon_tricks.train.loop import train
 from gluon_tricks.train.metrics import evaluate
 from gluon_tricks.train.mixup import mixup
 from gluon_tricks.train.step import StepSettings, TrainStep
 from gluon_tricks.train.optim import make_optimizer
 
-from helpers import tiny_config
+from helpers import module_folder, tiny_config
 
 TWO = [mx.cpu(0), mx.cpu(1)]
 
@@ -91,12 +91,10 @@ def test_checkpoints_hold_one_device_copy_unchanged(tmp_path):
         assert saved.dtype == np.float16 and np.all(saved.asnumpy() == value)
 
 
-def test_two_device_run_saves_the_network_it_validated(small32, tmp_path):
+def test_two_device_run_saves_the_network_it_validated(two_device_runs, small32):
     """A 2-epoch run on two devices: the best epoch's logged top-1 is what best.params
     scores on one device (within one image of float rounding in the split batch)."""
-    run = str(tmp_path / "run")
-    train(tiny_config(epochs=2, mixup_alpha=0.0), small32["train"], small32["val"], run,
-          contexts=TWO)
+    run = two_device_runs["straight"]
     with open(os.path.join(run, "best.json")) as f:
         best = json.load(f)
     net = get_model("resnet18_v1d", classes=10)
@@ -175,20 +173,28 @@ train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, launch=Launch(**kwargs
 """
 
 
-def test_two_device_resume_is_exact(small32, tmp_path):
+@pytest.fixture(scope="module")
+def two_device_runs(small32, tmp_path_factory):
+    """Two epochs on two devices on the slice, straight and as 1 + resume, each part in a
+    process of its own under MXNet's naive engine, as the CLI runs on CPU: the threaded
+    engine lets the two CPU 'devices' run at once on shared cores, and oneDNN then sums in
+    an order that depends on timing (two identical straight runs differ too)."""
+    with module_folder(tmp_path_factory, "two_devices") as root:
+        script = root / "run.py"
+        script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__)),
+                                               train=small32["train"], val=small32["val"]))
+        env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
+        for run, how in (("straight", "2"), ("split", "1"), ("split", "resume")):
+            done = subprocess.run([sys.executable, str(script), str(root / run), how], env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-2000:]
+        yield {run: str(root / run) for run in ("straight", "split")}
+
+
+def test_two_device_resume_is_exact(two_device_runs):
     """Two epochs on two devices, straight and as 1 + resume: bit-equal weights and running
-    statistics. Run under MXNet's naive engine, as the CLI runs on CPU: the threaded engine
-    lets the two CPU 'devices' run at once on shared cores, and oneDNN then sums in an
-    order that depends on timing (two identical straight runs differ too)."""
-    script = tmp_path / "run.py"
-    script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__)),
-                                           train=small32["train"], val=small32["val"]))
-    env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
-    for run, how in (("straight", "2"), ("split", "1"), ("split", "resume")):
-        done = subprocess.run([sys.executable, str(script), str(tmp_path / run), how], env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-    a, b = (mx.nd.load(str(tmp_path / run / "checkpoints" / "epoch-0002.params"))
+    statistics."""
+    a, b = (mx.nd.load(os.path.join(two_device_runs[run], "checkpoints", "epoch-0002.params"))
             for run in ("straight", "split"))
     assert a.keys() == b.keys() and any("running_var" in k for k in a)
     for k in a:

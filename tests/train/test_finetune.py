@@ -16,6 +16,7 @@ from gluon_tricks.run.recipe import dumps
 from gluon_tricks.train.config import from_saved, resolve
 from gluon_tricks.train.loop import train
 from helpers import assert_one_line_error, module_folder, subset_rec, tiny_config
+from tiny_sets import fake_run
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -79,27 +80,35 @@ LEARNS = dict(classes=5, warmup_epochs=0, base_lr_per_256=0.4, mixup_alpha=0.0,
 
 @pytest.fixture(scope="module")
 def digits(demo32, tmp_path_factory):
-    """Digits 0-4 and digits 5-9 (labels 0-4) as separate sets, and a network trained 6
-    epochs on 0-4 (89% top-1 on an AMD EPYC)."""
+    """Digits 0-4 and digits 5-9 (labels 0-4) as separate sets."""
     with module_folder(tmp_path_factory, "finetune") as root:
         sets = {}
         for name, first in (("low", 0), ("high", 5)):
             labels = {first + k: k for k in range(5)}
             sets[name] = [subset_rec(demo32[split], str(root / f"{name}_{split}"), set(labels),
                                      labels) for split in ("train", "val")]
-        pre = train(tiny_config(**LEARNS, epochs=6), *sets["low"], str(root / "pre"))
-        assert pre.val_top1 > 0.5
-        yield dict(sets, pre=str(root / "pre"), root=root)
+        yield dict(sets, root=root)
 
 
-def test_fine_tuning_beats_training_from_scratch(digits):
+@pytest.fixture(scope="module")
+def pretrained(digits):
+    """A network trained 6 epochs on digits 0-4 (89% top-1 on an AMD EPYC)."""
+    pre = train(tiny_config(**LEARNS, epochs=6), *digits["low"], str(digits["root"] / "pre"))
+    assert pre.val_top1 > 0.5
+    return str(digits["root"] / "pre")
+
+
+@pytest.mark.slow
+def test_fine_tuning_beats_training_from_scratch(digits, pretrained):
     """Three epochs on digits 5-9 from the digits-0-4 network (lr 0.1 per 256) against three
     epochs from scratch (lr 0.4 per 256, the setting that learns best from scratch). On an
     AMD EPYC, seeds 0-3: fine-tuned 64-74%, scratch 39-52%, the difference 12-35 points;
-    the test asks for 8 points on the mean of two seeds."""
+    the test asks for 8 points on the mean of two seeds. Marked slow (18 epochs of 720
+    images): in `make test`, --init is covered by the tests above (what loads) and by
+    test_init_on_the_command_line (a run that fine-tunes)."""
     tuned, scratch = [], []
     for seed in (0, 1):
-        for init, lr, results in ((digits["pre"], 0.1, tuned), (None, 0.4, scratch)):
+        for init, lr, results in ((pretrained, 0.1, tuned), (None, 0.4, scratch)):
             out = str(digits["root"] / f"high_{seed}_{'init' if init else 'scratch'}")
             cfg = tiny_config(**dict(LEARNS, base_lr_per_256=lr), epochs=3, seed=seed,
                               init=init)
@@ -111,19 +120,22 @@ def test_init_on_the_command_line(digits, tmp_path):
     """README's fine-tune command on a demo run (recipes/finetune/demo.yaml, --init the run
     folder) trains: --init is logged (what loaded, what started fresh) and recorded in
     config.yaml; a missing or foreign file is a one-line error before the run folder
-    exists."""
+    exists. The run to fine-tune is a stand-in: a run folder of digits 0-4 whose network
+    has random weights (what it learned is test_fine_tuning_beats_training_from_scratch's
+    business)."""
+    pre = fake_run(str(tmp_path / "pre"), digits["low"][0], classes=5)
     common = [sys.executable, TRAIN, "--recipe", FINETUNE_DEMO, "--rec-train",
               digits["high"][0], "--rec-val", digits["high"][1], "--epochs", "1",
               "--set", "classes=5", "--set", "data.num_workers=1"]
     run = tmp_path / "run"
-    done = subprocess.run(common + ["--out", str(run), "--init", digits["pre"]],
+    done = subprocess.run(common + ["--out", str(run), "--init", pre],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (run / "train.log").read_text()
     n = len(get_model("resnet18_v1d", classes=5)._collect_params_with_prefix())
-    assert f"--init {digits['pre']}: loaded {n} of {n} parameters" in log, log[:2000]
+    assert f"--init {pre}: loaded {n} of {n} parameters" in log, log[:2000]
     config = (run / "config.yaml").read_text()
-    assert f"init: {digits['pre']}" in config and "input_size: 32" in config
+    assert f"init: {pre}" in config and "input_size: 32" in config
     for bad, words in ((str(tmp_path / "none.params"), ("none.params",)),
                        (digits["high"][0], ("train.rec", "not an MXNet .params"))):
         out = tmp_path / "refused"
