@@ -101,7 +101,7 @@ transfer: demo $(SCENES)/voc/VOC2007/ImageSets/Main/test.txt
 	$(PY) tools/results_table.py runs/digits_detection runs/digits_segmentation
 
 test: install horovod onnx dali
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --durations=15 tests
 
 # What `make test` leaves out: the Tables 8 and 9 miniatures (make demo's run as the backbone,
 # then Faster-RCNN and FCN from it and from a random one) and fine-tuning against training
