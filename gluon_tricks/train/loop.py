@@ -23,8 +23,9 @@ from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
 from ..run.lifecycle import Launch, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess, materialize_parameters
-from ..run.progress import Progress
+from ..run.progress import Diverged, Progress
 from .config import RECIPES, schedule_of
+from .loss_scale import all_finite
 from .metrics import EpochSums, evaluate
 from .mixup import mixer_of
 from .nets import build_net, check_devices, hybridize_student, load_teacher
@@ -177,7 +178,10 @@ def teacher_recipe_mismatch(cfg):
 def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     """One pass over this rank's shard (0-based ``epoch``); returns its
     :class:`~gluon_tricks.train.metrics.EpochSums`. Host synchronisations: one per progress
-    line (:class:`~gluon_tricks.run.progress.Progress`)."""
+    line (:class:`~gluon_tricks.run.progress.Progress`) and one at the end, where a loss or
+    weight that is not finite (or, in FP16, a collapsed loss scale) stops the run with one
+    line (:class:`~gluon_tricks.run.progress.Diverged`) before it is validated, becomes
+    the best or replaces a checkpoint."""
     tic = time.time()
     # the mixer's draws and MXNet's own generator, from (seed, epoch) as every stream
     epoch_seed = seeds.derived_seed(cfg.seed, epoch, 0, seeds.MIXUP)  # same on every rank
@@ -193,9 +197,15 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     for batch_index, (data, label) in progress.log_every(_batches(loader, epoch, cfg, dist)):
         lr = sums.lr = parts.schedule.lr(done + batch_index)
         parts.trainer.set_learning_rate(lr)
-        loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
+        try:
+            loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
+        except Diverged as e:
+            raise progress.diverged(e.what) from None
         sums.add(loss, outputs, label)
         progress.update(lr, sums.mean_loss)
+    weights = [a for p in parts.net.collect_params().values() for a in p.list_data()]
+    if not all_finite([sums.loss] + weights):
+        raise progress.diverged("a training loss or weight is not finite at the epoch's end")
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
     if step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:
