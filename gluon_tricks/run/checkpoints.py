@@ -16,6 +16,7 @@ import shutil
 import mxnet as mx
 
 from ..errors import one_line
+from ..models.weights import WeightsError, check_finite, loaded_values
 from .folder import RunFolderError, remove, replace_atomically, write_json
 
 _EPOCH_JSON = re.compile(r"epoch-(\d{4,})\.json$")
@@ -101,7 +102,8 @@ class Checkpoints:
 
     def load(self, epoch, net, ctx):
         """Load the network of the checkpoint after ``epoch``. Returns (its JSON record, its
-        optimizer state as {name: NDArray}). RunFolderError (one line) if a file is bad."""
+        optimizer state as {name: NDArray}). RunFolderError (one line) if a file is bad or
+        the network holds a NaN or an infinity."""
         path = self.path(epoch, "json")
         try:
             with open(path) as f:
@@ -113,8 +115,11 @@ class Checkpoints:
         try:
             path = self.path(epoch, "params")
             net.load_parameters(path, ctx=ctx)
+            check_finite(loaded_values(net), path)  # a diverged run's weights are no start
             path = self.path(epoch, "optimizer")
             arrays = mx.nd.load(path)
+        except WeightsError as e:
+            raise RunFolderError(str(e)) from None
         except Exception as e:  # MXNet raises MXNetError/AssertionError/ValueError alike
             raise RunFolderError(f"{path}: cannot load ({one_line(e)})") from None
         return record, arrays

@@ -160,6 +160,27 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(finished, tmp_pa
     mx.nd.load(os.path.join(run, "checkpoints", "epoch-0002.params"))  # rewritten, whole
 
 
+def test_a_nan_latest_checkpoint_falls_back_to_the_last_finite_one(finished, tmp_path):
+    """A checkpoint whose weights hold a NaN (a diverged run's, or a damaged one that still
+    parses) is unusable: the resume says so, naming the file and the parameter, sets it
+    aside and continues from the one before."""
+    run = copy_of(finished, tmp_path)
+    bad = os.path.join(run, "checkpoints", "epoch-0002.params")
+    arrays = mx.nd.load(bad)
+    first = next(iter(arrays))
+    arrays[first] = arrays[first] * float("nan")
+    mx.nd.save(bad, arrays)
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (f"checkpoint of epoch 2 cannot be used ({bad}: non-finite weights (NaN or "
+            f"infinity) in 1 of {len(arrays)} parameters, the first {first}") in done.stdout
+    assert "after epoch 1" in done.stdout
+    assert os.path.exists(os.path.join(run, "checkpoints", "unreadable", "epoch-0002.params"))
+    assert epochs_logged(run) == [1, 2]
+    for path in (bad, os.path.join(run, "best.params")):
+        assert all(np.isfinite(a.asnumpy()).all() for a in mx.nd.load(path).values()), path
+
+
 def test_resume_refuses_other_settings_and_records_allowed_ones(finished, tmp_path):
     run = copy_of(finished, tmp_path)
     done = cli("--out", run, "--resume", "--set", "base_lr_per_256=0.1")
