@@ -89,15 +89,13 @@ class Checkpoints:
         return True
 
     def epochs(self):
-        """Finished epochs that have a complete checkpoint, ascending."""
+        """Finished epochs that have a checkpoint (its record, written last), ascending. A
+        file missing beside a record (deleted since) makes :meth:`load` refuse it, by name."""
         found = []
         for path in glob.glob(os.path.join(self.dir, "epoch-*.json")):
             m = _EPOCH_JSON.search(path)
-            if not m:
-                continue
-            epoch = int(m.group(1))
-            if all(os.path.exists(self.path(epoch, ext)) for ext in ("params", "optimizer")):
-                found.append(epoch)
+            if m:
+                found.append(int(m.group(1)))
         return sorted(found)
 
     def load(self, epoch, net, ctx):
@@ -112,6 +110,9 @@ class Checkpoints:
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             raise RunFolderError(f"{path}: unreadable checkpoint record ({one_line(e)})") from None
+        for ext in ("params", "optimizer"):
+            if not os.path.isfile(self.path(epoch, ext)):
+                raise RunFolderError(f"{self.path(epoch, ext)}: missing")
         try:
             path = self.path(epoch, "params")
             net.load_parameters(path, ctx=ctx)

@@ -74,9 +74,10 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
                                      train_loader.batches_per_epoch,
                                      fresh_start=not run.has_checkpoint)
         run_log = run.start(cfg)
-        start = resume(run, parts, cfg, contexts) if launch.resume else 0
+        start, record = resume(run, parts, cfg, contexts) if launch.resume else (0, None)
         log_start(run_log, cfg, train_loader, dist, contexts, init)
-        val = (float("nan"),) * 2
+        # a resume with nothing left to train reports the checkpoint's validation
+        val = tuple(float((record or {}).get(k, float("nan"))) for k in ("val_top1", "val_top5"))
         for epoch in range(start, run.end(start, cfg.epochs)):
             tic = time.time()
             sums = train_one_epoch(cfg, parts, train_loader, epoch, run_log, dist)
@@ -146,12 +147,13 @@ def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=
 
 def resume(run, parts, cfg, contexts):
     """Continue the run from its newest checkpoint that loads: weights, optimizer state,
-    best accuracy and the loss scale. Returns the epochs done."""
+    best accuracy and the loss scale. Returns (the epochs done, the checkpoint's record or
+    None)."""
     start, record = run.resume(parts.net, parts.trainer, contexts, cfg.epochs)
     scaler = parts.step.scaler
     if record is not None and scaler is not None and record.get("loss_scaler"):
         scaler.load_state_dict(record["loss_scaler"])
-    return start
+    return start, record
 
 
 def log_start(run_log, cfg, train_loader, dist, contexts, init):

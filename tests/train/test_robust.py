@@ -154,6 +154,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(finished, tmp_pa
     done = cli("--out", run, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checkpoint of epoch 2 cannot be used" in done.stdout
+    assert os.path.join(run, "checkpoints", "epoch-0002.params") + ": cannot load" in done.stdout
     assert "resuming" in done.stdout and "after epoch 1" in done.stdout
     assert os.path.exists(os.path.join(run, "checkpoints", "unreadable", "epoch-0002.params"))
     assert epochs_logged(run) == [1, 2]
@@ -179,6 +180,59 @@ def test_a_nan_latest_checkpoint_falls_back_to_the_last_finite_one(finished, tmp
     assert epochs_logged(run) == [1, 2]
     for path in (bad, os.path.join(run, "best.params")):
         assert all(np.isfinite(a.asnumpy()).all() for a in mx.nd.load(path).values()), path
+
+
+def test_a_checkpoint_without_its_optimizer_state_falls_back_saying_so(finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    missing = os.path.join(run, "checkpoints", "epoch-0002.optimizer")
+    os.remove(missing)
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"checkpoint of epoch 2 cannot be used ({missing}: missing)" in done.stdout
+    assert "after epoch 1" in done.stdout and epochs_logged(run) == [1, 2]
+
+
+def test_a_resume_on_other_data_is_refused(finished, small32, tmp_path):
+    """The run's data files are part of what it is: another --rec-train or --rec-val is
+    refused before anything is written, and command.json keeps the run's."""
+    run = copy_of(finished, tmp_path)
+    before = tree(run)
+    for flag, other in (("--rec-train", small32["val"]), ("--rec-val", small32["train"])):
+        done = cli("--out", run, "--resume", "--epochs", "3", flag, other)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert_one_line_error(done.stderr, flag, os.path.abspath(other), "command.json")
+    assert tree(run) == before
+    same = cli("--out", run, "--resume", "--rec-train", small32["train"])  # its own: fine
+    assert same.returncode == 0, same.stderr[-2000:]
+
+
+def test_a_resume_of_a_finished_run_reports_its_last_validation(finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    with open(os.path.join(run, "log.jsonl")) as f:
+        last = [r for r in map(json.loads, f) if r["type"] == "epoch"][-1]
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (f"done after epoch 2/2: val top-1 {last['val_top1']:.4f} top-5 "
+            f"{last['val_top5']:.4f}") in done.stdout
+
+
+def test_a_checkpoint_claiming_another_best_is_refused(finished, tmp_path):
+    """best_top1 edited in the newest checkpoint's record would keep every later epoch from
+    becoming the best: the log records of the epoch say otherwise, and the resume stops."""
+    run = copy_of(finished, tmp_path)
+    path = os.path.join(run, "checkpoints", "epoch-0002.json")
+    with open(path) as f:
+        record = json.load(f)
+    with open(path, "w") as f:
+        json.dump(dict(record, best_top1=0.99), f)
+    before = tree(run)
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, path, "best_top1 0.99", str(record["best_top1"]),
+                          "--force")
+    after = tree(run)
+    assert after.pop("train.log").startswith(before.pop("train.log"))
+    assert after == before
 
 
 def test_resume_refuses_other_settings_and_records_allowed_ones(finished, tmp_path):
@@ -300,6 +354,15 @@ def test_a_hand_edited_config_is_refused_before_anything_moves(finished, tmp_pat
     assert_one_line_error(done.stderr, "config.yaml", "model 'resnet18_v1d' -> 'resnet34_v1d'")
     edit_config(run, "model: resnet34_v1d", "model: resnet18_v1d")
     assert tree(run) == before
+    config = os.path.join(run, "config.yaml")
+    with open(config) as f:  # without its fingerprint line, fingerprint.json still checks it
+        lines = f.readlines()[1:]
+    with open(config, "w") as f:
+        f.writelines(line.replace("base_lr_per_256: 0.4", "base_lr_per_256: 4.0")
+                     for line in lines)
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "config.yaml", "edited", "base_lr_per_256 0.4 -> 4.0")
 
 
 def test_checkpoints_of_another_network_are_refused_not_set_aside(finished, tmp_path):
