@@ -71,6 +71,9 @@ def main(argv=None):
     from ..errors import run_cli
     try:
         return run_cli(run, args)
+    except KeyboardInterrupt as e:  # Ctrl-C: one line (the run folder's, if one was open)
+        print(f"error: {e or 'interrupted'}", file=sys.stderr)
+        return 130
     except Exception as e:
         from ..run.parallel import lost_a_rank
         if not lost_a_rank(e):

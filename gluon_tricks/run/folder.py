@@ -160,6 +160,27 @@ class RunFolder:
             raise
         return release
 
+    def check_layout(self, force):
+        """RunFolderError (one line, naming the file) for what a run would write through or
+        delete that is not a run's: a file named as a run's in a folder that holds no run
+        (config.yaml or fingerprint.json, what a run writes first; even with ``force``: it
+        would be deleted), and, unless ``force`` replaces them, a ``checkpoints`` that is
+        not a folder or a train.log / log.jsonl that is a symbolic link (appended through)."""
+        present = [name for name in self.FILES if os.path.lexists(self.file(name))]
+        if present and self.CONFIG not in present and self.FINGERPRINT not in present:
+            raise RunFolderError(f"{self.file(present[0])}: not a run's file ({self.path} "
+                                 "holds no run); move it away or choose another --out")
+        if force:
+            return
+        if os.path.lexists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
+            raise RunFolderError(f"{self.checkpoint_dir}: not a folder (the run keeps its "
+                                 "checkpoints there); move it away, or replace the run with "
+                                 "--force")
+        for path in (self.text_log_path, self.log_path):
+            if os.path.islink(path):
+                raise RunFolderError(f"{path}: a symbolic link; a run appends only to a file "
+                                     "of its own: replace the link with the file it names")
+
     def clear(self):
         """Remove every file a run leaves; other files are kept."""
         for name in self.FILES:

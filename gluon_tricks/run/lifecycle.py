@@ -39,6 +39,11 @@ from .recipe import ConfigError
 log = logging.getLogger("gluon_tricks")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, its message the one line for the user: the epoch it stopped in
+    and that ``--resume`` continues (from the last checkpoint)."""
+
+
 class RunLog:
     """Lines for people (stdout and train.log) and records for programs (log.jsonl); only
     the root rank writes."""
@@ -105,6 +110,7 @@ def open_run(out, launch, cfg, recipes, best_key="best", dist=None):
 def _checked_changes(folder, launch, cfg, recipes):
     """The settings a resume changes ({key: [old, new]}), after the checks of open_run."""
     out = folder.path
+    folder.check_layout(launch.force)
     if launch.resume and not folder.holds_run():
         raise RunError(f"--resume: {out} holds no run to resume")
     if not launch.resume and folder.holds_run() and not launch.force:
@@ -152,16 +158,20 @@ class RunSession:
         self.has_checkpoint = launch.resume and bool(self.checkpoints.epochs())
         self.best_key, self.is_root, self.barrier = best_key, dist.is_root, dist.barrier
         self.best, self.best_epoch = -1.0, None
+        self.done = 0  # the epochs checkpointed
         self.log = None
         self._config, self._release = None, release
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
         if self.log is not None:
             self.log.close()
         self._release()
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            raise Interrupted(f"{self.folder.path}: interrupted in epoch {self.done + 1}; "
+                              "--resume continues") from None
 
     def start(self, cfg):
         """Once every check has passed: set a replaced run aside (deleted after this run's
@@ -210,6 +220,7 @@ class RunSession:
             self.best = checked_best(record, self.best_key, self.log.epoch_log.record_of(start),
                                      self.checkpoints.path(start, "json"))
             self.best_epoch = record.get("best_epoch")
+        self.done = start
         if epochs < start:
             raise RunError(f"--resume {self.folder.path}: epochs={epochs} but {start} are "
                            "done already")
@@ -239,6 +250,7 @@ class RunSession:
             self.checkpoints.save(epoch, net, arrays, dict(
                 record, best_epoch=self.best_epoch, optimizer=state, log_record=record,
                 **(extra or {})), is_best, keep=keep)
+        self.done = epoch
         self.log.record(**record)
         if self.is_root:
             self.folder.drop_set_aside()

@@ -9,6 +9,7 @@ folder, teacher), the network and optimizer (:func:`build_training`), then the r
 :func:`~gluon_tricks.train.metrics.evaluate` and :func:`end_epoch` (log record,
 checkpoint). One update is :class:`~gluon_tricks.train.step.TrainStep`.
 """
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
         run_log = run.start(cfg)
         start, record = resume(run, parts, cfg, contexts) if launch.resume else (0, None)
         log_start(run_log, cfg, train_loader, dist, contexts, init)
+        note = sets_note(rec_train, rec_val, train_loader.num_samples, val_loader.num_samples)
+        if note:
+            run_log.info("note: %s", note)
         # a resume with nothing left to train reports the checkpoint's validation
         val = tuple(float((record or {}).get(k, float("nan"))) for k in ("val_top1", "val_top5"))
         for epoch in range(start, run.end(start, cfg.epochs)):
@@ -115,6 +119,20 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
                        f"of {rank_batch}; lower --batch-size")
     return train_loader, val_loader
+
+
+def sets_note(rec_train, rec_val, train_images, val_images):
+    """A sentence if the training set ``rec_train`` is the validation set ``rec_val`` or not
+    larger than it (``train_images``, ``val_images``: this rank's shares): validation would
+    measure recall of the training images, or the two are probably swapped. Else None."""
+    if os.path.samefile(rec_train, rec_val):
+        return (f"--rec-train and --rec-val are the same file ({rec_train}): validation "
+                "measures how well the training images are remembered, not how the network "
+                "generalises")
+    if train_images <= val_images:
+        return (f"the training set ({train_images} images) is not larger than the validation "
+                f"set ({val_images}); are --rec-train and --rec-val swapped?")
+    return None
 
 
 def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=True):

@@ -458,3 +458,59 @@ def test_a_kill_between_a_checkpoint_and_its_log_record(small32, tmp_path, monke
                         lambda *a: pytest.fail("the resume trained the epoch again"))
     train(cfg, small32["train"], small32["val"], run, launch=Launch(resume=True))
     assert epochs_logged(run) == [1]
+
+
+def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, small32, tmp_path):
+    """A checkpoints file, a train.log or log.jsonl linking elsewhere (the run would append
+    through it), and in a folder that holds no run a file named as a run's (--force would
+    delete it): one line naming it, nothing changed."""
+    cfg = tiny_config(**STEADY)
+
+    def refused(run, launch, *words):
+        before = tree(run)
+        with pytest.raises(runfolder.RunFolderError) as e:
+            train(cfg, small32["train"], small32["val"], run, launch=launch)
+        assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
+        assert tree(run) == before
+
+    run = copy_of(finished, tmp_path)
+    shutil.rmtree(os.path.join(run, "checkpoints"))
+    with open(os.path.join(run, "checkpoints"), "w") as f:
+        f.write("mine\n")
+    refused(run, Launch(resume=True), os.path.join(run, "checkpoints"), "not a folder")
+    shutil.rmtree(run)
+    run = copy_of(finished, tmp_path)
+    elsewhere = str(tmp_path / "elsewhere.log")
+    with open(elsewhere, "w") as f:
+        f.write("mine\n")
+    for name in ("train.log", "log.jsonl"):
+        shutil.move(os.path.join(run, name), str(tmp_path / name))
+        os.symlink(elsewhere, os.path.join(run, name))
+        refused(run, Launch(resume=True), os.path.join(run, name), "symbolic link")
+        os.remove(os.path.join(run, name))
+        shutil.move(str(tmp_path / name), os.path.join(run, name))
+    users = str(tmp_path / "users")
+    os.makedirs(users)
+    with open(os.path.join(users, "log.jsonl"), "w") as f:
+        f.write("my own notes\n")
+    for launch in (Launch(), Launch(force=True)):
+        refused(users, launch, os.path.join(users, "log.jsonl"), "not a run's file")
+
+
+def test_ctrl_c_is_one_line_naming_the_epoch(small32, tmp_path, monkeypatch, capsys):
+    from gluon_tricks.cli.train import main
+    from gluon_tricks.train.loop import train_one_epoch as real
+
+    def ctrl_c_in_epoch_2(cfg, parts, loader, epoch, *args):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(cfg, parts, loader, epoch, *args)
+
+    monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", ctrl_c_in_epoch_2)
+    run = str(tmp_path / "run")
+    status = main(["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+                   *tiny_flags(**STEADY)])
+    assert status == 130
+    assert_one_line_error(capsys.readouterr().err, run, "interrupted in epoch 2",
+                          "--resume continues")
+    assert epochs_logged(run) == [1]
