@@ -90,6 +90,11 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
             val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
             end_epoch(run, cfg, parts, EpochOutcome(epoch, sums, val, time.time() - tic),
                       dist, train_loader.batches_per_epoch)
+        folder = run.folder
+        run_log.info("done after epoch %d/%d: val top-1 %.4f top-5 %.4f (best top-1 %.4f); log "
+                     "%s, checkpoints %s, best %s", run.end(start, cfg.epochs), cfg.epochs,
+                     val[0], val[1], run.best, folder.log_path, folder.checkpoint_dir,
+                     folder.best_params)
     return RunResult(epochs=run.end(start, cfg.epochs), val_top1=val[0], val_top5=val[1],
                      best_top1=run.best, run_dir=out)
 
