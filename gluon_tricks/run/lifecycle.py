@@ -136,7 +136,8 @@ def _check_same_inputs(folder, command):
         was = saved.get(key)
         if key in ("argv", "recipe", "changed") or was is None or was == path:
             continue
-        if os.path.exists(was) and os.path.exists(path) and os.path.samefile(was, path):
+        if isinstance(was, str) and os.path.exists(was) and os.path.exists(path) \
+                and os.path.samefile(was, path):
             continue
         raise RunError(f"--resume {folder.path}: --{key.replace('_', '-')} {path} is not "
                        f"the run's {was} (command.json); resume without "
