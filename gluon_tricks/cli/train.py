@@ -29,13 +29,11 @@ def parse_args(argv=None):
 def run(args):
     from ..run.parallel import detect
     from ..run.recipe import dumps
-    from ..train.config import resolve
-    from ..train.loop import train
     from ..gpu.devices import parse_gpus
-    from .common import launch_of, overrides, require, run_folder_and_recipe
+    from .common import launch_of, require, run_folder_and_recipe
 
     folder, saved, recipe = run_folder_and_recipe(args)
-    cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "init")))
+    cfg, changed, notes = configuration(recipe, args)
     if args.print_config:
         print(dumps(cfg))
         return 0
@@ -50,15 +48,60 @@ def run(args):
     dist = detect(args.horovod)
     contexts = dist.contexts(gpus, dali=cfg.data.backend == "dali")
     if dist.is_root:
-        print(dumps(cfg))
-    result = train(cfg, rec_train, rec_val, args.out, contexts=contexts, dist=dist,
-                   launch=launch)
-    if dist.is_root:
-        print(f"done after epoch {result.epochs}/{cfg.epochs}: val top-1 {result.val_top1:.4f} "
-              f"top-5 {result.val_top5:.4f} (best top-1 {result.best_top1:.4f}); log "
-              f"{folder.log_path}, checkpoints {folder.checkpoint_dir}, best "
-              f"{folder.best_params}")
+        # a few lines, not the whole configuration: it is written to the run folder
+        print(f"recipe {recipe or '(defaults)'}; the whole configuration: "
+              f"{folder.config_path} (or --print-config)")
+        for line in notes + [f"changed from the recipe: {', '.join(changed)}"] * bool(changed):
+            print(line)
+    from ..train.loop import train
+    train(cfg, rec_train, rec_val, args.out, contexts=contexts, dist=dist, launch=launch)
     return 0
+
+
+def configuration(recipe, args):
+    """(the TrainConfig of ``recipe`` and the flags, the changes from the recipe as "key old
+    -> new" strings, notes). ``--epochs`` shorter than the recipe's warmup (or its epochs
+    without mixup) shortens those too, and a note says so, unless --set chose them; a
+    setting a shorthand flag (--epochs, --batch-size) made wrong is named by that flag."""
+    from ..run.recipe import ConfigError, config_diff, parse_override
+    from ..train.config import resolve
+    from .common import overrides
+    pairs = overrides(args, ("epochs", "batch_size", "init"))
+    chosen = {key for key, _ in (parse_override(text) for text in args.set)}
+    try:
+        base = resolve(recipe, [(k, v) for k, v in pairs if k != "epochs"])
+    except ConfigError:
+        base = None  # the full resolve below says what is wrong
+    notes = []
+    if base is not None and args.epochs is not None and "epochs" not in chosen:
+        fits = dict(warmup_epochs=min(base.warmup_epochs, max(args.epochs - 1, 0)),
+                    mixup_off_epochs=min(base.mixup_off_epochs, args.epochs))
+        for key, value in fits.items():
+            if key not in chosen and value != getattr(base, key):
+                notes.append(f"note: --epochs {args.epochs}: {key} {getattr(base, key)} -> "
+                             f"{value} to fit (choose it with --set {key}=N)")
+                pairs.insert(0, (key, value))  # before the flags, which name an error
+    try:
+        cfg = resolve(recipe, pairs)
+    except ConfigError as e:
+        raise ConfigError(flag_named(str(e), args, chosen)) from None
+    try:
+        changed = [f"{k} {old} -> {new}" for k, (old, new) in
+                   config_diff(resolve(recipe).to_dict(), cfg.to_dict()).items()]
+    except ConfigError:  # a recipe that needs its flags (a teacher, --init) to resolve
+        changed = [f"{k} -> {v}" for k, v in pairs]
+    return cfg, changed, notes
+
+
+def flag_named(message, args, chosen):
+    """``message`` of a ConfigError with ``--set epochs:`` (or batch_size) replaced by the
+    flag the user typed (``--epochs 2:``) when it came from that flag."""
+    for key in ("epochs", "batch_size"):
+        value = getattr(args, key)
+        prefix = f"--set {key}: "
+        if value is not None and key not in chosen and message.startswith(prefix):
+            return f"--{key.replace('_', '-')} {value}: {message[len(prefix):]}"
+    return message
 
 
 def main(argv=None):
@@ -71,6 +114,9 @@ def main(argv=None):
     from ..errors import run_cli
     try:
         return run_cli(run, args)
+    except KeyboardInterrupt as e:  # Ctrl-C: one line (the run folder's, if one was open)
+        print(f"error: {e or 'interrupted'}", file=sys.stderr)
+        return 130
     except Exception as e:
         from ..run.parallel import lost_a_rank
         if not lost_a_rank(e):

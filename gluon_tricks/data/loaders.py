@@ -51,7 +51,8 @@ import mxnet as mx
 import numpy as np
 
 from .. import seeds
-from .records import DataError, check_rec, paths, shard_range
+from ..errors import one_line
+from .records import DataError, check_images, check_rec, paths, shard_range
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,17 @@ class RecordIOLoader(Loader):
                                      **val_iter_args(cfg, self.batch_size))
 
     def epoch(self, epoch):
+        try:
+            yield from self._batches(epoch)
+        except mx.base.MXNetError as e:
+            # an image the checks before training did not see (data.check_train_images
+            # samples the training set): find it by name, as those checks would have
+            check_images(self.rec_path, num_parts=self.num_parts, part_index=self.part_index)
+            raise DataError(f"{self.rec_path}: MXNet cannot read a record of it "
+                            f"({one_line(e, 160)}); re-pack the set (tools/pack_rec.py skips "
+                            "unusable images)") from None
+
+    def _batches(self, epoch):
         if not self.train:
             for batch in self.make_iter(epoch):
                 data, label = batch.data[0], batch.label[0]

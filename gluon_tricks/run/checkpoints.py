@@ -16,6 +16,7 @@ import shutil
 import mxnet as mx
 
 from ..errors import one_line
+from ..models.weights import WeightsError, check_finite, loaded_values
 from .folder import RunFolderError, remove, replace_atomically, write_json
 
 _EPOCH_JSON = re.compile(r"epoch-(\d{4,})\.json$")
@@ -88,20 +89,19 @@ class Checkpoints:
         return True
 
     def epochs(self):
-        """Finished epochs that have a complete checkpoint, ascending."""
+        """Finished epochs that have a checkpoint (its record, written last), ascending. A
+        file missing beside a record (deleted since) makes :meth:`load` refuse it, by name."""
         found = []
         for path in glob.glob(os.path.join(self.dir, "epoch-*.json")):
             m = _EPOCH_JSON.search(path)
-            if not m:
-                continue
-            epoch = int(m.group(1))
-            if all(os.path.exists(self.path(epoch, ext)) for ext in ("params", "optimizer")):
-                found.append(epoch)
+            if m:
+                found.append(int(m.group(1)))
         return sorted(found)
 
     def load(self, epoch, net, ctx):
         """Load the network of the checkpoint after ``epoch``. Returns (its JSON record, its
-        optimizer state as {name: NDArray}). RunFolderError (one line) if a file is bad."""
+        optimizer state as {name: NDArray}). RunFolderError (one line) if a file is bad or
+        the network holds a NaN or an infinity."""
         path = self.path(epoch, "json")
         try:
             with open(path) as f:
@@ -110,11 +110,17 @@ class Checkpoints:
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             raise RunFolderError(f"{path}: unreadable checkpoint record ({one_line(e)})") from None
+        for ext in ("params", "optimizer"):
+            if not os.path.isfile(self.path(epoch, ext)):
+                raise RunFolderError(f"{self.path(epoch, ext)}: missing")
         try:
             path = self.path(epoch, "params")
             net.load_parameters(path, ctx=ctx)
+            check_finite(loaded_values(net), path)  # a diverged run's weights are no start
             path = self.path(epoch, "optimizer")
             arrays = mx.nd.load(path)
+        except WeightsError as e:
+            raise RunFolderError(str(e)) from None
         except Exception as e:  # MXNet raises MXNetError/AssertionError/ValueError alike
             raise RunFolderError(f"{path}: cannot load ({one_line(e)})") from None
         return record, arrays

@@ -35,21 +35,23 @@ class EpochLog:
         """On resume from the checkpoint of ``epoch``: append its log record (``record``) if a
         kill between the checkpoint and its log line left log.jsonl without it. Returns
         whether it did."""
-        if record is None or self._logged(epoch):
+        if record is None or self.record_of(epoch) is not None:
             return False
         self.append(record)
         return True
 
-    def _logged(self, epoch):
+    def record_of(self, epoch):
+        """The (last) "epoch" record of ``epoch``, or None if log.jsonl has none."""
+        found = None
         if not os.path.exists(self.path):
-            return False
+            return None
         with open(self.path) as f:
             for line in f:
                 with contextlib.suppress(ValueError, AttributeError):
                     r = json.loads(line)
                     if r.get("type") == "epoch" and r.get("epoch") == epoch:
-                        return True
-        return False
+                        found = r
+        return found
 
     def truncate_after(self, epoch):
         """On resume: drop the records of epochs after ``epoch`` (they will be redone)."""

@@ -160,6 +160,27 @@ class RunFolder:
             raise
         return release
 
+    def check_layout(self, force):
+        """RunFolderError (one line, naming the file) for what a run would write through or
+        delete that is not a run's: a file named as a run's in a folder that holds no run
+        (config.yaml or fingerprint.json, what a run writes first; even with ``force``: it
+        would be deleted), and, unless ``force`` replaces them, a ``checkpoints`` that is
+        not a folder or a train.log / log.jsonl that is a symbolic link (appended through)."""
+        present = [name for name in self.FILES if os.path.lexists(self.file(name))]
+        if present and self.CONFIG not in present and self.FINGERPRINT not in present:
+            raise RunFolderError(f"{self.file(present[0])}: not a run's file ({self.path} "
+                                 "holds no run); move it away or choose another --out")
+        if force:
+            return
+        if os.path.lexists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
+            raise RunFolderError(f"{self.checkpoint_dir}: not a folder (the run keeps its "
+                                 "checkpoints there); move it away, or replace the run with "
+                                 "--force")
+        for path in (self.text_log_path, self.log_path):
+            if os.path.islink(path):
+                raise RunFolderError(f"{path}: a symbolic link; a run appends only to a file "
+                                     "of its own: replace the link with the file it names")
+
     def clear(self):
         """Remove every file a run leaves; other files are kept."""
         for name in self.FILES:
@@ -194,42 +215,49 @@ class RunFolder:
         text = yaml.safe_dump(config, sort_keys=False)
         written = yaml.safe_load(text)
         sha = _sha256(written)
-        write_json(self.file(self.FINGERPRINT), dict(sha256=sha, config=written))
+        previous = self._fingerprint().get("sha256") if os.path.isfile(self.config_path) \
+            else None
+        write_json(self.file(self.FINGERPRINT), dict(sha256=sha, config=written,
+                                                     previous_sha256=previous))
         replace_atomically(self.config_path,
                            lambda tmp: write_text(tmp, f"{_FINGERPRINT_LINE}{sha}\n{text}"))
 
     def check_config_untouched(self):
-        """RunFolderError (one line, naming the file and the keys) if config.yaml no longer
-        holds the values the run wrote there (a hand edit), or if the folder has no
-        fingerprint.json to check it against."""
+        """RunFolderError (one line, naming the file and the keys) unless config.yaml holds
+        the values fingerprint.json says the run wrote there (whatever config.yaml's first
+        line says: deleting or rewriting it lets no edit through), or if the folder has no
+        readable fingerprint.json to check it against. A kill between the two files of
+        :meth:`write_config` leaves the config the run wrote before, which is accepted."""
         config = self.read_config()
-        fingerprint = self.file(self.FINGERPRINT)
-        if not os.path.isfile(fingerprint):
-            raise RunFolderError(f"{fingerprint}: missing, so {self.CONFIG} cannot be checked "
-                                 "(every run of this trainer writes one); start a new run "
-                                 "with another --out")
-        with open(self.config_path) as f:
-            first = f.readline()
-        sha = first[len(_FINGERPRINT_LINE):].strip() if first.startswith(_FINGERPRINT_LINE) \
-            else None
-        if _sha256(config) == sha:
+        saved = self._fingerprint()
+        written = saved.get("config")
+        if not isinstance(written, dict) or not isinstance(saved.get("sha256"), str):
+            raise RunFolderError(f"{self.file(self.FINGERPRINT)}: missing or not the trainer's, "
+                                 f"so {self.CONFIG} cannot be checked (every run of this "
+                                 "trainer writes one); start a new run with another --out")
+        sha = _sha256(config)
+        if sha == saved["sha256"] or (sha == saved.get("previous_sha256")
+                                      and sha == _first_line_sha(self.config_path)):
             return
-        try:
-            with open(fingerprint) as f:
-                saved = json.load(f)
-            written = saved["config"] if saved["sha256"] == sha else None
-        except (OSError, ValueError, KeyError, TypeError):
-            written = None
-        changed = config_diff(written if isinstance(written, dict) else {}, config)
+        changed = config_diff(written, config)
         shown = ", ".join(f"{k} {one_line(repr(old), 40)} -> {one_line(repr(new), 40)}"
                           for k, (old, new) in list(changed.items())[:4])
         if len(changed) > 4:
             shown += f" and {len(changed) - 4} more"
         raise RunFolderError(
             f"{self.config_path}: edited by hand since the run wrote it"
-            f"{f' ({shown})' if written is not None else ''}; put back what the run wrote and "
+            f"{f' ({shown})' if shown else ''}; put back what the run wrote and "
             "change the keys that may change on resume with --set, or start a new run with "
             "another --out")
+
+    def _fingerprint(self):
+        """fingerprint.json as a dict; {} if it is missing or unreadable."""
+        try:
+            with open(self.file(self.FINGERPRINT)) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
 
     def read_config(self):
         """config.yaml as a dict; RunFolderError (one line) if missing or bad."""
@@ -278,6 +306,14 @@ class RunFolder:
         if not isinstance(command, dict):
             raise RunFolderError(f"{path}: expected a JSON object")
         return command
+
+
+def _first_line_sha(config_path):
+    """The SHA-256 that config.yaml's first line holds, or None."""
+    with open(config_path) as f:
+        first = f.readline()
+    return first[len(_FINGERPRINT_LINE):].strip() if first.startswith(_FINGERPRINT_LINE) \
+        else None
 
 
 def _sha256(config):

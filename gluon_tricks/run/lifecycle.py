@@ -39,6 +39,11 @@ from .recipe import ConfigError
 log = logging.getLogger("gluon_tricks")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, its message the one line for the user: the epoch it stopped in
+    and that ``--resume`` continues (from the last checkpoint)."""
+
+
 class RunLog:
     """Lines for people (stdout and train.log) and records for programs (log.jsonl); only
     the root rank writes."""
@@ -105,6 +110,7 @@ def open_run(out, launch, cfg, recipes, best_key="best", dist=None):
 def _checked_changes(folder, launch, cfg, recipes):
     """The settings a resume changes ({key: [old, new]}), after the checks of open_run."""
     out = folder.path
+    folder.check_layout(launch.force)
     if launch.resume and not folder.holds_run():
         raise RunError(f"--resume: {out} holds no run to resume")
     if not launch.resume and folder.holds_run() and not launch.force:
@@ -113,11 +119,29 @@ def _checked_changes(folder, launch, cfg, recipes):
     if not launch.resume:
         return {}
     folder.check_config_untouched()
+    _check_same_inputs(folder, launch.command)
     try:
         saved = recipes.from_saved(folder.read_config(), folder.config_path)
         return recipes.resume_changes(saved, cfg)
     except ConfigError as e:
         raise RunError(f"--resume {folder.path}: {e}") from None
+
+
+def _check_same_inputs(folder, command):
+    """RunError (one line, naming the flag) if a resume's ``command`` names other inputs
+    (data files: every key but argv, recipe and changed) than command.json recorded: the
+    run would go on on another data set under the same name."""
+    saved = folder.read_command()
+    for key, path in (command or {}).items():
+        was = saved.get(key)
+        if key in ("argv", "recipe", "changed") or was is None or was == path:
+            continue
+        if isinstance(was, str) and os.path.exists(was) and os.path.exists(path) \
+                and os.path.samefile(was, path):
+            continue
+        raise RunError(f"--resume {folder.path}: --{key.replace('_', '-')} {path} is not "
+                       f"the run's {was} (command.json); resume without "
+                       f"--{key.replace('_', '-')}, or start a new run with another --out")
 
 
 class RunSession:
@@ -135,16 +159,20 @@ class RunSession:
         self.has_checkpoint = launch.resume and bool(self.checkpoints.epochs())
         self.best_key, self.is_root, self.barrier = best_key, dist.is_root, dist.barrier
         self.best, self.best_epoch = -1.0, None
+        self.done = 0  # the epochs checkpointed
         self.log = None
         self._config, self._release = None, release
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
         if self.log is not None:
             self.log.close()
         self._release()
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            raise Interrupted(f"{self.folder.path}: interrupted in epoch {self.done + 1}; "
+                              "--resume continues") from None
 
     def start(self, cfg):
         """Once every check has passed: set a replaced run aside (deleted after this run's
@@ -190,8 +218,10 @@ class RunSession:
                            f"{reason}); nothing was moved; start again with --force if they "
                            "are damaged")
         if record is not None:
-            self.best = record.get(self.best_key, -1.0)
+            self.best = checked_best(record, self.best_key, self.log.epoch_log.record_of(start),
+                                     self.checkpoints.path(start, "json"))
             self.best_epoch = record.get("best_epoch")
+        self.done = start
         if epochs < start:
             raise RunError(f"--resume {self.folder.path}: epochs={epochs} but {start} are "
                            "done already")
@@ -221,6 +251,7 @@ class RunSession:
             self.checkpoints.save(epoch, net, arrays, dict(
                 record, best_epoch=self.best_epoch, optimizer=state, log_record=record,
                 **(extra or {})), is_best, keep=keep)
+        self.done = epoch
         self.log.record(**record)
         if self.is_root:
             self.folder.drop_set_aside()
@@ -248,6 +279,23 @@ def load_newest_checkpoint(checkpoints, net, trainer, contexts, log):
                  epoch, reason)
         unreadable.append((epoch, reason))
     return 0, None, unreadable
+
+
+def checked_best(record, best_key, logged, path):
+    """The best value so far of the checkpoint ``record`` (read from ``path``), once the
+    epoch's record for the log (kept in it) and ``logged`` (log.jsonl's record of the epoch,
+    or None) say the same: RunError (one line) otherwise, so that a hand edit of the
+    checkpoint's best cannot keep every later epoch from becoming the best."""
+    best = record.get(best_key, -1.0)
+    for source, other in (("its log record", record.get("log_record")),
+                          ("log.jsonl", logged)):
+        if isinstance(other, dict) and best_key in other and other[best_key] != best:
+            raise RunError(f"--resume: {path} says {best_key} {best} but {source} says "
+                           f"{other[best_key]}; put back what the run wrote, or start again "
+                           "with --force")
+    if not isinstance(best, (int, float)):
+        raise RunError(f"--resume: {path}: {best_key} {best!r} is not a number")
+    return best
 
 
 def finish_resume(checkpoints, epoch, record, unreadable, log):

@@ -9,6 +9,7 @@ folder, teacher), the network and optimizer (:func:`build_training`), then the r
 :func:`~gluon_tricks.train.metrics.evaluate` and :func:`end_epoch` (log record,
 checkpoint). One update is :class:`~gluon_tricks.train.step.TrainStep`.
 """
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
 from ..run.lifecycle import Launch, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess, materialize_parameters
-from ..run.progress import Progress
+from ..run.progress import Diverged, Progress
 from .config import RECIPES, schedule_of
+from .loss_scale import all_finite
 from .metrics import EpochSums, evaluate
 from .mixup import mixer_of
 from .nets import build_net, check_devices, hybridize_student, load_teacher
@@ -73,9 +75,13 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
                                      train_loader.batches_per_epoch,
                                      fresh_start=not run.has_checkpoint)
         run_log = run.start(cfg)
-        start = resume(run, parts, cfg, contexts) if launch.resume else 0
+        start, record = resume(run, parts, cfg, contexts) if launch.resume else (0, None)
         log_start(run_log, cfg, train_loader, dist, contexts, init)
-        val = (float("nan"),) * 2
+        note = sets_note(rec_train, rec_val, train_loader.num_samples, val_loader.num_samples)
+        if note:
+            run_log.info("note: %s", note)
+        # a resume with nothing left to train reports the checkpoint's validation
+        val = tuple(float((record or {}).get(k, float("nan"))) for k in ("val_top1", "val_top5"))
         for epoch in range(start, run.end(start, cfg.epochs)):
             tic = time.time()
             sums = train_one_epoch(cfg, parts, train_loader, epoch, run_log, dist)
@@ -84,6 +90,11 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
             val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
             end_epoch(run, cfg, parts, EpochOutcome(epoch, sums, val, time.time() - tic),
                       dist, train_loader.batches_per_epoch)
+        folder = run.folder
+        run_log.info("done after epoch %d/%d: val top-1 %.4f top-5 %.4f (best top-1 %.4f); log "
+                     "%s, checkpoints %s, best %s", run.end(start, cfg.epochs), cfg.epochs,
+                     val[0], val[1], run.best, folder.log_path, folder.checkpoint_dir,
+                     folder.best_params)
     return RunResult(epochs=run.end(start, cfg.epochs), val_top1=val[0], val_top5=val[1],
                      best_top1=run.best, run_dir=out)
 
@@ -113,6 +124,20 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
                        f"of {rank_batch}; lower --batch-size")
     return train_loader, val_loader
+
+
+def sets_note(rec_train, rec_val, train_images, val_images):
+    """A sentence if the training set ``rec_train`` is the validation set ``rec_val`` or not
+    larger than it (``train_images``, ``val_images``: this rank's shares): validation would
+    measure recall of the training images, or the two are probably swapped. Else None."""
+    if os.path.samefile(rec_train, rec_val):
+        return (f"--rec-train and --rec-val are the same file ({rec_train}): validation "
+                "measures how well the training images are remembered, not how the network "
+                "generalises")
+    if train_images <= val_images:
+        return (f"the training set ({train_images} images) is not larger than the validation "
+                f"set ({val_images}); are --rec-train and --rec-val swapped?")
+    return None
 
 
 def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=True):
@@ -145,12 +170,13 @@ def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=
 
 def resume(run, parts, cfg, contexts):
     """Continue the run from its newest checkpoint that loads: weights, optimizer state,
-    best accuracy and the loss scale. Returns the epochs done."""
+    best accuracy and the loss scale. Returns (the epochs done, the checkpoint's record or
+    None)."""
     start, record = run.resume(parts.net, parts.trainer, contexts, cfg.epochs)
     scaler = parts.step.scaler
     if record is not None and scaler is not None and record.get("loss_scaler"):
         scaler.load_state_dict(record["loss_scaler"])
-    return start
+    return start, record
 
 
 def log_start(run_log, cfg, train_loader, dist, contexts, init):
@@ -177,7 +203,10 @@ def teacher_recipe_mismatch(cfg):
 def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     """One pass over this rank's shard (0-based ``epoch``); returns its
     :class:`~gluon_tricks.train.metrics.EpochSums`. Host synchronisations: one per progress
-    line (:class:`~gluon_tricks.run.progress.Progress`)."""
+    line (:class:`~gluon_tricks.run.progress.Progress`) and one at the end, where a loss or
+    weight that is not finite (or, in FP16, a collapsed loss scale) stops the run with one
+    line (:class:`~gluon_tricks.run.progress.Diverged`) before it is validated, becomes
+    the best or replaces a checkpoint."""
     tic = time.time()
     # the mixer's draws and MXNet's own generator, from (seed, epoch) as every stream
     epoch_seed = seeds.derived_seed(cfg.seed, epoch, 0, seeds.MIXUP)  # same on every rank
@@ -193,9 +222,15 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     for batch_index, (data, label) in progress.log_every(_batches(loader, epoch, cfg, dist)):
         lr = sums.lr = parts.schedule.lr(done + batch_index)
         parts.trainer.set_learning_rate(lr)
-        loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
+        try:
+            loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
+        except Diverged as e:
+            raise progress.diverged(e.what) from None
         sums.add(loss, outputs, label)
         progress.update(lr, sums.mean_loss)
+    weights = [a for p in parts.net.collect_params().values() for a in p.list_data()]
+    if not all_finite([sums.loss] + weights):
+        raise progress.diverged("a training loss or weight is not finite at the epoch's end")
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
     if step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:

@@ -8,7 +8,7 @@ from typing import Optional
 import mxnet as mx
 from mxnet import autograd
 
-from ..errors import RunError
+from ..run.progress import Diverged
 from .loss_scale import scaler_of
 from .losses import distillation_loss, smooth_labels, soft_cross_entropy
 
@@ -91,9 +91,8 @@ class TrainStep:
             self.skipped += overflow
             self.collapsed = self.collapsed + 1 if overflow and self.scaler.scale <= 1 else 0
             if self.collapsed >= COLLAPSED_STEPS:
-                raise RunError(f"FP16 loss scale fell to {self.scaler.scale:g} and the last "
-                               f"{self.collapsed} updates all overflowed: the run has diverged "
-                               "(inf/NaN); resume from an earlier checkpoint with a lower lr")
+                raise Diverged(f"FP16 loss scale {self.scaler.scale:g} and the last "
+                               f"{self.collapsed} updates all overflowed (inf/NaN)")
         if not overflow:
             # rescale_grad = 1 / (batch * scale): the mean gradient, loss scale divided out
             self.trainer.update(data.shape[0] * scale)

@@ -33,3 +33,33 @@ def test_a_validation_set_without_one_class_is_refused(sets):
     msg = str(e.value)
     assert "\n" not in msg and classes_file(sets["val_no_three"]) in msg
     assert classes_file(sets["train"]) in msg and "'class3'" in msg
+
+
+def test_a_training_set_not_larger_than_the_validation_set_gets_a_note(sets):
+    from gluon_tricks.train.loop import sets_note
+    assert "same file" in sets_note(sets["train"], sets["train"], 20, 20)
+    assert "swapped" in sets_note(sets["val"], sets["train"], 20, 20)
+    assert "swapped" in sets_note(sets["train"], sets["val"], 10, 300)
+    assert sets_note(sets["train"], sets["val"], 300, 20) is None
+
+
+def test_an_undecodable_training_image_unchecked_before_is_one_error_naming_it(small32,
+                                                                               tmp_path):
+    """With data.check_train_images: 0 nothing looks at the training images before the
+    epoch; MXNet's iterator then fails on the bad one (an OpenCV assertion, a traceback):
+    the loader names the record instead."""
+    from mxnet import recordio
+    from gluon_tricks.train.loop import train
+    reader = recordio.MXIndexedRecordIO(small32["train"][:-4] + ".idx", small32["train"], "r")
+    bad = str(tmp_path / "train")
+    writer = recordio.MXIndexedRecordIO(bad + ".idx", bad + ".rec", "w")
+    for key in sorted(reader.keys):
+        header, img = recordio.unpack(reader.read_idx(key))
+        writer.write_idx(key, recordio.pack(header, b"not an image" * 10 if key == 100 else img))
+    writer.close()
+    cfg = tiny_config(epochs=1, warmup_epochs=0, mixup_alpha=0.0,
+                      data=dict(input_size=32, num_workers=1, check_train_images=0))
+    with pytest.raises(DataError) as e:
+        train(cfg, bad + ".rec", small32["val"], str(tmp_path / "run"))
+    assert "\n" not in str(e.value) and str(e.value).startswith(
+        f"{bad}.rec: the image of record 100 (key 100,")

@@ -228,3 +228,35 @@ def test_an_fp16_teacher_loads(tmp_path):
     assert loaded["fc.weight"].data().dtype == np.float32
     np.testing.assert_array_equal(loaded["fc.weight"].data().asnumpy(),
                                   saved["fc.weight"].asnumpy().astype(np.float32))
+
+
+DEMO = os.path.join(ROOT, "recipes", "demo.yaml")
+
+
+def test_a_short_try_of_the_demo_recipe_starts_in_a_few_lines(small32, tmp_path):
+    """`--epochs 2` on the demo recipe (2 warmup epochs, 3 without mixup) fits them and says
+    so; the start is a few lines, not the configuration (it is in config.yaml), and the
+    last line reaches train.log too."""
+    run = str(tmp_path / "run")
+    done = cli_ok("--recipe", DEMO, "--rec-train", small32["train"], "--rec-val",
+                  small32["val"], "--out", run, "--epochs", "2", "--stop-after", "1")
+    start = done.stdout.split("\nrun: ")[0].splitlines()
+    assert len(start) <= 5, done.stdout
+    assert os.path.join(run, "config.yaml") in start[0]
+    assert "note: --epochs 2: warmup_epochs 2 -> 1" in done.stdout
+    assert "note: --epochs 2: mixup_off_epochs 3 -> 2" in done.stdout
+    assert "changed from the recipe: epochs 30 -> 2" in done.stdout
+    assert "\nmodel: " not in done.stdout
+    with open(os.path.join(run, "config.yaml")) as f:
+        config = f.read()
+    assert "\nwarmup_epochs: 1\n" in config and "\nepochs: 2\n" in config
+    with open(os.path.join(run, "train.log")) as f:
+        assert "done after epoch 1/2: val top-1" in f.read().strip().splitlines()[-1]
+
+
+def test_a_setting_the_epochs_flag_breaks_is_named_by_that_flag():
+    done = cli("--recipe", DEMO, "--epochs", "2", "--set", "warmup_epochs=2", "--print-config")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--epochs 2: need warmup_epochs < epochs")
+    done = cli("--recipe", DEMO, "--epochs", "2", "--print-config")
+    assert done.returncode == 0 and "\nwarmup_epochs: 1\n" in done.stdout

@@ -154,10 +154,85 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(finished, tmp_pa
     done = cli("--out", run, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checkpoint of epoch 2 cannot be used" in done.stdout
+    assert os.path.join(run, "checkpoints", "epoch-0002.params") + ": cannot load" in done.stdout
     assert "resuming" in done.stdout and "after epoch 1" in done.stdout
     assert os.path.exists(os.path.join(run, "checkpoints", "unreadable", "epoch-0002.params"))
     assert epochs_logged(run) == [1, 2]
     mx.nd.load(os.path.join(run, "checkpoints", "epoch-0002.params"))  # rewritten, whole
+
+
+def test_a_nan_latest_checkpoint_falls_back_to_the_last_finite_one(finished, tmp_path):
+    """A checkpoint whose weights hold a NaN (a diverged run's, or a damaged one that still
+    parses) is unusable: the resume says so, naming the file and the parameter, sets it
+    aside and continues from the one before."""
+    run = copy_of(finished, tmp_path)
+    bad = os.path.join(run, "checkpoints", "epoch-0002.params")
+    arrays = mx.nd.load(bad)
+    first = next(iter(arrays))
+    arrays[first] = arrays[first] * float("nan")
+    mx.nd.save(bad, arrays)
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (f"checkpoint of epoch 2 cannot be used ({bad}: non-finite weights (NaN or "
+            f"infinity) in 1 of {len(arrays)} parameters, the first {first}") in done.stdout
+    assert "after epoch 1" in done.stdout
+    assert os.path.exists(os.path.join(run, "checkpoints", "unreadable", "epoch-0002.params"))
+    assert epochs_logged(run) == [1, 2]
+    for path in (bad, os.path.join(run, "best.params")):
+        assert all(np.isfinite(a.asnumpy()).all() for a in mx.nd.load(path).values()), path
+
+
+def test_a_checkpoint_without_its_optimizer_state_falls_back_saying_so(finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    missing = os.path.join(run, "checkpoints", "epoch-0002.optimizer")
+    os.remove(missing)
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"checkpoint of epoch 2 cannot be used ({missing}: missing)" in done.stdout
+    assert "after epoch 1" in done.stdout and epochs_logged(run) == [1, 2]
+
+
+def test_a_resume_on_other_data_is_refused(finished, small32, tmp_path):
+    """The run's data files are part of what it is: another --rec-train or --rec-val is
+    refused before anything is written, and command.json keeps the run's."""
+    run = copy_of(finished, tmp_path)
+    before = tree(run)
+    for flag, other in (("--rec-train", small32["val"]), ("--rec-val", small32["train"])):
+        done = cli("--out", run, "--resume", "--epochs", "3", flag, other)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert_one_line_error(done.stderr, flag, os.path.abspath(other), "command.json")
+    assert tree(run) == before
+    same = cli("--out", run, "--resume", "--rec-train", small32["train"])  # its own: fine
+    assert same.returncode == 0, same.stderr[-2000:]
+
+
+def test_a_resume_of_a_finished_run_reports_its_last_validation(finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    with open(os.path.join(run, "log.jsonl")) as f:
+        last = [r for r in map(json.loads, f) if r["type"] == "epoch"][-1]
+    done = cli("--out", run, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (f"done after epoch 2/2: val top-1 {last['val_top1']:.4f} top-5 "
+            f"{last['val_top5']:.4f}") in done.stdout
+
+
+def test_a_checkpoint_claiming_another_best_is_refused(finished, tmp_path):
+    """best_top1 edited in the newest checkpoint's record would keep every later epoch from
+    becoming the best: the log records of the epoch say otherwise, and the resume stops."""
+    run = copy_of(finished, tmp_path)
+    path = os.path.join(run, "checkpoints", "epoch-0002.json")
+    with open(path) as f:
+        record = json.load(f)
+    with open(path, "w") as f:
+        json.dump(dict(record, best_top1=0.99), f)
+    before = tree(run)
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, path, "best_top1 0.99", str(record["best_top1"]),
+                          "--force")
+    after = tree(run)
+    assert after.pop("train.log").startswith(before.pop("train.log"))
+    assert after == before
 
 
 def test_resume_refuses_other_settings_and_records_allowed_ones(finished, tmp_path):
@@ -279,6 +354,15 @@ def test_a_hand_edited_config_is_refused_before_anything_moves(finished, tmp_pat
     assert_one_line_error(done.stderr, "config.yaml", "model 'resnet18_v1d' -> 'resnet34_v1d'")
     edit_config(run, "model: resnet34_v1d", "model: resnet18_v1d")
     assert tree(run) == before
+    config = os.path.join(run, "config.yaml")
+    with open(config) as f:  # without its fingerprint line, fingerprint.json still checks it
+        lines = f.readlines()[1:]
+    with open(config, "w") as f:
+        f.writelines(line.replace("base_lr_per_256: 0.4", "base_lr_per_256: 4.0")
+                     for line in lines)
+    done = cli("--out", run, "--resume", "--epochs", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "config.yaml", "edited", "base_lr_per_256 0.4 -> 4.0")
 
 
 def test_checkpoints_of_another_network_are_refused_not_set_aside(finished, tmp_path):
@@ -373,4 +457,60 @@ def test_a_kill_between_a_checkpoint_and_its_log_record(small32, tmp_path, monke
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch",
                         lambda *a: pytest.fail("the resume trained the epoch again"))
     train(cfg, small32["train"], small32["val"], run, launch=Launch(resume=True))
+    assert epochs_logged(run) == [1]
+
+
+def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, small32, tmp_path):
+    """A checkpoints file, a train.log or log.jsonl linking elsewhere (the run would append
+    through it), and in a folder that holds no run a file named as a run's (--force would
+    delete it): one line naming it, nothing changed."""
+    cfg = tiny_config(**STEADY)
+
+    def refused(run, launch, *words):
+        before = tree(run)
+        with pytest.raises(runfolder.RunFolderError) as e:
+            train(cfg, small32["train"], small32["val"], run, launch=launch)
+        assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
+        assert tree(run) == before
+
+    run = copy_of(finished, tmp_path)
+    shutil.rmtree(os.path.join(run, "checkpoints"))
+    with open(os.path.join(run, "checkpoints"), "w") as f:
+        f.write("mine\n")
+    refused(run, Launch(resume=True), os.path.join(run, "checkpoints"), "not a folder")
+    shutil.rmtree(run)
+    run = copy_of(finished, tmp_path)
+    elsewhere = str(tmp_path / "elsewhere.log")
+    with open(elsewhere, "w") as f:
+        f.write("mine\n")
+    for name in ("train.log", "log.jsonl"):
+        shutil.move(os.path.join(run, name), str(tmp_path / name))
+        os.symlink(elsewhere, os.path.join(run, name))
+        refused(run, Launch(resume=True), os.path.join(run, name), "symbolic link")
+        os.remove(os.path.join(run, name))
+        shutil.move(str(tmp_path / name), os.path.join(run, name))
+    users = str(tmp_path / "users")
+    os.makedirs(users)
+    with open(os.path.join(users, "log.jsonl"), "w") as f:
+        f.write("my own notes\n")
+    for launch in (Launch(), Launch(force=True)):
+        refused(users, launch, os.path.join(users, "log.jsonl"), "not a run's file")
+
+
+def test_ctrl_c_is_one_line_naming_the_epoch(small32, tmp_path, monkeypatch, capsys):
+    from gluon_tricks.cli.train import main
+    from gluon_tricks.train.loop import train_one_epoch as real
+
+    def ctrl_c_in_epoch_2(cfg, parts, loader, epoch, *args):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(cfg, parts, loader, epoch, *args)
+
+    monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", ctrl_c_in_epoch_2)
+    run = str(tmp_path / "run")
+    status = main(["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+                   *tiny_flags(**STEADY)])
+    assert status == 130
+    assert_one_line_error(capsys.readouterr().err, run, "interrupted in epoch 2",
+                          "--resume continues")
     assert epochs_logged(run) == [1]
