@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import data as gt_data
 from .. import seeds
+from ..data.shards import device_batches
 from ..errors import RunError
 from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
@@ -190,11 +191,12 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     done = epoch * loader.batches_per_epoch  # updates before this epoch
     progress = Progress(run_log, epoch, loader.batches_per_epoch, cfg.log_interval,
                         cfg.batch_size)
-    for batch_index, (data, label) in progress.log_every(_batches(loader, epoch, cfg, dist)):
+    batches = _batches(loader, epoch, cfg, dist, step.contexts)
+    for batch_index, (xs, ys, _) in progress.log_every(batches):
         lr = sums.lr = parts.schedule.lr(done + batch_index)
         parts.trainer.set_learning_rate(lr)
-        loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
-        sums.add(loss, outputs, label)
+        loss, outputs = step(xs, ys, mixer.sample(rng) if mixer is not None else None)
+        sums.add(loss, outputs, ys)
         progress.update(lr, sums.mean_loss)
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
@@ -205,9 +207,10 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     return sums
 
 
-def _batches(loader, epoch, cfg, dist):
-    """The epoch's batches, behind a progress bar on the root rank's terminal."""
-    batches = loader.epoch(epoch)
+def _batches(loader, epoch, cfg, dist, contexts):
+    """The epoch's batches as each device's share on it, in float32 (mixing runs before the
+    cast), behind a progress bar on the root rank's terminal."""
+    batches = device_batches(loader, epoch, contexts)
     if dist.is_root and sys.stderr.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=loader.batches_per_epoch, leave=False,

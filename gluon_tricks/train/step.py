@@ -5,7 +5,6 @@ the GPU self-check and the benchmark alike; :class:`StepSettings` holds the keys
 from dataclasses import dataclass, fields
 from typing import Optional
 
-import mxnet as mx
 from mxnet import autograd
 
 from ..errors import RunError
@@ -51,30 +50,31 @@ class TrainStep:
         self.skipped = 0  # updates skipped for an FP16 overflow, since the loop reset it
         self.collapsed = 0  # consecutive overflowing steps with the loss scale at 1 or less
 
-    def __call__(self, data, label, mix=None):
-        """data: (N, 3, H, W) float32 NDArray on CPU; label: (N,) class indices.
-        mix: the batch's mixing, ``(x, y) -> (x, y)`` on one device's images and (n, K)
-        targets (a batch mixer's ``sample``: :mod:`gluon_tricks.train.mixup`), or None.
-        Returns (loss summed over the batch, a (1,) NDArray on the first device; the list
-        of per-device logits).
+    def __call__(self, xs, ys, mix=None):
+        """xs: one float32 data array per device of ``contexts`` (N_d, 3, H, W), on that
+        device; ys: their (N_d,) class indices, on the same devices (data.shards'
+        device_batches). mix: the batch's mixing, ``(x, y) -> (x, y)`` on one device's images
+        and (n, K) targets (a batch mixer's ``sample``: :mod:`gluon_tricks.train.mixup`), or
+        None. Returns (loss summed over the batch, a (1,) NDArray on the first device; the
+        list of per-device logits).
 
-        The batch is split first; targets, mixing and the FP16 cast then run on each device
-        (as GluonCV does), so that no work on the whole batch waits on the host. Mixing
-        pairs examples within each device's share."""
+        Targets, mixing and the FP16 cast run on each device (as GluonCV does, after its
+        split), so that no work on the whole batch waits on the host. Mixing pairs examples
+        within each device's share."""
         cfg = self.settings
         scale = self.scaler.scale if self.scaler is not None else 1.0
-        xs, ys = [], []
-        for x, y in zip(*(mx.gluon.utils.split_and_load(a, self.contexts, even_split=False)
-                          for a in (data, label))):
+        images = sum(x.shape[0] for x in xs)
+        inputs, targets = [], []
+        for x, y in zip(xs, ys):
             y = smooth_labels(y, cfg.classes, cfg.label_smoothing, cfg.label_smoothing_mode)
             if mix is not None:
                 x, y = mix(x, y)
-            xs.append(x.astype(cfg.dtype, copy=False))
-            ys.append(y)
-        soft = [self.teacher(x) for x in xs] if self.teacher is not None else None
+            inputs.append(x.astype(cfg.dtype, copy=False))
+            targets.append(y)
+        soft = [self.teacher(x) for x in inputs] if self.teacher is not None else None
         losses, outputs = [], []
         with autograd.record():
-            for i, (x, y) in enumerate(zip(xs, ys)):
+            for i, (x, y) in enumerate(zip(inputs, targets)):
                 z = self.net(x)
                 if soft is None:
                     loss = soft_cross_entropy(z, y)
@@ -96,7 +96,7 @@ class TrainStep:
                                "(inf/NaN); resume from an earlier checkpoint with a lower lr")
         if not overflow:
             # rescale_grad = 1 / (batch * scale): the mean gradient, loss scale divided out
-            self.trainer.update(data.shape[0] * scale)
+            self.trainer.update(images * scale)
         total = losses[0].sum().as_in_context(self.contexts[0])
         for loss in losses[1:]:
             total = total + loss.sum().as_in_context(self.contexts[0])
