@@ -29,15 +29,16 @@ def parse_args(argv=None):
 def run(args):
     from ..run.parallel import detect
     from ..run.recipe import dumps
-    from ..train.config import resolve
+    from ..train.config import batch_plan, resolve
     from ..train.loop import train
     from ..gpu.devices import parse_gpus
     from .common import launch_of, overrides, require, run_folder_and_recipe
 
     folder, saved, recipe = run_folder_and_recipe(args)
     cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "init")))
-    if args.print_config:
+    if args.print_config:  # the plan on --gpus (default one device), no device touched
         print(dumps(cfg))
+        print(f"# {batch_plan(cfg, max(len(parse_gpus(args.gpus)), 1)).line()}")
         return 0
     rec_train = args.rec_train or saved.get("rec_train")
     rec_val = args.rec_val or saved.get("rec_val")
