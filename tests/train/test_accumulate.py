@@ -2,6 +2,10 @@
 micro-batches of b images per update making the update one batch of k x b makes, on networks
 without BatchNorm (whose statistics would see another batch), where it must hold to float32
 rounding."""
+import os
+import subprocess
+import sys
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -15,6 +19,10 @@ from gluon_tricks.train.loss_scale import StaticLossScaler
 from gluon_tricks.train.optim import make_optimizer
 from gluon_tricks.train.step import StepSettings, TrainStep
 
+from helpers import tiny_flags
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+TRAIN_PY = os.path.join(ROOT, "recipes", "train_imagenet.py")
 TWO = [mx.cpu(0), mx.cpu(1)]
 CLASSES = 5
 
@@ -195,3 +203,36 @@ def test_the_lr_of_update_u_does_not_depend_on_accumulation(images):
     np.testing.assert_allclose([lr for lr, _ in seen[4]],
                                [peak * u / updates for u in range(1, updates + 1)], rtol=1e-6)
     assert seen[4] == seen[1]
+
+
+def test_an_accumulating_run_resumes_bit_identical_and_states_its_plan(small32, tmp_path):
+    """The digits run at global batch 64 as 2 micro-batches of 32: 2 epochs straight, and 1
+    epoch then --resume (checkpoints are at epoch ends, so at update ends) end on the same
+    bits; the log's first lines state the plan."""
+    flags = ["--rec-train", small32["train"], "--rec-val", small32["val"], *tiny_flags(),
+             "--set", "accumulate=2"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    for args in ([*flags, "--out", straight], [*flags, "--out", split, "--stop-after", "1"],
+                 ["--out", split, "--resume"]):
+        proc = subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert ("global batch 64 = 1 device(s) (1 rank(s) x 1) x 32 per device x accumulate "
+                "2; BN batch 32") in proc.stdout
+    a, b = (mx.nd.load(os.path.join(run, "checkpoints", "epoch-0002.params"))
+            for run in (straight, split))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=k)
+
+
+def test_print_config_states_the_plan_on_the_gpus_given():
+    """--print-config --gpus: the plan on that many devices, with no GPU here."""
+    recipe = os.path.join(ROOT, "recipes", "table6", "resnet50_v1d_distill_mixup.yaml")
+    for gpus, line in (("0", "1 device(s) (1 rank(s) x 1) x 128 per device x accumulate 8"),
+                       ("0,1", "2 device(s) (1 rank(s) x 2) x 128 per device x accumulate 4")):
+        proc = subprocess.run([sys.executable, TRAIN_PY, "--recipe", recipe, "--print-config",
+                               "--gpus", gpus, "--set", "batch_per_device=128"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"# global batch 1024 = {line}; BN batch 128" in proc.stdout.splitlines()
