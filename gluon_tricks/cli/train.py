@@ -36,9 +36,10 @@ def run(args):
 
     folder, saved, recipe = run_folder_and_recipe(args)
     cfg = resolve(recipe, overrides(args, ("epochs", "batch_size", "init")))
-    if args.print_config:  # the plan on --gpus (default one device), no device touched
-        print(dumps(cfg))
-        print(f"# {batch_plan(cfg, max(len(parse_gpus(args.gpus)), 1)).line()}")
+    if args.print_config:
+        print(dumps(cfg))  # stdout stays the recipe; the plan on --gpus (no device touched)
+        print(f"# {batch_plan(cfg, max(len(parse_gpus(args.gpus)), 1)).line()}",
+              file=sys.stderr)
         return 0
     rec_train = args.rec_train or saved.get("rec_train")
     rec_val = args.rec_val or saved.get("rec_val")

@@ -227,7 +227,8 @@ def test_an_accumulating_run_resumes_bit_identical_and_states_its_plan(small32, 
 
 
 def test_print_config_states_the_plan_on_the_gpus_given():
-    """--print-config --gpus: the plan on that many devices, with no GPU here."""
+    """--print-config --gpus: the plan on that many devices (on stderr, stdout is the
+    recipe), with no GPU here."""
     recipe = os.path.join(ROOT, "recipes", "table6", "resnet50_v1d_distill_mixup.yaml")
     for gpus, line in (("0", "1 device(s) (1 rank(s) x 1) x 128 per device x accumulate 8"),
                        ("0,1", "2 device(s) (1 rank(s) x 2) x 128 per device x accumulate 4")):
@@ -235,4 +236,4 @@ def test_print_config_states_the_plan_on_the_gpus_given():
                                "--gpus", gpus, "--set", "batch_per_device=128"],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert f"# global batch 1024 = {line}; BN batch 128" in proc.stdout.splitlines()
+        assert f"# global batch 1024 = {line}; BN batch 128" in proc.stderr.splitlines()
