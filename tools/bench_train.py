@@ -50,6 +50,7 @@ def measure(loop, model, size, batch, steps, warmup, profile=False):
     from gluon_tricks.train.config import TrainConfig
     from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
+    from gluon_tricks.data.shards import split_batch
     from gluon_tricks.train.step import step_of
 
     classes = 1000
@@ -67,7 +68,7 @@ def measure(loop, model, size, batch, steps, warmup, profile=False):
 
         def one(i):
             trainer.set_learning_rate(schedule.lr(i))
-            loss, _ = step(data, label)
+            loss, _ = step(*split_batch(data, label, [mx.cpu()]))
             return loss
     else:
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -156,6 +157,7 @@ def measure_rank(model, size, batch, steps, warmup):
     from gluon_tricks.train.config import TrainConfig
     from gluon_tricks.train.nets import hybridize_student
     from gluon_tricks.train.optim import make_optimizer
+    from gluon_tricks.data.shards import split_batch
     from gluon_tricks.train.step import step_of
 
     dist = detect(force_horovod=True)
@@ -170,11 +172,11 @@ def measure_rank(model, size, batch, steps, warmup):
     trainer = dist.trainer(net.collect_params(), make_optimizer(0.1), 1)
     step = step_of(TrainConfig(model=model, classes=classes), net, trainer, [mx.cpu()])
     for _ in range(warmup):
-        step(data, label)[0].wait_to_read()
+        step(*split_batch(data, label, [mx.cpu()]))[0].wait_to_read()
     dist.barrier()
     tic = time.perf_counter()
     for _ in range(steps):
-        step(data, label)[0].wait_to_read()
+        step(*split_batch(data, label, [mx.cpu()]))[0].wait_to_read()
     dist.barrier()
     elapsed = time.perf_counter() - tic
     return dict(images_per_sec=steps * batch * dist.size / elapsed, is_root=dist.is_root)

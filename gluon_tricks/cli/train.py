@@ -29,13 +29,16 @@ def parse_args(argv=None):
 def run(args):
     from ..run.parallel import detect
     from ..run.recipe import dumps
+    from ..train.config import batch_plan
     from ..gpu.devices import parse_gpus
     from .common import launch_of, require, run_folder_and_recipe
 
     folder, saved, recipe = run_folder_and_recipe(args)
     cfg, changed, notes = configuration(recipe, args)
     if args.print_config:
-        print(dumps(cfg))
+        print(dumps(cfg))  # stdout stays the recipe; the plan on --gpus (no device touched)
+        print(f"# {batch_plan(cfg, max(len(parse_gpus(args.gpus)), 1)).line()}",
+              file=sys.stderr)
         return 0
     rec_train = args.rec_train or saved.get("rec_train")
     rec_val = args.rec_val or saved.get("rec_val")

@@ -34,6 +34,16 @@ def share_of(array, rows, n, ctx, dtype=None):
     return out.astype(dtype, copy=False) if dtype else out
 
 
+def split_batch(data, label, contexts, dtype=None):
+    """(xs, ys): a host batch ``data`` (N, ...) and its ``label`` (N,) as each device of
+    ``contexts``' share (device_shares of N) on that device, the data cast there to ``dtype``
+    (None: as it is); what :func:`device_batches` yields for a host loader's batch."""
+    shares = device_shares(data.shape[0], len(contexts))
+    n = data.shape[0]
+    return ([share_of(data, rows, n, ctx, dtype) for rows, ctx in zip(shares, contexts)],
+            [share_of(label, rows, n, ctx) for rows, ctx in zip(shares, contexts)])
+
+
 def device_batches(loader, epoch, contexts, dtype=None):
     """Iterator over the batches of ``loader``'s epoch ``epoch`` as ``(xs, ys, n)``: one data
     array (cast to ``dtype`` on its device; None: float32 as loaded) and one label array per

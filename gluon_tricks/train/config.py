@@ -40,7 +40,13 @@ class TrainConfig(Config):
     initializer: str = "xavier"  # "xavier" (§2.1) or "msra" (GluonCV's MSRAPrelu)
     zero_gamma_basic: bool = True  # zero gamma on ResNet-18/34 blocks (GluonCV's has none)
     # --- optimisation (§2.1, §3) ---
-    batch_size: int = 256  # global: over all devices and ranks
+    batch_size: int = 256  # global: over all devices and ranks, per optimizer update
+    # the batch each device takes per forward pass (BatchNorm's batch), as the authors' 8
+    # GPUs split batch_size; None: batch_size over the devices (batch_plan)
+    batch_per_device: Optional[int] = None
+    # forward/backward passes summed per optimizer update; None: batch_size /
+    # (batch_per_device x devices) when batch_per_device is set, else 1 (batch_plan)
+    accumulate: Optional[int] = None
     base_lr_per_256: float = 0.1  # §3.1 linear scaling: lr = base_lr_per_256 * batch_size / 256
     momentum: float = 0.9  # NAG
     wd: float = 1e-4
@@ -151,6 +157,7 @@ MAX_INPUT_SIZE = 2048
 # (low, high, low inclusive, high inclusive); None = unbounded
 RANGES = {
     "classes": (1, None, True, None), "batch_size": (1, None, True, None),
+    "batch_per_device": (1, None, True, None), "accumulate": (1, None, True, None),
     "base_lr_per_256": (0, None, True, None), "momentum": (0, 1, True, False),
     "wd": (0, None, True, None), "epochs": (1, None, True, None),
     "warmup_epochs": (0, None, True, None), "lr_step_factor": (0, 1, False, True),
@@ -250,3 +257,64 @@ def schedule_of(cfg, batches_per_epoch):
                       epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, mode=cfg.lr_mode,
                       step_epochs=tuple(cfg.lr_step_epochs), step_factor=cfg.lr_step_factor,
                       formulas=cfg.lr_formulas)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a run on ``devices`` devices in each of ``ranks`` processes makes its global batch
+    of ``global_batch`` images per update: ``accumulate`` forward/backward passes
+    (micro-batches) of ``rank_batch`` images per rank (the loader's batch), each device
+    taking ``per_device`` of them (the first ``rank_batch % devices`` devices one more):
+    BatchNorm's batch."""
+    global_batch: int
+    devices: int
+    ranks: int
+    accumulate: int
+    rank_batch: int
+    per_device: int
+
+    def line(self):
+        """One line for people: the global batch, how it is made, the BN batch."""
+        extra = self.rank_batch % self.devices
+        per = f"{self.per_device}" + (f"-{self.per_device + 1}" if extra else "")
+        return (f"global batch {self.global_batch} = {self.ranks * self.devices} device(s) "
+                f"({self.ranks} rank(s) x {self.devices}) x {per} per device x accumulate "
+                f"{self.accumulate}; BN batch {per}")
+
+
+def batch_plan(cfg, devices, ranks=1):
+    """The :class:`BatchPlan` of ``cfg`` on ``devices`` devices per rank and ``ranks`` ranks,
+    D = devices x ranks in all. A recipe that names ``batch_per_device`` b accumulates
+    batch_size / (b x D), which must be a whole number >= 1 (an ``accumulate`` given beside
+    it must equal it); else ``accumulate`` k (default 1) and each rank's micro-batch
+    batch_size / (ranks x k), split over its devices. ConfigError (one line) otherwise."""
+    total = devices * ranks
+    if cfg.batch_per_device is not None:
+        k, rest = divmod(cfg.batch_size, cfg.batch_per_device * total)
+        if rest or k < 1:
+            fits = [d for d in range(1, cfg.batch_size // cfg.batch_per_device + 1)
+                    if cfg.batch_size % (cfg.batch_per_device * d) == 0]
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} is no whole number of batch_per_device "
+                f"{cfg.batch_per_device} x {total} device(s); run on {_either(fits)} devices, "
+                "or --set batch_per_device=null to split the global batch over these")
+        if cfg.accumulate is not None and cfg.accumulate != k:
+            raise ConfigError(
+                f"accumulate {cfg.accumulate} and batch_per_device {cfg.batch_per_device} "
+                f"disagree on {total} device(s) at batch_size {cfg.batch_size} (which gives "
+                f"accumulate {k}); set one of them (--set batch_per_device=null keeps the "
+                f"global batch with accumulate {cfg.accumulate})")
+        return BatchPlan(cfg.batch_size, devices, ranks, k, cfg.batch_per_device * devices,
+                         cfg.batch_per_device)
+    k = cfg.accumulate or 1
+    if cfg.batch_size % (ranks * k) or cfg.batch_size < total * k:
+        raise ConfigError(f"batch_size {cfg.batch_size} does not split into {ranks} rank(s) x "
+                          f"accumulate {k} with an image for each of {total} device(s)")
+    rank_batch = cfg.batch_size // (ranks * k)
+    return BatchPlan(cfg.batch_size, devices, ranks, k, rank_batch, rank_batch // devices)
+
+
+def _either(numbers):
+    """'1, 2 or 4'."""
+    shown = [str(n) for n in numbers]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"

@@ -9,6 +9,7 @@ folder, teacher), the network and optimizer (:func:`build_training`), then the r
 :func:`~gluon_tricks.train.metrics.evaluate` and :func:`end_epoch` (log record,
 checkpoint). One update is :class:`~gluon_tricks.train.step.TrainStep`.
 """
+import itertools
 import os
 import sys
 import time
@@ -19,13 +20,14 @@ import numpy as np
 
 from .. import data as gt_data
 from .. import seeds
+from ..data.shards import device_batches
 from ..errors import RunError
 from ..models.weights import WeightsError, init_from
 from ..run.folder import params_of
 from ..run.lifecycle import Launch, open_run, recipe_mismatch
 from ..run.parallel import SingleProcess, materialize_parameters
 from ..run.progress import Diverged, Progress
-from .config import RECIPES, schedule_of
+from .config import RECIPES, batch_plan, schedule_of
 from .loss_scale import all_finite
 from .metrics import EpochSums, evaluate
 from .mixup import mixer_of
@@ -67,16 +69,17 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
     Every check that can fail runs before the run folder is touched."""
     contexts, dist, launch = contexts or [mx.cpu()], dist or SingleProcess(), launch or Launch()
     check_devices(cfg.dtype, contexts)
-    train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist)
+    plan = batch_plan(cfg, len(contexts), dist.size)
+    train_loader, val_loader = checked_loaders(cfg, rec_train, rec_val, contexts, dist, plan)
+    updates = train_loader.batches_per_epoch // plan.accumulate  # per epoch
     with open_run(out, launch, cfg, RECIPES, best_key="best_top1", dist=dist) as run:
         teacher = load_teacher(cfg, contexts) if cfg.distill else None
         # a resume without a checkpoint (killed in its first epoch) starts as the run did
-        parts, init = build_training(cfg, contexts, dist, teacher,
-                                     train_loader.batches_per_epoch,
+        parts, init = build_training(cfg, contexts, dist, teacher, updates,
                                      fresh_start=not run.has_checkpoint)
         run_log = run.start(cfg)
         start, record = resume(run, parts, cfg, contexts) if launch.resume else (0, None)
-        log_start(run_log, cfg, train_loader, dist, contexts, init)
+        log_start(run_log, cfg, updates, plan, contexts, init)
         note = sets_note(rec_train, rec_val, train_loader.num_samples, val_loader.num_samples)
         if note:
             run_log.info("note: %s", note)
@@ -89,7 +92,7 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
             dist.average_running_stats(parts.net.collect_params())
             val = evaluate(parts.net, val_loader, contexts, cfg.dtype, dist)
             end_epoch(run, cfg, parts, EpochOutcome(epoch, sums, val, time.time() - tic),
-                      dist, train_loader.batches_per_epoch)
+                      dist, updates)
         folder = run.folder
         run_log.info("done after epoch %d/%d: val top-1 %.4f top-5 %.4f (best top-1 %.4f); log "
                      "%s, checkpoints %s, best %s", run.end(start, cfg.epochs), cfg.epochs,
@@ -99,13 +102,13 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
                      best_top1=run.best, run_dir=out)
 
 
-def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
-    """§2.1 data: (train, val) loaders of this rank's shard, its batch the global batch /
-    ranks (in page-locked memory for a GPU), after every check of the files that is cheap
-    enough to run first."""
-    if cfg.batch_size % dist.size:
-        raise RunError(f"batch_size {cfg.batch_size} does not split over {dist.size} ranks")
-    rank_batch = cfg.batch_size // dist.size
+def checked_loaders(cfg, rec_train, rec_val, contexts, dist, plan=None):
+    """§2.1 data: (train, val) loaders of this rank's shard, its batch the rank's micro-batch
+    of the :class:`~gluon_tricks.train.config.BatchPlan` ``plan`` (default: batch_plan on
+    ``contexts`` and ``dist``; in page-locked memory for a GPU), after every check of the
+    files that is cheap enough to run first."""
+    plan = plan or batch_plan(cfg, len(contexts), dist.size)
+    rank_batch = plan.rank_batch
     data = cfg.data.replace(num_workers=cfg.data.workers(dist.local_size))
     gpu = next((c.device_id for c in contexts if c.device_type == "gpu"), None)
     train_loader, val_loader = gt_data.make_loaders(
@@ -120,9 +123,9 @@ def checked_loaders(cfg, rec_train, rec_val, contexts, dist):
     # it is cheap (the validation set is small; the training set is sampled)
     for rec, sample in ((rec_val, None), (rec_train, cfg.data.check_train_images)):
         gt_data.check_images(rec, sample, num_parts=dist.size, part_index=dist.rank)
-    if train_loader.batches_per_epoch == 0:
+    if train_loader.batches_per_epoch < plan.accumulate:
         raise RunError(f"{rec_train}: {train_loader.num_samples} images per rank make no batch "
-                       f"of {rank_batch}; lower --batch-size")
+                       f"of {rank_batch * plan.accumulate}; lower --batch-size")
     return train_loader, val_loader
 
 
@@ -164,7 +167,8 @@ def build_training(cfg, contexts, dist, teacher, batches_per_epoch, fresh_start=
     optimizer = make_optimizer(schedule.lr(1), momentum=cfg.momentum, wd=cfg.wd,
                                multi_precision=cfg.dtype == "float16")
     trainer = dist.trainer(net.collect_params(), optimizer, len(contexts))
-    step = step_of(cfg, net, trainer, contexts, teacher)
+    step = step_of(cfg, net, trainer, contexts, teacher,
+                   batch_plan(cfg, len(contexts), dist.size).accumulate)
     return Training(net, trainer, step, schedule, mixer_of(cfg)), init
 
 
@@ -179,12 +183,13 @@ def resume(run, parts, cfg, contexts):
     return start, record
 
 
-def log_start(run_log, cfg, train_loader, dist, contexts, init):
-    """The run's first lines: what trains on what, what --init loaded, and a teacher trained
-    from another recipe than the row's."""
-    run_log.info("%s: %s, %d images/epoch, global batch %d on %d rank(s) x %s, peak lr %.4g",
-                 cfg.paper or "run", cfg.model, train_loader.batches_per_epoch * cfg.batch_size,
-                 cfg.batch_size, dist.size, contexts, cfg.peak_lr())
+def log_start(run_log, cfg, updates, plan, contexts, init):
+    """The run's first lines: what trains on what (``updates`` per epoch, the
+    :class:`~gluon_tricks.train.config.BatchPlan` ``plan``), what --init loaded, and a
+    teacher trained from another recipe than the row's."""
+    run_log.info("%s: %s, %d images/epoch on %s, peak lr %.4g", cfg.paper or "run", cfg.model,
+                 updates * cfg.batch_size, contexts, cfg.peak_lr())
+    run_log.info("%s", plan.line())
     for line in init.lines(cfg.init) if init is not None else ():
         run_log.info("%s", line)
     if cfg.distill:
@@ -216,38 +221,54 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
     step = parts.step
     sums = EpochSums(step.contexts[0], mixing=mixer is not None)
     step.skipped = 0
-    done = epoch * loader.batches_per_epoch  # updates before this epoch
-    progress = Progress(run_log, epoch, loader.batches_per_epoch, cfg.log_interval,
-                        cfg.batch_size)
-    for batch_index, (data, label) in progress.log_every(_batches(loader, epoch, cfg, dist)):
+    accumulate = step.settings.accumulate
+    updates = loader.batches_per_epoch // accumulate
+    done = epoch * updates  # updates before this epoch
+    progress = Progress(run_log, epoch, updates, cfg.log_interval, cfg.batch_size)
+    batches = _updates(_batches(loader, epoch, cfg, dist, step.contexts), accumulate, updates)
+    for batch_index, micro in progress.log_every(batches):
         lr = sums.lr = parts.schedule.lr(done + batch_index)
         parts.trainer.set_learning_rate(lr)
-        try:
-            loss, outputs = step(data, label, mixer.sample(rng) if mixer is not None else None)
-        except Diverged as e:
-            raise progress.diverged(e.what) from None
-        sums.add(loss, outputs, label)
+        for xs, ys, _ in micro:
+            try:
+                loss, outputs = step(xs, ys, mixer.sample(rng) if mixer is not None else None)
+            except Diverged as e:
+                raise progress.diverged(e.what) from None
+            sums.add(loss, outputs, ys)
         progress.update(lr, sums.mean_loss)
     weights = [a for p in parts.net.collect_params().values() for a in p.list_data()]
     if not all_finite([sums.loss] + weights):
         raise progress.diverged("a training loss or weight is not finite at the epoch's end")
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads
-    if step.scaler is not None and sums.skipped > SKIPPED_WARNING * loader.batches_per_epoch:
+    if step.scaler is not None and sums.skipped > SKIPPED_WARNING * updates:
         run_log.info("warning: %d of %d updates of epoch %d skipped for FP16 overflow (loss "
-                     "scale now %g)", sums.skipped, loader.batches_per_epoch, epoch + 1,
-                     step.scaler.scale)
+                     "scale now %g)", sums.skipped, updates, epoch + 1, step.scaler.scale)
     return sums
 
 
-def _batches(loader, epoch, cfg, dist):
-    """The epoch's batches, behind a progress bar on the root rank's terminal."""
-    batches = loader.epoch(epoch)
+def _batches(loader, epoch, cfg, dist, contexts):
+    """The epoch's batches as each device's share on it, in float32 (mixing runs before the
+    cast), behind a progress bar on the root rank's terminal."""
+    batches = device_batches(loader, epoch, contexts)
     if dist.is_root and sys.stderr.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=loader.batches_per_epoch, leave=False,
                        desc=f"epoch {epoch + 1}/{cfg.epochs}")
     return batches
+
+
+def _updates(batches, accumulate, updates):
+    """``updates`` iterators over ``accumulate`` consecutive ``batches`` each (read one at a
+    time, so that one micro-batch is on the devices at once): an epoch of whole updates, so
+    that none straddles two epochs and a checkpoint is always at an update's end. The
+    micro-batches left over are still read, so that the loader ends its epoch as it does
+    unbroken (its workers, DALI's reset)."""
+    batches = iter(batches)
+    for _ in range(updates):
+        yield itertools.islice(batches, accumulate)
+    for _ in batches:
+        pass
 
 
 @dataclass

@@ -30,18 +30,15 @@ class EpochSums:
         self.lr = self.seconds = None
         self.skipped = 0
 
-    def add(self, loss, outputs, label):
-        """loss: (1,) batch loss sum; outputs: per-device logits of the batch in order;
-        label: (N,) class indices."""
+    def add(self, loss, outputs, labels):
+        """loss: (1,) batch loss sum; outputs: per-device logits of the batch; labels: the
+        (N_d,) class indices of each, on its device."""
         self.loss = self.loss + loss
-        start = 0
-        for z in outputs:
+        for z, y in zip(outputs, labels):
             if not self.mixing:
-                y = label[start:start + z.shape[0]].as_in_context(z.context)
                 hits = (mx.nd.argmax(z.astype("float32"), axis=1) == y).sum()
                 self.correct = self.correct + hits.as_in_context(self.ctx)
-            start += z.shape[0]
-        self.samples += start
+            self.samples += z.shape[0]
 
     def mean_loss(self):
         """This rank's mean loss so far (one host synchronisation)."""

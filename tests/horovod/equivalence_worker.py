@@ -53,7 +53,7 @@ def main(out):
     step = TrainStep(StepSettings.of(cfg), net, trainer, [mx.cpu()])
     for s in range(STEPS):
         trainer.set_learning_rate(0.1 * (s + 1) / STEPS)
-        step(mx.nd.array(data[s, mine]), mx.nd.array(labels[s, mine]))
+        step([mx.nd.array(data[s, mine])], [mx.nd.array(labels[s, mine])])
     name = f"rank{dist.rank}.params" if dist.size > 1 else "single.params"
     net.save_parameters(os.path.join(out, name))
     dist.barrier()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import gluon_tricks.data as gt_data
+from gluon_tricks.data.shards import split_batch
 from gluon_tricks.models import get_model
 from gluon_tricks.run.checkpoints import save_network
 from gluon_tricks.train.config import TrainConfig
@@ -51,7 +52,7 @@ def test_two_devices_compute_what_one_does_without_batchnorm():
                                           len(contexts))
         step = TrainStep(StepSettings.of(cfg), net, trainer, contexts)
         for _ in range(3):
-            step(data, label)
+            step(*split_batch(data, label, contexts))
         nets[name] = {k: p.list_data()[0].asnumpy()
                       for k, p in net._collect_params_with_prefix().items()}
     for k in nets["one"]:
@@ -118,7 +119,7 @@ def test_mixup_runs_on_each_device_within_its_share():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(8, 12)).astype(np.float32)
     _, outputs = TrainStep(StepSettings.of(cfg), net, trainer, TWO)(
-        mx.nd.array(x), mx.nd.arange(8) % 5, partial(mixup, lam=0.3))
+        *split_batch(mx.nd.array(x), mx.nd.arange(8) % 5, TWO), partial(mixup, lam=0.3))
     assert [z.context for z in outputs] == TWO
     for z, share in zip(outputs, (x[:4], x[4:])):
         mixed = 0.3 * share + 0.7 * share[::-1]

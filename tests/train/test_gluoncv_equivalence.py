@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
+from gluon_tricks.data.shards import split_batch
 from gluon_tricks.models import gluoncv_model
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.train.config import resolve
@@ -68,7 +69,7 @@ def ours(cfg, teacher, data, labels, lams):
     for i, (x, y) in enumerate(zip(data, labels), start=1):
         training.trainer.set_learning_rate(training.schedule.lr(i))
         mix = partial(mixup, lam=lams[i - 1]) if cfg.mixup_alpha > 0 else None
-        training.step(mx.nd.array(x), mx.nd.array(y), mix)
+        training.step(*split_batch(mx.nd.array(x), mx.nd.array(y), [mx.cpu()]), mix)
     return start, training.net
 
 

@@ -137,9 +137,9 @@ def test_train_step_counts_skipped_updates_and_stops_a_diverged_run():
     scaler = DynamicLossScaler(init_scale=8.0)
     step = loop.TrainStep(StepSettings(classes=3), net, trainer,
                           [mx.cpu()], scaler=scaler)
-    good = mx.nd.ones((2, 4))
-    bad = mx.nd.array([[float("nan")] * 4, [1.0] * 4])
-    label = mx.nd.array([0, 1])
+    good = [mx.nd.ones((2, 4))]
+    bad = [mx.nd.array([[float("nan")] * 4, [1.0] * 4])]
+    label = [mx.nd.array([0, 1])]
     step(good, label)
     assert step.skipped == 0
     before = net.weight.data().asnumpy().copy()

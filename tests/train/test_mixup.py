@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gluon_tricks.data.shards import split_batch
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.run.recipe import ConfigError
 from gluon_tricks.train.config import TrainConfig, resolve
@@ -125,8 +126,8 @@ def test_cutmix_runs_on_each_device_within_its_share():
     trainer = SingleProcess().trainer(net.collect_params(), make_optimizer(0.1), 2)
     x = np.random.default_rng(3).normal(size=(8, 3, 4, 4)).astype(np.float32)
     step = step_of(TrainConfig(classes=5), net, trainer, two)
-    _, outputs = step(mx.nd.array(x), mx.nd.arange(8) % 5, partial(cutmix, lam=0.5,
-                                                                      centre=(0.1, 0.6)))
+    _, outputs = step(*split_batch(mx.nd.array(x), mx.nd.arange(8) % 5, two),
+                      partial(cutmix, lam=0.5, centre=(0.1, 0.6)))
     (yl, yh, xl, xh), _ = timm_box(0.5, 0, 2, 4, 4)
     for z, share in zip(outputs, (x[:4], x[4:])):
         mixed = share.copy()

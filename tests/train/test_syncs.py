@@ -7,6 +7,7 @@ from functools import partial
 import mxnet as mx
 import pytest
 
+from gluon_tricks.data.shards import split_batch
 from gluon_tricks.train.config import TrainConfig
 from gluon_tricks.train.metrics import EpochSums
 from gluon_tricks.train.mixup import mixup
@@ -55,12 +56,13 @@ def test_host_syncs_per_step(syncs, scaler, per_step):
     trainer = mx.gluon.Trainer(net.collect_params(), make_optimizer(0.1))
     step = TrainStep(StepSettings.of(cfg), net, trainer, [mx.cpu()], scaler=scaler)
     data, label = mx.nd.random.normal(shape=(8, 3, 8, 8)), mx.nd.array(range(8)) % 10
+    xs, ys = split_batch(data, label, [mx.cpu()])
     sums = EpochSums(mx.cpu(), mixing=True)
-    sums.add(*step(data, label, partial(mixup, lam=0.3)), label)  # first step: shapes, kernels, state
+    sums.add(*step(xs, ys, partial(mixup, lam=0.3)), ys)  # first step: shapes, kernels, state
     mx.nd.waitall()
     syncs.clear()
     for _ in range(5):
-        sums.add(*step(data, label, partial(mixup, lam=0.3)), label)
+        sums.add(*step(xs, ys, partial(mixup, lam=0.3)), ys)
     assert len(syncs) == 5 * per_step, syncs
     syncs.clear()
     sums.reduce(type("One", (), {"allreduce_sum": staticmethod(lambda v: v)}))
