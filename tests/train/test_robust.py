@@ -286,9 +286,11 @@ def test_recipe_fuzz_accepts_valid_or_says_one_line(tmp_path):
         flat = dict(cfg.to_dict(), **{f"data.{k}": v for k, v in cfg.to_dict()["data"].items()})
         for key, (low, high, _, _) in RANGES.items():
             value = flat[key]
-            if value is not None:
-                assert (low is None or value >= low) and (high is None or value <= high), \
-                    (recipe, key, value)
+            # a list key's range holds for each of its elements
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if v is not None:
+                    assert (low is None or v >= low) and (high is None or v <= high), \
+                        (recipe, key, value)
     assert 5 < accepted < 400
 
 
