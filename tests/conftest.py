@@ -4,7 +4,7 @@ import pytest
 
 from gluon_tricks.data.demo import make_demo_data
 
-from helpers import subset_rec, train_run
+from helpers import load_tool, subset_rec, train_run, write_run
 
 # the slice: 6 training batches of 64 and a last validation batch of 56, every digit in both
 SMALL_TRAIN, SMALL_VAL = 384, 120
@@ -46,3 +46,19 @@ def trained_demo(demo32, tmp_path_factory):
     paper's bag with label smoothing 0.1 and mixup, about 97% top-1), trained once per
     session: the backbone of the transfer miniatures (tests marked slow)."""
     return train_run(demo32, tmp_path_factory.mktemp("trained_demo") / "run", timeout=3600)
+
+
+@pytest.fixture
+def tool():
+    return load_tool
+
+
+@pytest.fixture
+def make_run():
+    return write_run
+
+
+@pytest.fixture(scope="session")
+def trainer():
+    """:func:`train_run`: a real trained run folder."""
+    return train_run

@@ -1,17 +1,28 @@
-"""What many tests share: the one-line error check, the tiny training setting (ResNet-18-D
-on the 32 px digits with the paper's bag) as a TrainConfig and as command-line flags, and a
-RecordIO writer that does not use our packer, the module-wide scratch folder, and a real
-training run through the command line."""
+"""What many tests share: the one-line error check; the tiny training setting (ResNet-18-D
+on the 32 px digits with the paper's bag) as a TrainConfig and as command-line flags and a
+real training run through the command line; data written without our packer (RecordIO
+sets, the coordinate image, smooth images) and through it (tiny class sets); fake run
+folders (random weights, or log records written by hand); the bad images the checks must
+find; tools/ scripts loaded as modules; the module-wide scratch folder."""
 import contextlib
+import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import cv2
+import numpy as np
+import yaml
+
+from gluon_tricks.data.pack import PackOptions
+from gluon_tricks.data.pack import pack_images
 from gluon_tricks.train.config import TrainConfig
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+
 MXNET_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \.\./src/")  # MXNet's own INFO lines
 
 # batch 64 at lr 0.2, 2 epochs (1 of warmup), cosine, zero gamma, no bias decay, label
@@ -107,3 +118,120 @@ def subset_rec(src, dst_prefix, keep=None, relabel=None, limit=None):
     r.close()
     w.close()
     return dst_prefix + ".rec"
+
+CLASSES = [f"class{i}" for i in range(10)]  # in sorted order: label i is class i
+
+
+def pack_classes(folder, names, per_class=2, size=32, seed=0):
+    """Pack class folders ``names`` of ``per_class`` random PNG images each into
+    ``folder``/set.rec (with set_classes.txt); returns the .rec path."""
+    rng = np.random.default_rng(seed)
+    images = os.path.join(folder, "images")
+    for name in names:
+        os.makedirs(os.path.join(images, name))
+        for i in range(per_class):
+            cv2.imwrite(os.path.join(images, name, f"{i}.png"),
+                        rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+    return pack_images(images, os.path.join(folder, "set"), PackOptions(encoding=".png")).paths[0]
+
+
+def random_params(path, classes, model="resnet18_v1d"):
+    """``model`` with ``classes`` classes and random weights, saved to ``path``."""
+    import mxnet as mx
+
+    from gluon_tricks.models import get_model
+    net = get_model(model, classes=classes)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(path))
+    return str(path)
+
+
+def fake_run(folder, rec_train, classes=10):
+    """A run folder as the trainer leaves it (config.yaml of the tiny setting, command.json
+    naming its training set, best.params) whose network has random weights."""
+    from gluon_tricks.run.recipe import dumps
+
+    os.makedirs(folder)
+    with open(os.path.join(folder, "config.yaml"), "w") as f:
+        f.write(dumps(tiny_config(classes=classes)))
+    with open(os.path.join(folder, "command.json"), "w") as f:
+        json.dump(dict(rec_train=os.path.abspath(rec_train)), f)
+    random_params(os.path.join(folder, "best.params"), classes)
+    return str(folder)
+
+
+def jpeg_bytes(seed=0, size=48):
+    """A whole JPEG of random pixels."""
+    noise = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", noise)[1].tobytes()
+
+
+def cut_in_half(data):
+    """The first half of an encoded image: a JPEG cut short, which libjpeg decodes
+    without an error."""
+    return data[:len(data) // 2]
+
+
+def png_bytes(width, height, whole=True):
+    """A black 1-bit greyscale PNG of ``width`` x ``height`` written by hand (zlib, CRCs):
+    ``whole`` with every row (a 20000 x 20000 one is 50 MB of zeros, 49 KB packed), else
+    its header alone, claiming that size."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    rows = zlib.compress(bytes(height * (1 + (width + 7) // 8)), 9) if whole else b""
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+TOOLS = os.path.join(ROOT, "tools")
+
+
+def load_tool(name):
+    """tools/NAME.py as a module (tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(TOOLS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(path, config, epochs, extra_lines=()):
+    """A run folder as the trainer leaves it: config.yaml and log.jsonl whose epoch records
+    are built from ``epochs`` = [(val_top1, val_top5, samples_per_sec), ...] (fractions),
+    with an interval record before each epoch record."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    best = -1.0
+    with open(os.path.join(path, "log.jsonl"), "w") as f:
+        for epoch, (top1, top5, speed) in enumerate(epochs, start=1):
+            best = max(best, top1)
+            f.write(json.dumps(dict(type="interval", epoch=epoch, batch=1, lr=0.1,
+                                    loss=2.0, samples_per_sec=speed)) + "\n")
+            f.write(json.dumps(dict(type="epoch", epoch=epoch, lr=0.1, train_loss=1.5,
+                                    train_top1=None, val_top1=top1, val_top5=top5,
+                                    val_images=100, samples_per_sec=speed, time_s=3.0,
+                                    loss_scale=None, best_top1=best)) + "\n")
+        for line in extra_lines:
+            f.write(line + "\n")
+    return str(path)
+
+# the "coordinate image": R = x, G = y, B = 100, so every output pixel of a crop tells where
+# in the source it was sampled from; W, H < 256 so that coordinates fit in uint8
+COORD_W, COORD_H, COORD_B = 200, 160, 100
+
+
+def coord_image():
+    """The coordinate image, HxWx3 uint8 RGB."""
+    y, x = np.mgrid[0:COORD_H, 0:COORD_W]
+    return np.stack([x, y, np.full_like(x, COORD_B)], axis=2).astype(np.uint8)
+
+
+def smooth_image(h, w, seed):
+    """A smooth random HxWx3 uint8 RGB image (low-frequency noise, upscaled)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3)).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)

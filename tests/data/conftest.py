@@ -7,24 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import write_rec
-
-# the "coordinate image": R = x, G = y, B = 100, so every output pixel of a crop tells where
-# in the source it was sampled from; W, H < 256 so that coordinates fit in uint8
-COORD_W, COORD_H, COORD_B = 200, 160, 100
-
-
-def coord_image():
-    """The coordinate image, HxWx3 uint8 RGB."""
-    y, x = np.mgrid[0:COORD_H, 0:COORD_W]
-    return np.stack([x, y, np.full_like(x, COORD_B)], axis=2).astype(np.uint8)
-
-
-def smooth_image(h, w, seed):
-    """A smooth random HxWx3 uint8 RGB image (low-frequency noise, upscaled)."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3)).astype(np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+from helpers import COORD_B, COORD_H, COORD_W, coord_image, smooth_image, write_rec
 
 
 @pytest.fixture(scope="session")

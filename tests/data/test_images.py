@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gluon_tricks.data.images import bad_files, decode, file_problem, image_problem
-from tiny_sets import cut_in_half, jpeg_bytes, png_bytes
+from helpers import cut_in_half, jpeg_bytes, png_bytes
 
 
 def test_a_whole_image_passes_and_is_decoded():

@@ -15,8 +15,7 @@ from mxnet import recordio
 from gluon_tricks.data import DataError
 from gluon_tricks.data.pack import PackOptions, pack_images
 
-from helpers import assert_one_line_error
-from tiny_sets import png_bytes
+from helpers import assert_one_line_error, png_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

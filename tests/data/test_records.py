@@ -177,7 +177,7 @@ def test_a_jpeg_cut_short_in_a_record_is_found(tmp_path):
     """A record holding the first half of a JPEG (which MXNet's decoder takes without an
     error): named as cut short, with its record number."""
     from mxnet import recordio
-    from tiny_sets import cut_in_half, jpeg_bytes
+    from helpers import cut_in_half, jpeg_bytes
     prefix = str(tmp_path / "cut")
     w = recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
     for i in range(4):
@@ -194,7 +194,7 @@ def test_a_jpeg_cut_short_in_a_record_is_found(tmp_path):
 def class_lists(tmp_path_factory):
     """Packed sets: ten classes, the same without class3, the first five, and a set
     packed by another tool (no _classes.txt)."""
-    from tiny_sets import CLASSES, pack_classes
+    from helpers import CLASSES, pack_classes
     root = tmp_path_factory.mktemp("class_lists")
     sets = {name: pack_classes(str(root / name), names, per_class=1)
             for name, names in (("full", CLASSES), ("other", CLASSES),

@@ -6,8 +6,7 @@ import pytest
 from gluon_tricks.data import DataError, classes_file
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.train.loop import checked_loaders
-from helpers import tiny_config
-from tiny_sets import CLASSES, pack_classes
+from helpers import CLASSES, pack_classes, tiny_config
 
 
 @pytest.fixture(scope="module")

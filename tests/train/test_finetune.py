@@ -15,8 +15,7 @@ from gluon_tricks.models.weights import WeightsError, init_from
 from gluon_tricks.run.recipe import dumps
 from gluon_tricks.train.config import from_saved, resolve
 from gluon_tricks.train.loop import train
-from helpers import assert_one_line_error, module_folder, subset_rec, tiny_config
-from tiny_sets import fake_run
+from helpers import assert_one_line_error, fake_run, module_folder, subset_rec, tiny_config
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN = os.path.join(ROOT, "recipes", "train_imagenet.py")

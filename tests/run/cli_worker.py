@@ -1,5 +1,5 @@
 """The real command line (``gluon_tricks.cli.train.main``) in one Horovod rank, for
-tests/horovod/test_horovod.py:
+tests/run/test_horovod.py:
 
 - ``{rank}`` in an argument becomes this rank's number (ranks given separate run folders,
   as on machines that share no file system);

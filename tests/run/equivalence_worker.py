@@ -1,6 +1,6 @@
 """K training steps of a small network WITHOUT BatchNorm, on fixed in-memory data, through
 the loop's own pieces (TrainStep, dist.trainer, materialize_parameters,
-dist.broadcast_parameters), for tests/horovod/test_horovod.py.
+dist.broadcast_parameters), for tests/run/test_horovod.py.
 
     python equivalence_worker.py OUT                # one process, the whole global batch
     horovodrun -np N ... equivalence_worker.py OUT  # N ranks, each its slice of every batch

@@ -294,7 +294,7 @@ def test_recipe_fuzz_accepts_valid_or_says_one_line(tmp_path):
     assert 5 < accepted < 400
 
 
-HOLD = os.path.join(ROOT, "tests", "run", "hold_lock.py")
+HOLD = os.path.join(ROOT, "tests", "hold_lock.py")
 
 
 def tree(run):

@@ -11,9 +11,7 @@ import pytest
 
 from gluon_tricks.errors import run_cli
 from gluon_tricks.models import gluoncv_model
-from helpers import assert_one_line_error
-
-from conftest import TOOLS
+from helpers import TOOLS, assert_one_line_error
 
 VALIDATE = os.path.join(TOOLS, "validate.py")
 # the trainer's CLI runs on MXNet's naive engine on CPU; so does this tool's test, so that the
@@ -112,7 +110,7 @@ def test_text_output_names_what_it_scored(run, demo32):
 
 def test_bad_input_is_one_line(tool, run, demo32, tmp_path, capsys):
     """In this process, through the wrapper the script runs main in (that the script itself
-    ends in one line without a traceback: tests/report/test_tools_cli.py)."""
+    ends in one line without a traceback: tests/tools/test_tools_cli.py)."""
     main = tool("validate").main
     params = os.path.join(run, "best.params")
     for args, words in (
@@ -141,7 +139,7 @@ def checked(tmp_path_factory):
     with an undecodable image; networks of 10 and 5 classes (random weights) as .params
     files and a run folder of 10 classes trained on the ten-class set."""
     from helpers import write_rec
-    from tiny_sets import CLASSES, fake_run, pack_classes, random_params
+    from helpers import CLASSES, fake_run, pack_classes, random_params
     root = tmp_path_factory.mktemp("checked")
     sets = {name: pack_classes(str(root / name), names)
             for name, names in (("train", CLASSES), ("val", CLASSES), ("five", CLASSES[:5]),

@@ -11,9 +11,7 @@ import pytest
 from gluon_tricks.data import DataConfig
 from gluon_tricks.models import get_model
 from gluon_tricks.infer.checkpoint import Checkpoint
-from helpers import assert_one_line_error
-
-from conftest import TOOLS
+from helpers import TOOLS, assert_one_line_error
 
 onnx = pytest.importorskip("onnx", reason="`make onnx` installs onnx and onnxruntime")
 onnxruntime = pytest.importorskip("onnxruntime")

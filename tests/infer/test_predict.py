@@ -12,10 +12,7 @@ import pytest
 from gluon_tricks.data import DataConfig
 from gluon_tricks.errors import run_cli
 from gluon_tricks.infer.predict import transform
-from helpers import assert_one_line_error
-from tiny_sets import jpeg_bytes, png_bytes
-
-from conftest import TOOLS
+from helpers import TOOLS, assert_one_line_error, jpeg_bytes, png_bytes
 
 PREDICT = os.path.join(TOOLS, "predict.py")
 
@@ -86,7 +83,7 @@ def test_names_come_from_the_runs_training_set(run, demo32):
 
 def test_bad_input_is_one_line(tool, run, tmp_path, capsys):
     """In this process, through the wrapper the script runs main in (that the script itself
-    ends in one line without a traceback: tests/report/test_tools_cli.py)."""
+    ends in one line without a traceback: tests/tools/test_tools_cli.py)."""
     main = tool("predict").main
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk.jpg").write_bytes(b"not an image")
@@ -108,7 +105,7 @@ def test_bad_input_is_one_line(tool, run, tmp_path, capsys):
 def net(tmp_path_factory):
     """A 10-class network with random weights (.params) and 41 files: 40 whole images and
     one JPEG cut in half, in one folder."""
-    from tiny_sets import cut_in_half, jpeg_bytes, random_params
+    from helpers import cut_in_half, jpeg_bytes, random_params
     root = tmp_path_factory.mktemp("predict_inputs")
     images = root / "images"
     images.mkdir()
