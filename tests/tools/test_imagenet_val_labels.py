@@ -106,7 +106,7 @@ def test_places365_file_lists_as_documented(tmp_path):
         (data / rel).write_bytes(b"")
     shipped = "/a/airfield/00000001.jpg 0\n/b/bakery/shop/00000002.jpg 2\n"
     (tmp_path / "shipped.txt").write_text(shipped)
-    with pytest.raises(DataError, match="which is not in"):
+    with pytest.raises(DataError, match="is not inside"):
         list_with_labels(str(data), str(tmp_path / "shipped.txt"))
     (tmp_path / "train.txt").write_text(
         "".join(line[1:] + "\n" for line in shipped.splitlines()))  # sed 's#^/##'
