@@ -169,18 +169,6 @@ def test_init_of_a_run_carries_its_input_size(demo_run):
     assert plain.data.input_size == 224  # no --init: the network's own
     cfg = resolve(r50, [("model", "resnet18_v1d"), ("init", demo_run)])
     assert (cfg.model, cfg.data.input_size) == ("resnet18_v1d", 32)
-
-
-def test_a_saved_config_is_read_as_recorded_whatever_its_init_folder_holds(demo_run):
-    """A run folder's config.yaml records what the run trained: reading it (the reports,
-    open_checkpoint) does not ask the folder its ``init`` names, which may since hold
-    another run; resolving it again for a new run does."""
-    recorded = resolve(os.path.join(FINETUNE, "resnet50_v1d.yaml")).to_dict()
-    recorded["init"] = demo_run  # since replaced by the demo's ResNet-18-D
-    cfg = from_saved(recorded, "config.yaml")
-    assert (cfg.model, cfg.init, cfg.data.input_size) == ("resnet50_v1d", demo_run, 224)
-    with pytest.raises(RunError, match="weights of a resnet18_v1d run at 32 px"):
-        resolve(None, [(k, v) for k, v in recorded.items() if k != "data"])
     for init in (os.path.join(demo_run, "best.params"),
                  os.path.join(demo_run, "checkpoints", "epoch-0030.params")):
         assert resolve(r50, [("model", "resnet18_v1d"),
