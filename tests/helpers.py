@@ -83,6 +83,17 @@ def assert_one_line_error(stderr, *words):
         assert word in lines[0], (word, lines[0])
 
 
+def assert_refused_in_process(main, args, capsys, *words):
+    """``run_cli(main, args)`` in this process (``args`` made strings) exits 2 with one
+    ``error:`` line on stderr holding every one of ``words``: a command line's refusal,
+    which comes before any work, without a process's start-up."""
+    from gluon_tricks.errors import run_cli
+    status = run_cli(main, [str(a) for a in args])
+    err = capsys.readouterr().err
+    assert status == 2, (args, err[-1000:])
+    assert_one_line_error(err, *words)
+
+
 def write_rec(prefix, images_rgb, labels, img_fmt=".png"):
     """Write HxWx3 uint8 RGB images as prefix.rec/.idx (record i: key i, label labels[i])."""
     from mxnet import recordio

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from gluon_tricks.data import DataConfig
-from gluon_tricks.errors import run_cli
 from gluon_tricks.infer.predict import transform
-from helpers import TOOLS, assert_one_line_error, jpeg_bytes, png_bytes
+from helpers import TOOLS, assert_one_line_error, assert_refused_in_process, jpeg_bytes, png_bytes
 
 PREDICT = os.path.join(TOOLS, "predict.py")
 
@@ -95,10 +94,7 @@ def test_bad_input_is_one_line(tool, run, tmp_path, capsys):
             ((run, tmp_path / "junk.jpg"), ("junk.jpg", "decode")),
             ((run, good, "--classes-file", tmp_path / "three.txt"), ("3 class names", "10")),
             ((run, good, "--topk", 0), ("--topk 0",))):
-        status = run_cli(main, [str(a) for a in args])
-        err = capsys.readouterr().err
-        assert status == 2, (args, err[-1000:])
-        assert_one_line_error(err, *words)
+        assert_refused_in_process(main, args, capsys, *words)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.errors import run_cli
 from gluon_tricks.models import gluoncv_model
-from helpers import TOOLS, assert_one_line_error
+from helpers import TOOLS, assert_one_line_error, assert_refused_in_process
 
 VALIDATE = os.path.join(TOOLS, "validate.py")
 # the trainer's CLI runs on MXNet's naive engine on CPU; so does this tool's test, so that the
@@ -126,10 +125,7 @@ def test_bad_input_is_one_line(tool, run, demo32, tmp_path, capsys):
              ("--classes 5", "holds a network of 10 classes")),
             ((run, "--batch-size", 0, "--rec-val", demo32["val"]), ("--batch-size 0",)),
             ((run, "--gpus", "0", "--rec-val", demo32["val"]), ("--gpus 0",))):
-        status = run_cli(main, [str(a) for a in args])
-        err = capsys.readouterr().err
-        assert status == 2, (args, err[-1000:])
-        assert_one_line_error(err, *words)
+        assert_refused_in_process(main, args, capsys, *words)
 
 
 @pytest.fixture(scope="module")
