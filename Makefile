@@ -100,8 +100,13 @@ transfer: demo $(SCENES)/voc/VOC2007/ImageSets/Main/test.txt
 	    --backbone $(DEMO_RUN) --data $(SCENES)/ade --out runs/digits_segmentation --force
 	$(PY) tools/results_table.py runs/digits_detection runs/digits_segmentation
 
+# The suite on pytest-xdist workers, one per core up to 4, each with one OpenMP thread: most
+# tests start processes or run Python between small kernels, which one core each does best.
+# Tests that share a trained run or a module's fixture stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= $(shell n=$(NPROC); [ $$n -gt 4 ] && n=4; echo $$n)
 test: install horovod onnx dali
-	$(PY) -m pytest -q -m "not slow" --durations=15 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup \
+	    --durations=15 tests
 
 # What `make test` leaves out: the Tables 8 and 9 miniatures (make demo's run as the backbone,
 # then Faster-RCNN and FCN from it and from a random one) and fine-tuning against training

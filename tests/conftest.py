@@ -1,5 +1,8 @@
 """Fixtures shared by the test folders: the digits demo set, built once per session, and a
-small slice of it for the tests of plumbing, and `make demo`'s trained run."""
+small slice of it for the tests of plumbing, and `make demo`'s trained run; and how
+`make test` splits the suite over its pytest-xdist workers."""
+import os
+
 import pytest
 
 from gluon_tricks.data.demo import make_demo_data
@@ -8,6 +11,41 @@ from helpers import load_tool, subset_rec, train_run, write_run
 
 # the slice: 6 training batches of 64 and a last validation batch of 56, every digit in both
 SMALL_TRAIN, SMALL_VAL = 384, 120
+TINY_TRAIN, TINY_VAL = 128, 64
+
+
+# session fixtures that train a network: every test that needs one runs on one worker, so
+# that it is trained once
+SHARED_RUNS = ("learned32", "trained_demo")
+# the Horovod jobs: one at a time, each takes both cores
+HOROVOD_TESTS = ("tests/run/test_horovod.py",)
+
+
+def xdist_group(item):
+    """The worker group of a test under ``--dist loadgroup``: the shared run it needs, else
+    its module when it needs a module's fixture (built once per worker that runs it), else
+    none (scheduled on its own)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    path = os.path.relpath(str(item.path), os.path.dirname(os.path.dirname(__file__)))
+    if path in HOROVOD_TESTS:
+        return "horovod"
+    for name in SHARED_RUNS:
+        if name in info.names_closure:
+            return name
+    for name in info.names_closure:
+        if any(d.scope == "module" for d in info.name2fixturedefs.get(name, ())):
+            return path
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +65,17 @@ def small32(demo32, tmp_path_factory):
     sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
             for split, n in (("train", SMALL_TRAIN), ("val", SMALL_VAL))}
     return dict(sets, train_images=SMALL_TRAIN, val_images=SMALL_VAL)
+
+
+@pytest.fixture(scope="session")
+def tiny32(demo32, tmp_path_factory):
+    """The first TINY_TRAIN / TINY_VAL records of the demo set, as :func:`small32`: two
+    training batches of 64 and one validation batch, for tests of a run's plumbing that
+    train several runs (the ablation ladder, the kills while a checkpoint is written)."""
+    out = tmp_path_factory.mktemp("tiny32")
+    sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
+            for split, n in (("train", TINY_TRAIN), ("val", TINY_VAL))}
+    return dict(sets, train_images=TINY_TRAIN, val_images=TINY_VAL)
 
 
 @pytest.fixture(scope="session")
