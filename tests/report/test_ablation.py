@@ -145,11 +145,11 @@ def parse(markdown):
             for line in lines[2:]]
 
 
-def test_quick_ablation_runs_and_resumes(tool, small32, tmp_path, capsys):
+def test_quick_ablation_runs_and_resumes(tool, tiny32, tmp_path, capsys):
     """``--quick``: the whole ladder and the teacher, one seed, two epochs, on a slice of the
-    digits; then the same command again trains nothing."""
+    digits (two batches an epoch); then the same command again trains nothing."""
     out, runs = tmp_path / "out", tmp_path / "runs"
-    argv = ["--quick", "--data", os.path.dirname(small32["train"]), "--out", str(out),
+    argv = ["--quick", "--data", os.path.dirname(tiny32["train"]), "--out", str(out),
             "--runs", str(runs)]
     main = tool("ablate").main
     assert run_cli(main, argv) == 0
