@@ -2,8 +2,9 @@
 on the 32 px digits with the paper's bag) as a TrainConfig and as command-line flags and a
 real training run through the command line; data written without our packer (RecordIO
 sets, the coordinate image, smooth images) and through it (tiny class sets); fake run
-folders (random weights, or log records written by hand); the bad images the checks must
-find; tools/ scripts loaded as modules; the module-wide scratch folder."""
+folders (random weights, or log records written by hand, of a classification or transfer
+run); the bad images the checks must find; tools/ scripts loaded as modules; the
+module-wide scratch folder."""
 import contextlib
 import importlib.util
 import json
@@ -228,6 +229,25 @@ def write_run(path, config, epochs, extra_lines=()):
                                     loss_scale=None, best_top1=best)) + "\n")
         for line in extra_lines:
             f.write(line + "\n")
+    return str(path)
+
+
+def write_transfer_run(path, config, epochs, backbone_top1=None, extra_lines=()):
+    """A transfer run folder as tools/transfer.py leaves it: config.yaml (``config``, with
+    ``task``) and log.jsonl with a "backbone" record of validation top-1 ``backbone_top1``
+    (a fraction; none if None, as a run from a random backbone logs), one epoch record per
+    dict of ``epochs`` (its task's metrics as fractions, e.g. {"val_map": 0.8}), then
+    ``extra_lines``."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    records = [] if backbone_top1 is None else [dict(
+        type="backbone", params="/backbones/best.params", val_top1=backbone_top1,
+        val_top5=None, backbone_epoch=120)]
+    records += [dict(type="epoch", epoch=epoch, lr=0.001, train_loss=0.5, samples_per_sec=8.0,
+                     time_s=60.0, **metrics) for epoch, metrics in enumerate(epochs, start=1)]
+    with open(os.path.join(path, "log.jsonl"), "w") as f:
+        f.writelines([json.dumps(r) + "\n" for r in records] + [x + "\n" for x in extra_lines])
     return str(path)
 
 # the "coordinate image": R = x, G = y, B = 100, so every output pixel of a crop tells where

@@ -11,10 +11,12 @@ final minus the paper's (percentage points). Beside the model, which conventions
 the row (``paper`` or ``gluoncv``, and any key the run set otherwise, e.g. ``paper;
 initializer=msra``) and, for distillation rows, which loss (the paper's Eq. 6 or GluonCV's
 hard-weighted mix): the differences that change the number are shown where it is. Transfer runs (tools/transfer.py, Tables 8
-and 9) get a table of their own after it: mAP, or pixel accuracy and mIoU, in percent at
-the last epoch, beside the paper's where recorded. Of several paths (a glob such as
-``runs/*``), those that hold no run (``runs/figures`` of the plotting tools, an exported
-file) are skipped with a note on stderr.
+and 9) get a table of their own after it: the backbone's top-1 as the run recorded it
+when it started (the validation top-1 its backbone run logged for the weights used; "-"
+for a .params file without its run's record), mAP, or pixel accuracy and mIoU, in percent
+at the last epoch, beside the paper's (its Top-1 column too) where recorded. Of several
+paths (a glob such as ``runs/*``), those that hold no run (``runs/figures`` of the plotting
+tools, an exported file) are skipped with a note on stderr.
 """
 import argparse
 import os

@@ -4,7 +4,8 @@ recipe it came from (:class:`~gluon_tricks.run.folder.RunFolder` and
 
 Epoch records carry ``epoch`` (1-based), ``val_top1``/``val_top5`` as fractions in [0, 1],
 ``samples_per_sec``, ...; those of a transfer run (``tools/transfer.py``, ``task`` in its
-config) carry its task's metrics instead (``val_map``; ``val_miou``, ``val_pixacc``).
+config) carry its task's metrics instead (``val_map``; ``val_miou``, ``val_pixacc``), and
+its "backbone" record the top-1 of the weights it started from.
 """
 import os
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class RunRecord:
     epochs: list
     command: dict = field(default_factory=dict)
     task: Optional[str] = None  # "detection" or "segmentation" for a transfer run
+    # a transfer run's "backbone" record (gluon_tricks.transfer.loop.backbone_record): the
+    # weights it started from and their val_top1; None if it logged none (random backbone)
+    backbone: Optional[dict] = None
 
     @property
     def name(self):
@@ -122,7 +126,8 @@ def load_run(path):
         cfg = transfer_config.from_saved(raw, folder.config_path)
         return RunRecord(path=path, config=cfg.to_dict(),
                          epochs=_epochs(log, TRANSFER_METRICS[cfg.task]),
-                         command=folder.read_command(), task=cfg.task)
+                         command=folder.read_command(), task=cfg.task,
+                         backbone=log.last_record("backbone"))
     config = from_saved(raw, folder.config_path).to_dict()
     return RunRecord(path=path, config=config, epochs=_epochs(log),
                      command=folder.read_command())

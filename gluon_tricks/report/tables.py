@@ -162,25 +162,31 @@ def markdown(rows, configs=None):
     return markdown_table(COLUMNS, lines)
 
 
-TRANSFER_COLUMNS = ("run", "recipe", "changed", "paper key", "task", "backbone", "epochs",
-                    "mAP", "pixAcc", "mIoU", "best epoch", "images/s", "paper mAP",
-                    "paper pixAcc", "paper mIoU")
+TRANSFER_COLUMNS = ("run", "recipe", "changed", "paper key", "task", "backbone",
+                    "backbone top-1", "epochs", "mAP", "pixAcc", "mIoU", "best epoch",
+                    "images/s", "paper backbone top-1", "paper mAP", "paper pixAcc",
+                    "paper mIoU")
 _PERCENT = (("val_map", "map"), ("val_pixacc", "pixacc"), ("val_miou", "miou"))
 
 
 def transfer_markdown(runs):
     """Transfer runs (Tables 8 and 9) as a Markdown table, columns :data:`TRANSFER_COLUMNS`:
-    the final epoch's metrics in percent and the paper's where :data:`~gluon_tricks.paper.
-    TRANSFER` records them ("-" where a metric does not apply or is not recorded)."""
+    the backbone's top-1 as the run recorded it when it started (its "backbone" record: the
+    validation top-1 that the backbone's own run logged for the weights used), the final
+    epoch's metrics in percent, and the paper's where :data:`~gluon_tricks.paper.TRANSFER`
+    records them, its Top-1 column beside ("-" where a metric does not apply or is not
+    recorded)."""
     lines = []
     for run in runs:
         final, paper = run.final, TRANSFER.get(run.paper_key or "")
+        top1 = (run.backbone or {}).get("val_top1")
         lines.append([run.name, _shown_path(run.recipe) or "?", _changed_cell(run.changes()),
                       run.paper_key or "-", run.task, run.config.get("backbone_model"),
+                      _fmt(100 * top1 if isinstance(top1, (int, float)) else None),
                       _epochs_cell(final["epoch"], run.config.get("epochs"))]
                      + [_fmt(None if final.get(k) is None else 100 * final[k])
                         for k, _ in _PERCENT]
                      + [str(run.best["epoch"]), _fmt(mean_speed(run), ".1f")]
                      + [_fmt(None if paper is None else getattr(paper, name))
-                        for _, name in _PERCENT])
+                        for name in ("backbone_top1",) + tuple(n for _, n in _PERCENT)])
     return markdown_table(TRANSFER_COLUMNS, lines)

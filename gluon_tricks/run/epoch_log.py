@@ -1,8 +1,9 @@
 """A run folder's log.jsonl, for programs: one JSON object per line, "interval" records
-(progress within an epoch) and "epoch" records (what the epoch measured). Appended one
-record at a time; a resume drops the records of the epochs it redoes and adds an epoch's
-record from its checkpoint if a kill came between the two (the checkpoint is written
-first). The report tools read the epoch records back.
+(progress within an epoch), "epoch" records (what the epoch measured) and, in a transfer
+run, a "backbone" record (the weights it started from and their validation top-1).
+Appended one record at a time; a resume drops the records of the epochs it redoes and adds
+an epoch's record from its checkpoint if a kill came between the two (the checkpoint is
+written first). The report tools read the epoch and backbone records back.
 """
 import contextlib
 import json
@@ -43,15 +44,33 @@ class EpochLog:
     def record_of(self, epoch):
         """The (last) "epoch" record of ``epoch``, or None if log.jsonl has none."""
         found = None
+        for r in self._records():
+            if r.get("type") == "epoch" and r.get("epoch") == epoch:
+                found = r
+        return found
+
+    def last_record(self, kind):
+        """The last record of type ``kind`` (e.g. "backbone"), or None if log.jsonl has
+        none."""
+        found = None
+        for r in self._records():
+            if r.get("type") == kind:
+                found = r
+        return found
+
+    def _records(self):
+        """The JSON objects of log.jsonl in order; other lines (one cut short by a kill) and
+        a missing file are passed over."""
         if not os.path.exists(self.path):
-            return None
+            return
         with open(self.path) as f:
             for line in f:
-                with contextlib.suppress(ValueError, AttributeError):
-                    r = json.loads(line)
-                    if r.get("type") == "epoch" and r.get("epoch") == epoch:
-                        found = r
-        return found
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
 
     def truncate_after(self, epoch):
         """On resume: drop the records of epochs after ``epoch`` (they will be redone)."""

@@ -11,6 +11,7 @@ its lock and keeps its configuration. The trainer and every tool ask :class:`Run
     fingerprint.json   the values the run wrote to config.yaml, to name what an edit changed
     command.json       the command line and recipe file that started the run; resumes append
     log.jsonl          for programs: one JSON object per line, "interval" and "epoch" records
+                       (and a transfer run's "backbone" record)
     train.log          for people: the lines the trainer prints
     checkpoints/       epoch-NNNN.params (network), .optimizer (optimizer state) and .json
                        (the epoch's record), the last k epochs and the best one

@@ -9,6 +9,8 @@ published runs), validation (VOC07 mAP, or pixAcc and mIoU), a log record and a 
 (:func:`_epoch`).
 The task (:mod:`.detection`, :mod:`.segmentation`) owns the network, data and metrics.
 """
+import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -50,6 +52,26 @@ def backbone_params(cfg):
                        f"{cfg.backbone_model} (or --set pretrained=false for a random one)")
     return params_of(cfg.backbone, f"; --backbone takes a run folder or .params file of "
                      f"{cfg.backbone_model}")
+
+
+def backbone_record(params):
+    """The log.jsonl record of the backbone weights a run starts from (the .params file
+    ``params``): type "backbone", the file, and the validation ``val_top1`` / ``val_top5``
+    (fractions; ImageNet for Tables 8 and 9) and ``backbone_epoch`` that the run which
+    trained them recorded in the .json beside the file (a run folder's best.json beside
+    best.params, a checkpoint's epoch-NNNN.json); None for each where there is no such
+    record (a .params file from elsewhere, GluonCV's)."""
+    saved = {}
+    try:
+        with open(os.path.splitext(params)[0] + ".json") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        pass
+    if not isinstance(saved, dict) or not isinstance(saved.get("val_top1"), (int, float)):
+        saved = {}
+    return dict(type="backbone", params=os.path.abspath(params),
+                val_top1=saved.get("val_top1"), val_top5=saved.get("val_top5"),
+                backbone_epoch=saved.get("epoch"))
 
 
 def _seed_epoch(cfg, epoch):
@@ -94,6 +116,8 @@ def train_transfer(cfg, data_root, out, contexts=None, launch=None):
                  "%s", cfg.paper or cfg.task, cfg.task, cfg.backbone_model,
                  cfg.backbone if params else "checkpoint" if run.has_checkpoint
                  else "random backbone", cfg.batch_size, len(train_loader), cfg.lr, contexts)
+        if params:
+            _log_backbone(log, backbone_record(params))
         note = recipe_mismatch(cfg.backbone, cfg.backbone_recipe, "backbone")
         if note:
             log.info("note: %s", note)
@@ -103,6 +127,17 @@ def train_transfer(cfg, data_root, out, contexts=None, launch=None):
                              epoch)
     return TransferRunResult(epochs=run.end(start, cfg.epochs), metrics=metrics,
                              best=run.best, best_epoch=run.best_epoch, run_dir=out)
+
+
+def _log_backbone(log, record):
+    """The backbone's record in log.jsonl (what the results table's "backbone top-1" shows)
+    and its line in train.log."""
+    log.record(**record)
+    if record["val_top1"] is None:
+        log.info("backbone top-1: unknown (no record of its run beside %s)", record["params"])
+    else:
+        log.info("backbone top-1: %.2f%% (validation, epoch %s of the run that trained it)",
+                 100 * record["val_top1"], record["backbone_epoch"])
 
 
 def _epoch(run, task, net, trainer, loaders, schedule, epoch):

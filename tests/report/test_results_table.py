@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from helpers import assert_one_line_error, module_folder
+from helpers import assert_one_line_error, module_folder, write_transfer_run
 
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -293,3 +293,43 @@ def test_conventions_and_distillation_loss_beside_the_number(tool, tmp_path, mak
     label = capsys.readouterr().out.splitlines()[0]
     assert label.startswith("r: ") and f"[{conventions}" in label
     assert ("T^2" in label) == (loss != "-") and (loss == "-" or loss in label)
+
+
+def test_transfer_rows_show_the_backbone_top1_beside_the_papers(tool, tmp_path):
+    """Tables 8 and 9 print each backbone's ImageNet top-1 beside its mAP or mIoU: the
+    transfer table shows the top-1 the run recorded for its backbone when it started, and
+    the paper's as printed (Table 8, + mixup w/o distill: 79.16 top-1, 81.10 mAP; Table 9,
+    B-standard: 76.14 top-1, 78.08 pixAcc, 37.05 mIoU). A run that recorded none (from a
+    random backbone, or a .params file without its run's record) shows "-"."""
+    detection = write_transfer_run(
+        tmp_path / "det_mixup", dict(task="detection", backbone_model="resnet50_v1d",
+                                     paper="table8/resnet50/mixup", epochs=20),
+        [{"val_map": 0.70}, {"val_map": 0.805}], backbone_top1=0.7921)
+    segmentation = write_transfer_run(
+        tmp_path / "seg_b", dict(task="segmentation", backbone_model="resnet50_v1b",
+                                 paper="table9/resnet50/b_standard", epochs=120),
+        [{"val_miou": 0.36, "val_pixacc": 0.775}])
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([detection, segmentation, "--out", str(out)]) == 0
+    det, seg = parse(out.read_text())
+    assert {k: det[k] for k in ("backbone", "backbone top-1", "mAP", "pixAcc",
+                                "paper backbone top-1", "paper mAP", "paper mIoU")} == {
+        "backbone": "resnet50_v1d", "backbone top-1": "79.21", "mAP": "80.50", "pixAcc": "-",
+        "paper backbone top-1": "79.16", "paper mAP": "81.10", "paper mIoU": "-"}
+    assert {k: seg[k] for k in ("backbone top-1", "mAP", "pixAcc", "mIoU",
+                                "paper backbone top-1", "paper pixAcc", "paper mIoU")} == {
+        "backbone top-1": "-", "mAP": "-", "pixAcc": "77.50", "mIoU": "36.00",
+        "paper backbone top-1": "76.14", "paper pixAcc": "78.08", "paper mIoU": "37.05"}
+
+
+def test_the_last_backbone_record_is_the_runs(tmp_path):
+    """A run restarted before its first checkpoint (--resume without one) logs its
+    backbone again: of two records the last is the one it trained from; a last line cut
+    short by a kill is passed over."""
+    from gluon_tricks.report.runs import load_run
+    path = write_transfer_run(
+        tmp_path / "restarted", dict(task="detection", paper="table8/resnet50/cosine"),
+        [{"val_map": 0.79}], backbone_top1=0.77,
+        extra_lines=['{"type": "backbone", "params": "/b/best.params", "val_top1": 0.7791}',
+                     '{"type": "backbo'])
+    assert load_run(path).backbone["val_top1"] == 0.7791

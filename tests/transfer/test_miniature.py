@@ -42,6 +42,17 @@ def last_epoch(out):
         return [json.loads(line) for line in f if '"epoch"' in line][-1]
 
 
+def backbone_records(out):
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["type"] == "backbone"]
+
+
+def best_top1(run_folder):
+    """The validation top-1 the classification run logged for its best epoch."""
+    with open(os.path.join(run_folder, "log.jsonl")) as f:
+        return max(r["val_top1"] for r in map(json.loads, f) if r["type"] == "epoch")
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     with module_folder(tmp_path_factory, "transfer") as root:
@@ -133,6 +144,11 @@ def test_a_resumed_run_equals_an_unbroken_one(folder, few_scenes, small_backbone
     for name in a:
         np.testing.assert_array_equal(a[name].asnumpy(), b[name].asnumpy(), err_msg=name)
     assert last_epoch(straight)["val_miou"] == last_epoch(broken)["val_miou"]
+    # the backbone's top-1 is logged once, when the run starts, and a resume keeps it
+    for out in (straight, broken):
+        (record,) = backbone_records(out)
+        assert record["val_top1"] == best_top1(small_backbone)
+        assert record["params"] == os.path.join(small_backbone, "best.params")
 
 
 def test_two_devices_train_and_checkpoint_one_network(folder, scenes, small_backbone):
@@ -156,7 +172,7 @@ def test_two_devices_train_and_checkpoint_one_network(folder, scenes, small_back
 
 
 @pytest.mark.slow
-def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs):
+def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs, backbone):
     done = run(os.path.join(ROOT, "tools", "results_table.py"), *detection_runs,
                *segmentation_runs)
     rows = [line for line in done.stdout.splitlines() if line.startswith("| det_")
@@ -165,8 +181,10 @@ def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs):
     pretrained = next(r for r in rows if r.startswith("| det_pretrained"))
     cells = [c.strip() for c in pretrained.strip("|").split("|")]
     assert cells[1] == "recipes/transfer/digits_detection.yaml" and cells[2] == "epochs"
-    assert cells[4:7] == ["detection", "resnet18_v1d", "1/1"]
-    assert float(cells[7]) == pytest.approx(100 * last_epoch(detection_runs[0])["val_map"],
+    assert cells[4:6] == ["detection", "resnet18_v1d"] and cells[7] == "1/1"
+    # the backbone's top-1: the best epoch of the run folder given as --backbone
+    assert float(cells[6]) == pytest.approx(100 * best_top1(backbone), abs=0.006)
+    assert float(cells[8]) == pytest.approx(100 * last_epoch(detection_runs[0])["val_map"],
                                             abs=0.006)
 
 
