@@ -11,7 +11,7 @@ from helpers import load_tool, subset_rec, train_run, write_run
 
 # the slice: 6 training batches of 64 and a last validation batch of 56, every digit in both
 SMALL_TRAIN, SMALL_VAL = 384, 120
-TINY_TRAIN, TINY_VAL = 128, 64
+TINY_TRAIN, TINY_VAL = 128, 100
 
 
 # session fixtures that train a network: every test that needs one runs on one worker, so
@@ -70,8 +70,9 @@ def small32(demo32, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny32(demo32, tmp_path_factory):
     """The first TINY_TRAIN / TINY_VAL records of the demo set, as :func:`small32`: two
-    training batches of 64 and one validation batch, for tests of a run's plumbing that
-    train several runs (the ablation ladder, the kills while a checkpoint is written)."""
+    training batches of 64, and validation batches of 64 and 36, for tests of a run's
+    plumbing that train several runs (the ablation ladder, the kills while a checkpoint is
+    written, resumes on two devices or with accumulation)."""
     out = tmp_path_factory.mktemp("tiny32")
     sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
             for split, n in (("train", TINY_TRAIN), ("val", TINY_VAL))}

@@ -92,7 +92,7 @@ def test_checkpoints_hold_one_device_copy_unchanged(tmp_path):
         assert saved.dtype == np.float16 and np.all(saved.asnumpy() == value)
 
 
-def test_two_device_run_saves_the_network_it_validated(two_device_runs, small32):
+def test_two_device_run_saves_the_network_it_validated(two_device_runs, tiny32):
     """A 2-epoch run on two devices: the best epoch's logged top-1 is what best.params
     scores on one device (within one image of float rounding in the split batch)."""
     run = two_device_runs["straight"]
@@ -101,9 +101,9 @@ def test_two_device_run_saves_the_network_it_validated(two_device_runs, small32)
     net = get_model("resnet18_v1d", classes=10)
     net.load_parameters(os.path.join(run, "best.params"), ctx=mx.cpu())
     _, val = gt_data.make_loaders(gt_data.DataConfig(input_size=32, num_workers=1),
-                                  small32["train"], small32["val"], 64)
+                                  tiny32["train"], tiny32["val"], 64)
     top1, _, n = evaluate(net, val, [mx.cpu()], "float32", SingleProcess())
-    assert n == small32["val_images"], n
+    assert n == tiny32["val_images"], n
     assert abs(top1 - best["val_top1"]) <= 1 / n + 1e-9, (top1, best)
 
 
@@ -175,15 +175,15 @@ train(cfg, {train!r}, {val!r}, sys.argv[1], contexts=two, launch=Launch(**kwargs
 
 
 @pytest.fixture(scope="module")
-def two_device_runs(small32, tmp_path_factory):
-    """Two epochs on two devices on the slice, straight and as 1 + resume, each part in a
+def two_device_runs(tiny32, tmp_path_factory):
+    """Two epochs on two devices on the small slice, straight and as 1 + resume, each part in a
     process of its own under MXNet's naive engine, as the CLI runs on CPU: the threaded
     engine lets the two CPU 'devices' run at once on shared cores, and oneDNN then sums in
     an order that depends on timing (two identical straight runs differ too)."""
     with module_folder(tmp_path_factory, "two_devices") as root:
         script = root / "run.py"
         script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__)),
-                                               train=small32["train"], val=small32["val"]))
+                                               train=tiny32["train"], val=tiny32["val"]))
         env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
         for run, how in (("straight", "2"), ("split", "1"), ("split", "resume")):
             done = subprocess.run([sys.executable, str(script), str(root / run), how], env=env,

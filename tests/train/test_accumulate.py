@@ -205,11 +205,11 @@ def test_the_lr_of_update_u_does_not_depend_on_accumulation(images):
     assert seen[4] == seen[1]
 
 
-def test_an_accumulating_run_resumes_bit_identical_and_states_its_plan(small32, tmp_path):
+def test_an_accumulating_run_resumes_bit_identical_and_states_its_plan(tiny32, tmp_path):
     """The digits run at global batch 64 as 2 micro-batches of 32: 2 epochs straight, and 1
     epoch then --resume (checkpoints are at epoch ends, so at update ends) end on the same
     bits; the log's first lines state the plan."""
-    flags = ["--rec-train", small32["train"], "--rec-val", small32["val"], *tiny_flags(),
+    flags = ["--rec-train", tiny32["train"], "--rec-val", tiny32["val"], *tiny_flags(),
              "--set", "accumulate=2"]
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     for args in ([*flags, "--out", straight], [*flags, "--out", split, "--stop-after", "1"],
