@@ -10,7 +10,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_tricks.cli import train as cli_train
 from gluon_tricks.data.shards import split_batch
+from gluon_tricks.errors import run_cli
 from gluon_tricks.run.parallel import SingleProcess
 from gluon_tricks.run.recipe import ConfigError
 from gluon_tricks.train.config import TrainConfig, batch_plan, schedule_of
@@ -19,7 +21,7 @@ from gluon_tricks.train.loss_scale import StaticLossScaler
 from gluon_tricks.train.optim import make_optimizer
 from gluon_tricks.train.step import StepSettings, TrainStep
 
-from helpers import tiny_flags
+from helpers import assert_one_line_error, tiny_flags
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TRAIN_PY = os.path.join(ROOT, "recipes", "train_imagenet.py")
@@ -226,14 +228,53 @@ def test_an_accumulating_run_resumes_bit_identical_and_states_its_plan(small32, 
         np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=k)
 
 
-def test_print_config_states_the_plan_on_the_gpus_given():
-    """--print-config --gpus: the plan on that many devices (on stderr, stdout is the
-    recipe), with no GPU here."""
-    recipe = os.path.join(ROOT, "recipes", "table6", "resnet50_v1d_distill_mixup.yaml")
-    for gpus, line in (("0", "1 device(s) (1 rank(s) x 1) x 128 per device x accumulate 8"),
-                       ("0,1", "2 device(s) (1 rank(s) x 2) x 128 per device x accumulate 4")):
-        proc = subprocess.run([sys.executable, TRAIN_PY, "--recipe", recipe, "--print-config",
-                               "--gpus", gpus, "--set", "batch_per_device=128"],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert f"# global batch 1024 = {line}; BN batch 128" in proc.stderr.splitlines()
+TABLE6_BAG = os.path.join(ROOT, "recipes", "table6", "resnet50_v1d_distill_mixup.yaml")
+
+
+def print_config(capsys, *flags):
+    """``train_imagenet.py --recipe TABLE6_BAG --print-config FLAGS`` in this process (the
+    command line's work without its process set-up): (exit status, stdout, stderr)."""
+    args = cli_train.parse_args(["--recipe", TABLE6_BAG, "--print-config", *flags])
+    status = run_cli(cli_train.run, args)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+@pytest.mark.parametrize("flags, line", [
+    (["--gpus", "0"], "1 device(s) (1 rank(s) x 1) x 128 per device x accumulate 8"),
+    (["--gpus", "0,1"], "2 device(s) (1 rank(s) x 2) x 128 per device x accumulate 4"),
+    (["--gpus", "0,1,2,3"], "4 device(s) (1 rank(s) x 4) x 128 per device x accumulate 2"),
+    # a Horovod job: one device per rank, whatever --gpus lists (a host's GPUs)
+    (["--gpus", "0,1,2,3,4,5,6,7", "--ranks", "8"],
+     "8 device(s) (8 rank(s) x 1) x 128 per device x accumulate 1"),
+    (["--gpus", "0,1,2,3", "--ranks", "2"],
+     "2 device(s) (2 rank(s) x 1) x 128 per device x accumulate 4"),
+    (["--ranks", "4"], "4 device(s) (4 rank(s) x 1) x 128 per device x accumulate 2"),
+], ids=["1 GPU", "2 GPUs", "4 GPUs", "8 ranks", "2 ranks", "4 ranks on CPU"])
+def test_print_config_states_the_plan_on_the_gpus_given(capsys, flags, line):
+    """--print-config --gpus (and --ranks, a Horovod job's size): the plan on that many
+    devices (on stderr, stdout is the recipe), with no GPU here."""
+    status, out, err = print_config(capsys, *flags, "--set", "batch_per_device=128")
+    assert status == 0, err[-3000:]
+    assert f"# global batch 1024 = {line}; BN batch 128" in err.splitlines()
+    assert "\nbatch_per_device: 128\n" in out and "global batch" not in out
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--gpus", "0,1,2,3,4,5,6,7", "--ranks", "16"],
+     ["1024", "128 x 16 device(s)", "1, 2, 4 or 8 devices"]),
+    (["--ranks", "0"], ["--ranks 0", "positive"]),
+    (["--gpus", "0,1", "--ranks", "-2"], ["--ranks -2", "positive"]),
+])
+def test_print_config_refuses_ranks_it_cannot_plan(capsys, flags, words):
+    status, _, err = print_config(capsys, *flags)
+    assert status == 2, err[-3000:]
+    assert_one_line_error(err, *words)
+
+
+def test_ranks_is_refused_without_print_config(capsys):
+    """--ranks only sizes --print-config's plan: a run's ranks are horovodrun's (refused
+    before any other check, such as the missing data files)."""
+    args = cli_train.parse_args(["--recipe", TABLE6_BAG, "--ranks", "2", "--gpus", "0"])
+    assert run_cli(cli_train.run, args) == 2
+    assert_one_line_error(capsys.readouterr().err, "--ranks 2", "only with --print-config")
