@@ -1,5 +1,7 @@
 """A run folder's log.jsonl, for programs: one JSON object per line, "interval" records
-(progress within an epoch) and "epoch" records (what the epoch measured). Appended one
+(progress within an epoch), "epoch" records (what the epoch measured) and whatever else a
+trainer logs (the classification trainer: a "plan" record, the batch plan of the devices
+it trains on from its ``epoch``, at each start and resume). Appended one
 record at a time; a resume drops the records of the epochs it redoes and adds an epoch's
 record from its checkpoint if a kill came between the two (the checkpoint is written
 first). The report tools read the epoch records back.
@@ -60,6 +62,20 @@ class EpochLog:
         with open(self.path) as f:
             kept = [line for line in f if line.strip() and _epoch_of(line) <= epoch]
         replace_atomically(self.path, lambda tmp: write_text(tmp, "".join(kept)))
+
+    def records(self, kind):
+        """The records of type ``kind`` in file order; [] without a log. Lines that are not
+        JSON objects are skipped (:meth:`read_epochs` names them)."""
+        if not os.path.exists(self.path):
+            return []
+        found = []
+        with open(self.path, errors="replace") as f:
+            for line in f:
+                with contextlib.suppress(ValueError, AttributeError):
+                    record = json.loads(line)
+                    if record.get("type") == kind:
+                        found.append(record)
+        return found
 
     def read_epochs(self, metrics=("val_top1", "val_top5")):
         """The "epoch" records in epoch order, one per epoch (a record repeated after a
