@@ -4,6 +4,7 @@
     python tools/bench_train.py --steps 30 --case resnet18_v1d:32:128
     python tools/bench_train.py --horovod       # 1 and 2 Horovod ranks on this machine
     python tools/bench_train.py --profile --case resnet18_v1b:32:64   # where a step's time goes
+    python tools/bench_train.py --accumulate 1 2 4   # one global batch in 1, 2 and 4 passes
 
 Both loops train the same network, hybridized as the trainer does
 (``gluon_tricks.train.nets.hybridize_student``), with the same NAG optimizer on the same in-memory batch; ours
@@ -17,6 +18,13 @@ With --horovod: images/s of our step with hvd.DistributedTrainer under
 scaling efficiency img/s(R ranks) / (R x img/s(1 rank with the same threads)). The ranks
 share the machine's cores, so this measures the cost of the gradient allreduce and of
 splitting the cores, not the scaling across GPUs or machines.
+
+With --accumulate K [K ...]: images/s of our step on the digits (scikit-learn's 8 x 8 digits,
+the demo set's images, upscaled to the case's input size; 10 classes) at the same global
+batch BATCH made of K micro-batches of BATCH / K, one optimizer update per K passes, as the
+trainer accumulates (``accumulate``, issue 33); one row per K, with its speed relative to
+the first K. Default case: ACCUMULATE_CASE, the demo's network at the digits' 32 px and twice
+its batch. It shows what accumulating costs beyond its smaller passes.
 
 With --profile: MXNet's profiler over the timed steps of our step, one table per case of the
 operators by total time (ms per step, calls per step, share of all operator time), under the
@@ -33,10 +41,13 @@ import sys
 import tempfile
 import time
 
+from gluon_tricks.errors import UserError, run_cli
 from gluon_tricks.markdown import markdown_header, markdown_row
 
 CASES = ["resnet50_v1d:224:16", "resnet18_v1d:32:128"]
 HOROVOD_CASES = ["resnet18_v1d:32:64"]
+ACCUMULATE_CASE = "resnet18_v1d:32:128"
+DIGITS_CLASSES = 10
 
 
 def measure(loop, model, size, batch, steps, warmup, profile=False):
@@ -147,6 +158,106 @@ def print_profile(case, result, steps):
             print(markdown_row((i, f"{f:.2f}", f"{b:.2f}", f"{b / f:.1f}")))
 
 
+def digits(batch, size):
+    """The first ``batch`` of scikit-learn's digits (repeated if need be) as the trainer sees
+    the demo set's: (float32 NDArray (batch, 3, size, size) of grey levels in [0, 1],
+    upscaled, grey in all three channels; (batch,) labels 0..9)."""
+    import cv2
+    import mxnet as mx
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    found = load_digits()  # 8 x 8 images of grey levels 0..16
+    index = np.arange(batch) % len(found.images)
+    grey = np.stack([cv2.resize((found.images[i] / 16.0).astype(np.float32), (size, size),
+                                interpolation=cv2.INTER_CUBIC) for i in index])
+    images = np.repeat(grey[:, None], 3, axis=1)
+    return mx.nd.array(images), mx.nd.array(found.target[index])
+
+
+def measure_accumulate(case, accumulate, steps, warmup):
+    """Images/s of ``steps`` timed updates of our step (after ``warmup``) on the digits, each
+    of ``accumulate`` micro-batches of BATCH / accumulate images (``case``:
+    MODEL:SIZE:BATCH, BATCH the global batch), and peak RSS in MiB."""
+    import mxnet as mx
+    from mxnet import gluon
+
+    from gluon_tricks.data.shards import split_batch
+    from gluon_tricks.models import get_model, initializer
+    from gluon_tricks.run.schedule import LRSchedule
+    from gluon_tricks.train.config import TrainConfig
+    from gluon_tricks.train.nets import hybridize_student
+    from gluon_tricks.train.optim import make_optimizer
+    from gluon_tricks.train.step import step_of
+
+    model, size, batch = case.split(":")
+    size, batch = int(size), int(batch)
+    micro = batch // accumulate
+    data, label = digits(batch, size)
+    mx.random.seed(0)
+    net = get_model(model, classes=DIGITS_CLASSES)
+    net.initialize(initializer())
+    hybridize_student(net, [mx.cpu()])
+    trainer = gluon.Trainer(net.collect_params(), make_optimizer(0.1))
+    step = step_of(TrainConfig(model=model, classes=DIGITS_CLASSES), net, trainer, [mx.cpu()],
+                   accumulate=accumulate)
+    schedule = LRSchedule(peak_lr=0.1, batches_per_epoch=steps + warmup, epochs=1,
+                          warmup_epochs=0, mode="cosine")
+    parts = [split_batch(data[i * micro:(i + 1) * micro], label[i * micro:(i + 1) * micro],
+                         [mx.cpu()]) for i in range(accumulate)]
+
+    def update(i):
+        trainer.set_learning_rate(schedule.lr(i))
+        for xs, ys in parts:
+            loss, _ = step(xs, ys)
+        return loss
+    for i in range(1, warmup + 1):
+        update(i).wait_to_read()
+    tic = time.perf_counter()
+    for i in range(warmup + 1, warmup + steps + 1):
+        update(i).wait_to_read()  # one sync per update, as in the other measurements
+    elapsed = time.perf_counter() - tic
+    return dict(images_per_sec=steps * batch / elapsed,
+                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def check_accumulate(cases, accumulates):
+    """UserError (one line) for an --accumulate K that does not divide a case's BATCH."""
+    for case in cases:
+        batch = int(case.split(":")[2])
+        bad = [k for k in accumulates if k < 1 or batch % k]
+        if bad:
+            raise UserError(f"--accumulate {bad[0]}: the global batch {batch} of {case} does "
+                            "not split into that many equal micro-batches; choose divisors "
+                            "of it")
+
+
+def bench_accumulate(cases, accumulates, args):
+    """The --accumulate table: one row per case and number of micro-batches, each measured in
+    a process of its own (``args``: steps, warmup, repeat), best of the repeats, the
+    accumulation counts interleaved so that drift hits all alike."""
+    print(markdown_header(("model", "input", "global batch", "accumulate", "micro-batch",
+                           "img/s", f"vs accumulate {accumulates[0]}", "peak MiB")))
+    for case in cases:
+        model, size, batch = case.split(":")
+        best = {}
+        for _ in range(args.repeat):
+            for k in accumulates:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--one-accumulate", f"{k}:{case}", "--steps",
+                     str(args.steps), "--warmup", str(args.warmup)],
+                    capture_output=True, text=True, check=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                if k not in best or r["images_per_sec"] > best[k]["images_per_sec"]:
+                    best[k] = r
+        first = best[accumulates[0]]["images_per_sec"]
+        for k in accumulates:
+            speed = best[k]["images_per_sec"]
+            print(markdown_row((model, size, batch, k, int(batch) // k, f"{speed:.1f}",
+                                f"{speed / first:.3f}", f"{best[k]['peak_rss_mib']:.0f}")))
+    return 0
+
+
 def measure_rank(model, size, batch, steps, warmup):
     """Images/s over all ranks of our step with the job's trainer (hvd.DistributedTrainer
     under horovodrun), BATCH images per rank; each rank trains on its own random batch."""
@@ -234,9 +345,20 @@ def main(argv=None):
                    + ", ".join(HOROVOD_CASES))
     p.add_argument("--profile", action="store_true",
                    help="MXNet's profiler over our step: operators by time, per case")
+    p.add_argument("--accumulate", type=int, nargs="+", metavar="K",
+                   help="images/s of our step on the digits at the case's global batch made "
+                   f"of K micro-batches, one row per K (e.g. 1 2 4); default case: "
+                   f"{ACCUMULATE_CASE}")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: "LOOP:MODEL:SIZE:BATCH"
     p.add_argument("--one-rank", help=argparse.SUPPRESS)  # internal: "MODEL:SIZE:BATCH"
+    p.add_argument("--one-accumulate", help=argparse.SUPPRESS)  # internal: "K:MODEL:SIZE:BATCH"
     args = p.parse_args(argv)
+    if args.one_accumulate:
+        k, case = args.one_accumulate.split(":", 1)
+        print(json.dumps(measure_accumulate(case, int(k), args.steps, args.warmup)))
+        return 0
+    if args.accumulate:
+        check_accumulate(args.case or [ACCUMULATE_CASE], args.accumulate)
     if args.one_rank:
         model, size, batch = args.one_rank.split(":")
         r = measure_rank(model, int(size), int(batch), args.steps, args.warmup)
@@ -257,6 +379,8 @@ def main(argv=None):
           f"MXNET_ENGINE_TYPE={os.environ['MXNET_ENGINE_TYPE']}, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {args.steps} timed steps, "
           f"best of {args.repeat}")
+    if args.accumulate:
+        return bench_accumulate(args.case or [ACCUMULATE_CASE], args.accumulate, args)
     if args.profile:
         for case in args.case or CASES:
             out = subprocess.run([sys.executable, __file__, "--one", f"ours:{case}", "--profile",
@@ -288,4 +412,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -10,6 +10,8 @@ description, else its paper key, else the folder name, and in brackets the conve
 trained under (paper or gluoncv, and any key set otherwise) and, for distillation, its loss
 (Eq. 6 or GluonCV's hard-weighted mix); the tool prints the same per run. With --published the figure also
 draws the published curves (dashed), and for each run the tool prints
+its batch plan beside the published run's (images per device, devices, accumulation,
+BatchNorm's batch; whether the global and BN batch are the authors'),
 ``epoch | ours | published | gap`` and one line saying whether the run is on track (within
 the spread of the authors' own sibling runs below the published curve;
 gluon_tricks/report/tracking.py). Published runs: gluon_tricks/published_runs.json; one
@@ -67,6 +69,7 @@ def main(argv=None):
                 rows = tracking.compare(run, reference)
                 print(f"{run.name} against the published {name} "
                       f"({reference.namespace.get('num_epochs')} epochs):")
+                print(tracking.batch_line(run, reference))
                 print(tracking.table(rows))
                 print(tracking.verdict(rows, reference.namespace.get("num_epochs", 120)))
                 if reference not in references:

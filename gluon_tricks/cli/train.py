@@ -23,6 +23,10 @@ def parse_args(argv=None):
     add_run_arguments(p, "the global batch size", "label_smoothing=0.1")
     p.add_argument("--horovod", action="store_true",
                    help="one process per rank under horovodrun (detected when launched by it)")
+    p.add_argument("--ranks", type=int, metavar="N",
+                   help="with --print-config: the plan of a Horovod job of N ranks (horovodrun "
+                   "-np N), one device each, as such a job runs (default: one process on "
+                   "--gpus)")
     return p.parse_args(argv)
 
 
@@ -33,12 +37,14 @@ def run(args):
     from ..gpu.devices import parse_gpus
     from .common import launch_of, require, run_folder_and_recipe
 
+    ranks = checked_ranks(args)
     folder, saved, recipe = run_folder_and_recipe(args)
     cfg, changed, notes = configuration(recipe, args)
     if args.print_config:
         print(dumps(cfg))  # stdout stays the recipe; the plan on --gpus (no device touched)
-        print(f"# {batch_plan(cfg, max(len(parse_gpus(args.gpus)), 1)).line()}",
-              file=sys.stderr)
+        # a Horovod rank drives one device (its host's gpus[local_rank]), a process all
+        devices = 1 if args.ranks else max(len(parse_gpus(args.gpus)), 1)
+        print(f"# {batch_plan(cfg, devices, ranks).line()}", file=sys.stderr)
         return 0
     rec_train = args.rec_train or saved.get("rec_train")
     rec_val = args.rec_val or saved.get("rec_val")
@@ -59,6 +65,21 @@ def run(args):
     from ..train.loop import train
     train(cfg, rec_train, rec_val, args.out, contexts=contexts, dist=dist, launch=launch)
     return 0
+
+
+def checked_ranks(args):
+    """The Horovod size --ranks gives --print-config (default 1: one process); RunError
+    (one line) for --ranks without --print-config (a job's size is horovodrun's -np) or
+    below 1."""
+    from ..errors import RunError
+    if args.ranks is None:
+        return 1
+    if not args.print_config:
+        raise RunError(f"--ranks {args.ranks}: only with --print-config (a Horovod job's "
+                       "size is horovodrun's -np)")
+    if args.ranks < 1:
+        raise RunError(f"--ranks {args.ranks}: expected a positive number of Horovod ranks")
+    return args.ranks
 
 
 def configuration(recipe, args):

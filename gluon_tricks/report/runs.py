@@ -8,13 +8,13 @@ config) carry its task's metrics instead (``val_map``; ``val_miou``, ``val_pixac
 its "backbone" record the top-1 of the weights it started from.
 """
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from ..run.epoch_log import EpochLog
 from ..run.folder import RunFolder, RunFolderError
 from ..run.recipe import ConfigError, config_diff
-from ..train.config import from_saved, resolve
+from ..train.config import BatchPlan, from_saved, resolve
 from ..transfer import config as transfer_config
 from ..transfer.detection import METRICS as DETECTION_METRICS
 from ..transfer.segmentation import METRICS as SEGMENTATION_METRICS
@@ -30,6 +30,10 @@ class RunRecord:
     config : config.yaml as a dict of every TrainConfig key (model, epochs, paper, data, ...).
     epochs : the "epoch" records of log.jsonl in epoch order, one per epoch (a record
         repeated after a resume: the last one wins).
+    plans : (the epoch it trains from, :class:`~gluon_tricks.train.config.BatchPlan`) of
+        each "plan" record of log.jsonl (the devices a start or resume trained on), a
+        resume on the same plan dropped; [] for a run that logged none (from before they
+        were logged, or a transfer run).
     """
     path: str
     config: dict
@@ -39,6 +43,7 @@ class RunRecord:
     # a transfer run's "backbone" record (gluon_tricks.transfer.loop.backbone_record): the
     # weights it started from and their val_top1; None if it logged none (random backbone)
     backbone: Optional[dict] = None
+    plans: list = field(default_factory=list)
 
     @property
     def name(self):
@@ -130,7 +135,21 @@ def load_run(path):
                          backbone=log.last_record("backbone"))
     config = from_saved(raw, folder.config_path).to_dict()
     return RunRecord(path=path, config=config, epochs=_epochs(log),
-                     command=folder.read_command())
+                     command=folder.read_command(), plans=_plans(log))
+
+
+def _plans(log):
+    """RunRecord.plans of the EpochLog ``log``: a record without its epoch and every field
+    of a BatchPlan as a positive whole number (written by hand, cut short) is left out."""
+    names = [f.name for f in fields(BatchPlan)]
+    plans = []
+    for record in log.records("plan"):
+        values = [record.get(k) for k in ["epoch"] + names]
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+            plan = BatchPlan(**{k: record[k] for k in names})
+            if not plans or plans[-1][1] != plan:
+                plans.append((record["epoch"], plan))
+    return plans
 
 
 def _epochs(log, *metrics):

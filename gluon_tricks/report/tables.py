@@ -18,6 +18,14 @@ sets (``lr_formulas``, ``initializer``, ``zero_gamma_basic``, ``label_smoothing_
 which loss a distillation row minimised (:func:`distillation_cell`): the paper's Eq. 6 or
 GluonCV's hard-weighted mix (w = 0.5 is Eq. 6 at half the lr and double the wd), so that
 the six distillation cells of Table 6 never hide which one they are.
+
+"batch plan" says how the run made its global batch (:func:`plan_cell`): images per device
+(BatchNorm's batch), devices, micro-batches accumulated per update, from the "plan" records
+its trainer logged at each start and resume ("?" for a run from before they were logged);
+"published batch plan" the same of the authors' published run of the row
+(:func:`published_plan`: their GPUs, each with its batch, no accumulation). A run on fewer
+GPUs that accumulates to the authors' global batch shows it there, and so does one whose
+BatchNorm saw another batch than theirs.
 """
 import os
 from dataclasses import dataclass, field
@@ -28,10 +36,10 @@ from ..paper import PAPER, TRANSFER
 from ..published import load as load_published
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-COLUMNS = ("run", "recipe", "changed", "paper key", "model", "conventions",
-           "distillation loss", "epochs", "top-1", "top-5", "best top-1", "best top-5",
-           "best epoch", "images/s", "paper top-1", "paper top-5", "diff top-1", "diff top-5",
-           "published GluonCV run")
+COLUMNS = ("run", "recipe", "changed", "paper key", "model", "conventions", "batch plan",
+           "published batch plan", "distillation loss", "epochs", "top-1", "top-5",
+           "best top-1", "best top-5", "best epoch", "images/s", "paper top-1", "paper top-5",
+           "diff top-1", "diff top-5", "published GluonCV run")
 
 
 @dataclass
@@ -53,6 +61,8 @@ class ResultRow:
     recipe: Optional[str] = None
     changed: Optional[list] = field(default=None)
     published: Optional[str] = None  # the authors' run of the row: "name: final top-1"
+    batch_plan: str = "?"  # plan_cell of the run's plans
+    published_plan: str = "-"  # the published run's BatchPlan.cell(), "-" without one
 
     @property
     def diff_top1(self):
@@ -76,7 +86,9 @@ def row_of(run):
                      paper_top1=None if paper is None else paper.top1,
                      paper_top5=None if paper is None else paper.top5,
                      recipe=_shown_path(run.recipe), changed=run.changes(),
-                     published=_published_cell(run.config.get("published_run")))
+                     published=_published_cell(run.config.get("published_run")),
+                     batch_plan=plan_cell(run.plans),
+                     published_plan=_published_plan_cell(run.config.get("published_run")))
 
 
 def _published_cell(name):
@@ -87,6 +99,35 @@ def _published_cell(name):
         return None
     reference = load_published().get(name)
     return name if reference is None else reference.summary()
+
+
+def plan_cell(plans):
+    """The batch-plan cell of a run's ``plans`` ([(epoch, BatchPlan)],
+    :attr:`~gluon_tricks.report.runs.RunRecord.plans`): each plan's
+    :meth:`~gluon_tricks.train.config.BatchPlan.cell`, a later one (a resume on other
+    devices) with the epoch it trained from; "?" for none."""
+    if not plans:
+        return "?"
+    return "; ".join(plan.cell() if i == 0 else f"from epoch {epoch}: {plan.cell()}"
+                     for i, (epoch, plan) in enumerate(plans))
+
+
+def published_plan(reference):
+    """The :class:`~gluon_tricks.train.config.BatchPlan` of a
+    :class:`~gluon_tricks.published.PublishedRun`, from its Namespace: GluonCV's
+    train_imagenet.py takes ``--batch-size`` per GPU on ``--num-gpus`` GPUs (the CPU when 0)
+    in one process, and does not accumulate."""
+    from ..train.config import BatchPlan  # MXNet: see conventions_cell
+    per_device = reference.namespace["batch_size"]
+    devices = max(reference.namespace.get("num_gpus", 0), 1)
+    return BatchPlan(global_batch=per_device * devices, devices=devices, ranks=1,
+                     accumulate=1, rank_batch=per_device * devices, per_device=per_device)
+
+
+def _published_plan_cell(name):
+    """The batch-plan cell of the published run ``name``, "-" without one."""
+    reference = load_published().get(name) if name else None
+    return "-" if reference is None else published_plan(reference).cell()
 
 
 def conventions_cell(config):
@@ -153,7 +194,8 @@ def markdown(rows, configs=None):
         provenance = ["?", "?"] if config is None else [conventions_cell(config),
                                                         distillation_cell(config)]
         cells = [r.run, r.recipe or "?", _changed_cell(r.changed), r.paper_key or "-", r.model,
-                 *provenance, _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
+                 provenance[0], r.batch_plan, r.published_plan, provenance[1],
+                 _epochs_cell(r.epochs_done, r.epochs_planned), _fmt(r.top1), _fmt(r.top5),
                  _fmt(r.best_top1), _fmt(r.best_top5), str(r.best_epoch),
                  _fmt(r.images_per_sec, ".1f"), _fmt(r.paper_top1), _fmt(r.paper_top5),
                  _fmt(r.diff_top1, sign=True), _fmt(r.diff_top5, sign=True),

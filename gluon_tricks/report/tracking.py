@@ -12,11 +12,17 @@ gap swings between 0.3 and 5.7 points from epoch to epoch, so a mid-run verdict 
 warning; the last epochs decide.) A published run whose validation is flagged
 (:attr:`~gluon_tricks.published.PublishedRun.validity`) has no curve here: nothing is
 compared against it.
+
+Beside the curves, :func:`batch_line` sets the run's batch plan (images per device, devices,
+accumulation, BatchNorm's batch) against the published run's: a run on other devices is
+"not the authors' run" where its curve is compared, if its global or BatchNorm batch
+differs.
 """
 from dataclasses import dataclass
 from typing import Optional
 
 from ..published import load
+from .tables import plan_cell, published_plan
 
 SIBLINGS = ("resnet50_v1c", "resnet50_v1d")
 
@@ -93,6 +99,23 @@ def verdict(rows, epochs):
             f"{len(below)} of {len(both)} common epochs, the worst epoch {worst.epoch} "
             f"({worst.ours:.2f}% against {worst.published:.2f}%, band -"
             f"{band(worst.epoch, epochs):.1f})")
+
+
+def batch_line(run, published):
+    """One line: the batch plan of a :class:`~gluon_tricks.report.runs.RunRecord` (its
+    logged plans) beside that of a :class:`~gluon_tricks.published.PublishedRun`, and
+    whether the run's global batch and BatchNorm batch are the authors' (unknown for a run
+    that logged no plan)."""
+    theirs = published_plan(published)
+    line = f"batch plan: ours {plan_cell(run.plans)}; published {theirs.cell()}"
+    if not run.plans:
+        return line + " (ours not logged: the run is older than its plan records)"
+    keys = (("global batch", "global_batch"), ("BN batch", "bn_batch"))
+    differs = [name for name, key in keys
+               if any(getattr(plan, key) != getattr(theirs, key) for _, plan in run.plans)]
+    if differs:
+        return line + f" (not the authors' {' and '.join(differs)})"
+    return line + " (the authors' global batch and BN batch)"
 
 
 def table(rows):

@@ -1,9 +1,11 @@
 """A run folder's log.jsonl, for programs: one JSON object per line, "interval" records
-(progress within an epoch), "epoch" records (what the epoch measured) and, in a transfer
-run, a "backbone" record (the weights it started from and their validation top-1).
-Appended one record at a time; a resume drops the records of the epochs it redoes and adds
-an epoch's record from its checkpoint if a kill came between the two (the checkpoint is
-written first). The report tools read the epoch and backbone records back.
+(progress within an epoch), "epoch" records (what the epoch measured) and whatever else a
+trainer logs: the classification trainer a "plan" record (the batch plan of the devices it
+trains on from its ``epoch``) at each start and resume, a transfer run a "backbone" record
+(the weights it started from and their validation top-1). Appended one record at a time; a
+resume drops the records of the epochs it redoes and adds an epoch's record from its
+checkpoint if a kill came between the two (the checkpoint is written first). The report
+tools read the epoch, plan and backbone records back.
 """
 import contextlib
 import json
@@ -52,11 +54,8 @@ class EpochLog:
     def last_record(self, kind):
         """The last record of type ``kind`` (e.g. "backbone"), or None if log.jsonl has
         none."""
-        found = None
-        for r in self._records():
-            if r.get("type") == kind:
-                found = r
-        return found
+        found = self.records(kind)
+        return found[-1] if found else None
 
     def _records(self):
         """The JSON objects of log.jsonl in order; other lines (one cut short by a kill) and
@@ -79,6 +78,11 @@ class EpochLog:
         with open(self.path) as f:
             kept = [line for line in f if line.strip() and _epoch_of(line) <= epoch]
         replace_atomically(self.path, lambda tmp: write_text(tmp, "".join(kept)))
+
+    def records(self, kind):
+        """The records of type ``kind`` in file order; [] without a log (lines that are not
+        JSON objects are passed over: :meth:`read_epochs` names them)."""
+        return [r for r in self._records() if r.get("type") == kind]
 
     def read_epochs(self, metrics=("val_top1", "val_top5")):
         """The "epoch" records in epoch order, one per epoch (a record repeated after a

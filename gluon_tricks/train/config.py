@@ -273,13 +273,27 @@ class BatchPlan:
     rank_batch: int
     per_device: int
 
+    @property
+    def bn_batch(self):
+        """BatchNorm's batch, the images each device takes per micro-batch, as text: "128",
+        or "85-86" where the rank's micro-batch does not split evenly over its devices."""
+        extra = self.rank_batch % self.devices
+        return f"{self.per_device}" + (f"-{self.per_device + 1}" if extra else "")
+
     def line(self):
         """One line for people: the global batch, how it is made, the BN batch."""
-        extra = self.rank_batch % self.devices
-        per = f"{self.per_device}" + (f"-{self.per_device + 1}" if extra else "")
+        per = self.bn_batch
         return (f"global batch {self.global_batch} = {self.ranks * self.devices} device(s) "
                 f"({self.ranks} rank(s) x {self.devices}) x {per} per device x accumulate "
                 f"{self.accumulate}; BN batch {per}")
+
+    def cell(self):
+        """The plan for a table cell: "128/device x 2 device(s) x accumulate 4 (BN 128)",
+        the devices as "8 device(s) [2 ranks x 4]" for several ranks."""
+        devices = f"{self.ranks * self.devices} device(s)" + (
+            f" [{self.ranks} ranks x {self.devices}]" if self.ranks > 1 else "")
+        return (f"{self.bn_batch}/device x {devices} x accumulate {self.accumulate} "
+                f"(BN {self.bn_batch})")
 
 
 def batch_plan(cfg, devices, ranks=1):

@@ -13,7 +13,7 @@ import itertools
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import mxnet as mx
 import numpy as np
@@ -80,6 +80,8 @@ def train(cfg, rec_train, rec_val, out, contexts=None, dist=None, launch=None):
         run_log = run.start(cfg)
         start, record = resume(run, parts, cfg, contexts) if launch.resume else (0, None)
         log_start(run_log, cfg, updates, plan, contexts, init)
+        if start < run.end(start, cfg.epochs):  # for the report: what trains from here on
+            run_log.record(type="plan", epoch=start + 1, **asdict(plan))
         note = sets_note(rec_train, rec_val, train_loader.num_samples, val_loader.num_samples)
         if note:
             run_log.info("note: %s", note)

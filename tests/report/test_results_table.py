@@ -48,12 +48,16 @@ def test_rows_and_paper_numbers(tool, two_runs, tmp_path):
     # the paper's Table 6, ResNet-50-D + cosine decay: 77.91 / 93.81
     assert cosine == {
         "run": "r50d_cosine", "recipe": "?", "changed": "?", "paper key": "table6/resnet50_v1d/cosine",
-        "model": "resnet50_v1d", "conventions": "paper", "distillation loss": "-", "epochs": "3/120", "top-1": "78.00", "top-5": "94.00",
+        "model": "resnet50_v1d", "conventions": "paper", "batch plan": "?",
+        "published batch plan": "-", "distillation loss": "-", "epochs": "3/120",
+        "top-1": "78.00", "top-5": "94.00",
         "best top-1": "78.50", "best top-5": "94.10", "best epoch": "2", "images/s": "110.0",
         "paper top-1": "77.91", "paper top-5": "93.81", "diff top-1": "+0.09",
         "diff top-5": "+0.19", "published GluonCV run": "-"}
     assert plain == {
-        "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b", "conventions": "paper", "distillation loss": "-", "epochs": "2/3",
+        "run": "tiny", "recipe": "?", "changed": "?", "paper key": "-", "model": "resnet18_v1b",
+        "conventions": "paper", "batch plan": "?", "published batch plan": "-",
+        "distillation loss": "-", "epochs": "2/3",
         "top-1": "50.00", "top-5": "80.00", "best top-1": "50.00", "best top-5": "80.00",
         "best epoch": "2", "images/s": "600.0", "paper top-1": "-", "paper top-5": "-",
         "diff top-1": "-", "diff top-5": "-", "published GluonCV run": "-"}
@@ -149,7 +153,11 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
         "run": "mobilenet_table2", "recipe": "recipes/table2/mobilenet1.0.yaml",
         "changed": "batch_size, classes, data.input_size, epochs",
         "paper key": "table2/mobilenet1.0/baseline", "model": "mobilenet1.0",
-        "conventions": "paper", "distillation loss": "-", "epochs": "1/1", "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
+        "conventions": "paper",
+        # the recipe's 32 per device (the authors' 8 x 32) at --batch-size 64 on the CPU
+        "batch plan": "32/device x 1 device(s) x accumulate 2 (BN 32)",
+        "published batch plan": "-", "distillation loss": "-", "epochs": "1/1",
+        "top-1": f"{top1:.2f}", "top-5": f"{top5:.2f}",
         "best top-1": f"{top1:.2f}", "best top-5": f"{top5:.2f}", "best epoch": "1",
         "images/s": f"{m['samples_per_sec']:.1f}",
         "paper top-1": "69.03", "paper top-5": "88.71",
@@ -164,8 +172,10 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
     assert demo == {
         "run": "demo", "recipe": "recipes/demo.yaml",
         "changed": "epochs, mixup_off_epochs, warmup_epochs", "paper key": "-",
-        "model": "resnet18_v1d", "conventions": "paper", "distillation loss": "-",
-        "epochs": "2/2", "top-1": _pct(epochs[-1]["val_top1"]),
+        "model": "resnet18_v1d", "conventions": "paper",
+        # the demo's global batch of 64 on the CPU; the resume on it is the same plan
+        "batch plan": "64/device x 1 device(s) x accumulate 1 (BN 64)",
+        "published batch plan": "-", "distillation loss": "-", "epochs": "2/2", "top-1": _pct(epochs[-1]["val_top1"]),
         "top-5": _pct(epochs[-1]["val_top5"]), "best top-1": _pct(best["val_top1"]),
         "best top-5": _pct(best["val_top5"]), "best epoch": str(best["epoch"]),
         "images/s": f"{speed:.1f}", "paper top-1": "-", "paper top-5": "-",
@@ -236,6 +246,67 @@ def test_run_against_the_published_curve(tool, tmp_path, make_run, capsys):
     with pytest.raises(UserError, match="names no published run.*--published") as e:
         tool("plot_curves").main([run, "--published"])
     assert "\n" not in str(e.value)
+
+
+def plan_record(epoch, per_device, devices, accumulate, ranks=1, rank_batch=None):
+    """A "plan" line of log.jsonl as the trainer writes it (BatchPlan's fields); the rank's
+    micro-batch ``rank_batch`` defaults to ``per_device`` on each of its ``devices``."""
+    rank_batch = rank_batch or per_device * devices
+    return json.dumps(dict(type="plan", epoch=epoch, global_batch=ranks * accumulate * rank_batch,
+                           devices=devices, ranks=ranks, accumulate=accumulate,
+                           rank_batch=rank_batch, per_device=per_device))
+
+
+# the authors' resnet50_v1d run: --batch-size 128 (per GPU) --num-gpus 8, no accumulation
+AUTHORS_PLAN = "128/device x 8 device(s) x accumulate 1 (BN 128)"
+
+
+def test_the_batch_plan_stands_beside_the_published_runs(tool, tmp_path, make_run):
+    """The run's plans as its log records them (a start on 2 GPUs accumulating 4, a resume
+    from epoch 3 as 8 Horovod ranks; a second record of the same plan is no change) beside
+    the authors' 8 x 128 read from their Namespace; a run of a row without a published run
+    gets "-" there."""
+    from gluon_tricks.published import run as published_run
+    namespace = published_run("resnet50_v1d").namespace
+    assert (namespace["batch_size"], namespace["num_gpus"]) == (128, 8)
+    run = make_run(tmp_path / "r50d_ls", dict(COSINE, published_run="resnet50_v1d"),
+                   [(0.70, 0.90, 100.0)] * 3,
+                   extra_lines=[plan_record(1, 128, 2, 4), plan_record(2, 128, 2, 4),
+                                plan_record(3, 128, 1, 1, ranks=8)])
+    # 64 images on 3 devices: 22, 21, 21; a record cut short is left out
+    other = make_run(tmp_path / "demo", PLAIN, [(0.25, 0.60, 500.0)],
+                     extra_lines=[plan_record(1, 21, 3, 1, rank_batch=64),
+                                  '{"type": "plan", "epoch": 1}'])
+    out = tmp_path / "results.md"
+    assert tool("results_table").main([run, other, "--out", str(out)]) == 0
+    ours, plain = parse(out.read_text())
+    assert ours["batch plan"] == ("128/device x 2 device(s) x accumulate 4 (BN 128); from "
+                                  "epoch 3: 128/device x 8 device(s) [8 ranks x 1] x "
+                                  "accumulate 1 (BN 128)")
+    assert ours["published batch plan"] == AUTHORS_PLAN
+    assert plain["batch plan"] == "21-22/device x 3 device(s) x accumulate 1 (BN 21-22)"
+    assert plain["published batch plan"] == "-"
+
+
+@pytest.mark.parametrize("plans, ours, verdict", [
+    ([(128, 2, 4)], "128/device x 2 device(s) x accumulate 4 (BN 128)",
+     "(the authors' global batch and BN batch)"),
+    ([(512, 2, 1)], "512/device x 2 device(s) x accumulate 1 (BN 512)",
+     "(not the authors' BN batch)"),
+    ([(256, 1, 1)], "256/device x 1 device(s) x accumulate 1 (BN 256)",
+     "(not the authors' global batch and BN batch)"),
+    ([], "?", "(ours not logged: the run is older than its plan records)"),
+], ids=["accumulates to theirs", "global batch on 2 GPUs", "a quarter", "not logged"])
+def test_plot_curves_says_whether_the_run_had_the_authors_batches(tool, tmp_path, make_run,
+                                                                 capsys, plans, ours, verdict):
+    """plot_curves --published prints the run's plan beside the authors' and whether its
+    global batch and BatchNorm batch are theirs; for a run that logged no plan it says so."""
+    run = make_run(tmp_path / "r", dict(COSINE, published_run="resnet50_v1d"),
+                   [(0.70, 0.90, 100.0)],
+                   extra_lines=[plan_record(1, *plan) for plan in plans])
+    assert tool("plot_curves").main([run, "--published", "--out", str(tmp_path / "fig")]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("batch plan: ")]
+    assert lines == [f"batch plan: ours {ours}; published {AUTHORS_PLAN} {verdict}"]
 
 
 def test_sibling_band_comes_from_the_published_data():
