@@ -401,9 +401,9 @@ def test_a_finetune_killed_before_its_first_checkpoint_resumes_from_init(finishe
 
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, tiny32["train"], tiny32["val"], run)
+        train(cfg, small32["train"], small32["val"], run)
     monkeypatch.undo()
-    train(cfg, tiny32["train"], tiny32["val"], run, launch=Launch(resume=True))
+    train(cfg, small32["train"], small32["val"], run, launch=Launch(resume=True))
     start = mx.nd.load(os.path.join(finished, "best.params"))
     after = mx.nd.load(os.path.join(run, "checkpoints", "epoch-0001.params"))
     for name in (n for n in start if n.endswith("weight")):
