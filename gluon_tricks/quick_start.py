@@ -1,31 +1,36 @@
-"""A shorter start for every command: ``import mxnet`` imports scikit-learn (and with it
-SciPy's statistics and pandas) when it is installed, only so that ``mxnet.model.FeedForward``,
-MXNet's old training API which nothing here uses, can subclass scikit-learn's
-``BaseEstimator``. That was 0.9 s of the 3 s `import mxnet` took on 2 cores, paid by every
-command line, Horovod rank and test process. :func:`install` adds a finder that hides
-scikit-learn from ``mxnet.model`` alone, while it is being imported (``mxnet.model`` then
-falls back to ``object``, as without scikit-learn); every other import finds it as usual."""
+"""A shorter start for every command: ``import mxnet`` imports two optional packages for
+parts of MXNet nothing here uses, each in a ``try: ... except ImportError`` that runs
+without it: scikit-learn (with SciPy's statistics and pandas), only so that
+``mxnet.model.FeedForward``, MXNet's old training API, can subclass its ``BaseEstimator``;
+and ``scipy.stats``, for the entropy calibration of ``mxnet.contrib.quantization`` and the
+statistical checks of ``mxnet.test_utils``. The two were 1.2 s of the 3 s ``import mxnet``
+took on 2 cores, paid by every command line, Horovod rank and test process. :func:`install` adds a finder that hides each from that one MXNet
+module while it is being imported (it then takes its own fallback, as where the package is
+not installed); every other import finds them as usual."""
 import sys
 
+# (MXNet module, the optional import it makes, a name the module defines after that import:
+# while it is missing, the module is being imported)
+HIDDEN = (("mxnet.model", "sklearn", "FeedForward"),
+          ("mxnet.contrib.quantization", "scipy.stats", "quantize_net"),
+          ("mxnet.test_utils", "scipy.stats", "new_sym_matrix_with_real_eigvals_nd"))
 
-class WithoutScikitLearnInMXNetModel:
-    """A meta path finder that refuses ``sklearn`` while ``mxnet.model`` is being imported
-    (it is in ``sys.modules`` and has not yet defined ``FeedForward``) and leaves every other
-    import to the finders after it."""
+
+class OptionalImportsOfMXNet:
+    """A meta path finder that refuses the optional imports of :data:`HIDDEN` to the MXNet
+    modules that make them, while those are being imported, and leaves every other import to
+    the finders after it."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "sklearn" and _importing_mxnet_model():
-            raise ModuleNotFoundError("scikit-learn is not imported for mxnet.model "
-                                      "(gluon_tricks/quick_start.py)", name=name)
+        for importer, hidden, defined_after in HIDDEN:
+            module = sys.modules.get(importer)
+            if name == hidden and module is not None and not hasattr(module, defined_after):
+                raise ModuleNotFoundError(f"{hidden} is not imported for {importer} "
+                                          "(gluon_tricks/quick_start.py)", name=name)
         return None
-
-
-def _importing_mxnet_model():
-    module = sys.modules.get("mxnet.model")
-    return module is not None and not hasattr(module, "FeedForward")
 
 
 def install():
     """Put the finder first on ``sys.meta_path``, once."""
-    if not any(isinstance(f, WithoutScikitLearnInMXNetModel) for f in sys.meta_path):
-        sys.meta_path.insert(0, WithoutScikitLearnInMXNetModel())
+    if not any(isinstance(f, OptionalImportsOfMXNet) for f in sys.meta_path):
+        sys.meta_path.insert(0, OptionalImportsOfMXNet())
