@@ -123,15 +123,15 @@ def _epochs(run):
 
 
 @pytest.fixture(scope="module")
-def real_runs(small32, trainer, tmp_path_factory):
-    """Two real runs on the slice of the digits: one epoch of Table 2's MobileNet recipe and
-    a demo run of 2 epochs trained as 1 + resume."""
+def real_runs(tiny32, trainer, tmp_path_factory):
+    """Two real runs on the small slice of the digits: one epoch of Table 2's MobileNet
+    recipe and a demo run of 2 epochs trained as 1 + resume."""
     with module_folder(tmp_path_factory, "results_table") as root:
         mobilenet, demo = root / "mobilenet_table2", root / "demo"
-        trainer(small32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
+        trainer(tiny32, mobilenet, "--epochs", "1", "--batch-size", "64", "--set", "classes=10",
                 "--set", "data.input_size=32", recipe="recipes/table2/mobilenet1.0.yaml")
         common = ("--epochs", "2", "--set", "warmup_epochs=1", "--set", "mixup_off_epochs=1")
-        trainer(small32, demo, *common, "--stop-after", "1")
+        trainer(tiny32, demo, *common, "--stop-after", "1")
         # the resume names no recipe: the table must still know the run came from demo.yaml
         subprocess.run([sys.executable, TRAIN, "--out", str(demo), "--resume"], check=True,
                        capture_output=True, timeout=600)
@@ -142,7 +142,7 @@ def _pct(x):
     return f"{100 * x:.2f}"
 
 
-def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
+def test_rows_of_real_runs(tool, real_runs, tiny32, tmp_path):
     out = tmp_path / "results.md"
     assert tool("results_table").main([*real_runs, "--out", str(out)]) == 0
     mobilenet, demo = parse(out.read_text())
@@ -163,7 +163,7 @@ def test_rows_of_real_runs(tool, real_runs, small32, tmp_path):
         "paper top-1": "69.03", "paper top-5": "88.71",
         "diff top-1": f"{top1 - PAPER_MOBILENET[0]:+.2f}",
         "diff top-5": f"{top5 - PAPER_MOBILENET[1]:+.2f}", "published GluonCV run": "-"}
-    assert m["val_images"] == small32["val_images"]
+    assert m["val_images"] == tiny32["val_images"]
 
     epochs = _epochs(real_runs[1])
     assert [e["epoch"] for e in epochs] == [1, 2]

@@ -151,7 +151,7 @@ def test_a_resumed_run_equals_an_unbroken_one(folder, few_scenes, small_backbone
         assert record["params"] == os.path.join(small_backbone, "best.params")
 
 
-def test_two_devices_train_and_checkpoint_one_network(folder, scenes, small_backbone):
+def test_two_devices_train_and_checkpoint_one_network(folder, few_scenes, small_backbone):
     """Two CPU contexts stand in for two GPUs: GluonCV's data-parallel model and criterion
     split each batch, and the checkpoint holds every parameter once. SyncBatchNorm cannot
     run on CPU contexts and is refused in one line."""
@@ -161,13 +161,13 @@ def test_two_devices_train_and_checkpoint_one_network(folder, scenes, small_back
     devices = [mx.cpu(0), mx.cpu(1)]
     cfg = resolve(SEGMENTATION, [("epochs", 1), ("backbone", small_backbone)])
     out = folder / "two_devices"
-    result = train_transfer(cfg, scenes["ade"], str(out), contexts=devices)
+    result = train_transfer(cfg, few_scenes["ade"], str(out), contexts=devices)
     assert 0 < result.metrics["val_miou"] < 1 and 0.5 < result.metrics["val_pixacc"] < 1
     saved = mx.nd.load(str(out / "checkpoints" / "epoch-0001.params"))
     assert all(np.isfinite(v.asnumpy()).all() for v in saved.values())
     with pytest.raises(RunError, match="syncbn needs GPUs"):
         train_transfer(resolve(SEGMENTATION, [("syncbn", True), ("backbone", small_backbone)]),
-                       scenes["ade"], str(folder / "sync"), contexts=devices)
+                       few_scenes["ade"], str(folder / "sync"), contexts=devices)
     assert not (folder / "sync").exists()
 
 
@@ -188,20 +188,20 @@ def test_results_table_lists_transfer_runs(detection_runs, segmentation_runs, ba
                                             abs=0.006)
 
 
-def test_bad_input_is_one_line_and_writes_nothing(folder, scenes, small_backbone, demo32,
+def test_bad_input_is_one_line_and_writes_nothing(folder, few_scenes, small_backbone, demo32,
                                                   capsys):
     out = str(folder / "refused")
     cases = [
         ((SEGMENTATION, str(folder / "nowhere"), "--backbone", small_backbone),
          ["nowhere", "ADEChallengeData2016"]),
-        ((DETECTION, scenes["voc"]), ["--backbone is required", "pretrained=false"]),
-        ((DETECTION, scenes["voc"], "--backbone", str(folder / "missing.params")),
+        ((DETECTION, few_scenes["voc"]), ["--backbone is required", "pretrained=false"]),
+        ((DETECTION, few_scenes["voc"], "--backbone", str(folder / "missing.params")),
          ["missing.params", "--backbone"]),
-        ((DETECTION, scenes["voc"], "--backbone", demo32["train"]),
+        ((DETECTION, few_scenes["voc"], "--backbone", demo32["train"]),
          ["train.rec", "not an MXNet .params file"]),
-        ((DETECTION, scenes["voc"], "--backbone", small_backbone, "--set",
+        ((DETECTION, few_scenes["voc"], "--backbone", small_backbone, "--set",
           "backbone_model=resnet50_v1d"), ["does not hold resnet50_v1d parameters"]),
-        ((SEGMENTATION, scenes["ade"], "--backbone", small_backbone, "--set", "crop_size=-1"),
+        ((SEGMENTATION, few_scenes["ade"], "--backbone", small_backbone, "--set", "crop_size=-1"),
          ["--set crop_size", "[1, inf)"]),
     ]
     for (recipe, data, *flags), words in cases:
