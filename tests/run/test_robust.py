@@ -45,11 +45,11 @@ def same_bytes(a, b):
 
 
 @pytest.fixture(scope="module")
-def finished(small32, tmp_path_factory):
-    """A finished 2-epoch run; tests copy it before changing anything."""
+def finished(tiny32, tmp_path_factory):
+    """A finished 2-epoch run on the small slice; tests copy it before changing anything."""
     with module_folder(tmp_path_factory, "finished") as root:
         run = str(root / "run")
-        done = cli("--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+        done = cli("--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run,
                    *tiny_flags(**STEADY))
         assert done.returncode == 0, done.stderr[-2000:]
         yield run
@@ -61,9 +61,9 @@ def copy_of(run, tmp_path):
     return dest
 
 
-def test_force_checks_everything_before_touching_the_old_run(finished, small32, tmp_path):
+def test_force_checks_everything_before_touching_the_old_run(finished, tiny32, tmp_path):
     run = copy_of(finished, tmp_path)
-    common = ["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+    common = ["--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run,
               "--force", *tiny_flags(**STEADY)]
     before = sorted(os.listdir(os.path.join(run, "checkpoints")))
     for bad, words in ((["--set", "model=nosuch"], "model"), (["--set", "seed=-1"], "seed"),
@@ -76,7 +76,7 @@ def test_force_checks_everything_before_touching_the_old_run(finished, small32, 
         assert epochs_logged(run) == [1, 2]
 
 
-def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, small32, tmp_path,
+def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, tiny32, tmp_path,
                                                                monkeypatch):
     """A replacement that dies before its first checkpoint leaves the old run whole in
     RUN/replaced/; one that checkpoints removes it."""
@@ -89,19 +89,19 @@ def test_force_keeps_the_old_run_until_the_new_one_checkpoints(finished, small32
 
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(**STEADY), small32["train"], small32["val"], run,
+        train(tiny_config(**STEADY), tiny32["train"], tiny32["val"], run,
               launch=Launch(force=True))
     aside = os.path.join(run, "replaced")
     assert same_bytes(os.path.join(aside, "best.params"), old_best)
     assert epochs_logged(aside) == [1, 2]
     monkeypatch.undo()
-    train(tiny_config(**dict(STEADY, epochs=1)), small32["train"], small32["val"], run,
+    train(tiny_config(**dict(STEADY, epochs=1)), tiny32["train"], tiny32["val"], run,
           launch=Launch(force=True))
     assert not os.path.exists(aside) and epochs_logged(run) == [1]
     fresh = str(tmp_path / "fresh")  # a new folder has nothing to set aside
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", dies)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(**STEADY), small32["train"], small32["val"], fresh)
+        train(tiny_config(**STEADY), tiny32["train"], tiny32["val"], fresh)
     assert not os.path.exists(os.path.join(fresh, "replaced"))
 
 
@@ -195,17 +195,17 @@ def test_a_checkpoint_without_its_optimizer_state_falls_back_saying_so(finished,
     assert "after epoch 1" in done.stdout and epochs_logged(run) == [1, 2]
 
 
-def test_a_resume_on_other_data_is_refused(finished, small32, tmp_path):
+def test_a_resume_on_other_data_is_refused(finished, tiny32, tmp_path):
     """The run's data files are part of what it is: another --rec-train or --rec-val is
     refused before anything is written, and command.json keeps the run's."""
     run = copy_of(finished, tmp_path)
     before = tree(run)
-    for flag, other in (("--rec-train", small32["val"]), ("--rec-val", small32["train"])):
+    for flag, other in (("--rec-train", tiny32["val"]), ("--rec-val", tiny32["train"])):
         done = cli("--out", run, "--resume", "--epochs", "3", flag, other)
         assert done.returncode == 2, done.stderr[-2000:]
         assert_one_line_error(done.stderr, flag, os.path.abspath(other), "command.json")
     assert tree(run) == before
-    same = cli("--out", run, "--resume", "--rec-train", small32["train"])  # its own: fine
+    same = cli("--out", run, "--resume", "--rec-train", tiny32["train"])  # its own: fine
     assert same.returncode == 0, same.stderr[-2000:]
 
 
@@ -310,7 +310,7 @@ def tree(run):
     return found
 
 
-def test_a_second_trainer_on_one_run_folder_is_refused(finished, small32, tmp_path):
+def test_a_second_trainer_on_one_run_folder_is_refused(finished, tiny32, tmp_path):
     """Another process holds the run folder (a training started first): a second one, with
     --force or --resume, is refused in one line naming it, before writing anything."""
     run = copy_of(finished, tmp_path)
@@ -319,14 +319,14 @@ def test_a_second_trainer_on_one_run_folder_is_refused(finished, small32, tmp_pa
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = tree(run)
-        common = ["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+        common = ["--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run,
                   *tiny_flags(**STEADY)]
         done = cli(*common, "--force")
         assert done.returncode == 2, done.stderr[-2000:]
         assert_one_line_error(done.stderr, run, "in use", f"pid {holder.pid}", "since")
         for launch in (Launch(), Launch(resume=True)):
             with pytest.raises(runfolder.RunFolderError, match=f"pid {holder.pid}"):
-                train(tiny_config(**STEADY), small32["train"], small32["val"], run,
+                train(tiny_config(**STEADY), tiny32["train"], tiny32["val"], run,
                       launch=launch)
         assert tree(run) == before
     finally:
@@ -416,7 +416,7 @@ def test_a_finetune_killed_before_its_first_checkpoint_resumes_from_init(finishe
     assert all(r["epoch"] == 1 and r["samples_per_sec"] > 0 for r in intervals)
 
 
-def test_disk_full_is_one_line_and_leaves_no_temporary(small32, tmp_path, monkeypatch, capsys):
+def test_disk_full_is_one_line_and_leaves_no_temporary(tiny32, tmp_path, monkeypatch, capsys):
     """Out of space while best.params is written: one line naming it, no temporary file, no
     log record for the epoch whose checkpoint is not complete."""
     from gluon_tricks.cli.train import main
@@ -431,7 +431,7 @@ def test_disk_full_is_one_line_and_leaves_no_temporary(small32, tmp_path, monkey
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(shutil, "copyfile", full)
-    status = main(["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+    status = main(["--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run,
                    *tiny_flags(**dict(STEADY, epochs=1))])
     assert status == 2
     assert_one_line_error(capsys.readouterr().err, "best.params: cannot write",
@@ -440,7 +440,7 @@ def test_disk_full_is_one_line_and_leaves_no_temporary(small32, tmp_path, monkey
     assert epochs_logged(run) == [] and not os.path.exists(os.path.join(run, "best.params"))
 
 
-def test_a_kill_between_a_checkpoint_and_its_log_record(small32, tmp_path, monkeypatch):
+def test_a_kill_between_a_checkpoint_and_its_log_record(tiny32, tmp_path, monkeypatch):
     """The checkpoint is written before the epoch's log record; a kill in between is mended
     by the resume (the record comes from the checkpoint), without training the epoch
     again."""
@@ -455,17 +455,17 @@ def test_a_kill_between_a_checkpoint_and_its_log_record(small32, tmp_path, monke
 
     monkeypatch.setattr(EpochLog, "append", dies_at_the_epoch_record)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, small32["train"], small32["val"], run)
+        train(cfg, tiny32["train"], tiny32["val"], run)
     assert os.path.exists(os.path.join(run, "checkpoints", "epoch-0001.json"))
     assert epochs_logged(run) == []
     monkeypatch.undo()
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch",
                         lambda *a: pytest.fail("the resume trained the epoch again"))
-    train(cfg, small32["train"], small32["val"], run, launch=Launch(resume=True))
+    train(cfg, tiny32["train"], tiny32["val"], run, launch=Launch(resume=True))
     assert epochs_logged(run) == [1]
 
 
-def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, small32, tmp_path):
+def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, tiny32, tmp_path):
     """A checkpoints file, a train.log or log.jsonl linking elsewhere (the run would append
     through it), and in a folder that holds no run a file named as a run's (--force would
     delete it): one line naming it, nothing changed."""
@@ -474,7 +474,7 @@ def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, small32,
     def refused(run, launch, *words):
         before = tree(run)
         with pytest.raises(runfolder.RunFolderError) as e:
-            train(cfg, small32["train"], small32["val"], run, launch=launch)
+            train(cfg, tiny32["train"], tiny32["val"], run, launch=launch)
         assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
         assert tree(run) == before
 
@@ -502,7 +502,7 @@ def test_run_folder_entries_that_are_not_the_runs_are_refused(finished, small32,
         refused(users, launch, os.path.join(users, "log.jsonl"), "not a run's file")
 
 
-def test_ctrl_c_is_one_line_naming_the_epoch(small32, tmp_path, monkeypatch, capsys):
+def test_ctrl_c_is_one_line_naming_the_epoch(tiny32, tmp_path, monkeypatch, capsys):
     from gluon_tricks.cli.train import main
     from gluon_tricks.train.loop import train_one_epoch as real
 
@@ -513,7 +513,7 @@ def test_ctrl_c_is_one_line_naming_the_epoch(small32, tmp_path, monkeypatch, cap
 
     monkeypatch.setattr("gluon_tricks.train.loop.train_one_epoch", ctrl_c_in_epoch_2)
     run = str(tmp_path / "run")
-    status = main(["--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run,
+    status = main(["--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run,
                    *tiny_flags(**STEADY)])
     assert status == 130
     assert_one_line_error(capsys.readouterr().err, run, "interrupted in epoch 2",
