@@ -83,16 +83,16 @@ def test_ranks_equal_one_process_without_batchnorm(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_rank_run(small32, tmp_path_factory):
-    """2 epochs on 2 ranks through the real CLI on the slice of the digits, in two
+def two_rank_run(tiny32, tmp_path_factory):
+    """2 epochs on 2 ranks through the real CLI on the small slice of the digits, in two
     launches: epoch 1 (`--stop-after 1`), where rank 0 writes to run/ and rank 1 is told to
     write to rank1/ (a machine of its own) and both dump the network they validate; then
     `--resume` of run/ by both ranks (a shared file system) for epoch 2."""
     with module_folder(tmp_path_factory, "hvd") as base:
-        yield _two_rank_run(small32, base)
+        yield _two_rank_run(tiny32, base)
 
 
-def _two_rank_run(small32, base):
+def _two_rank_run(tiny32, base):
     folder, dump = base / "run", base / "dump"
     dump.mkdir()
     out = str(base / "rank{rank}")  # rank 0 -> rank0/, rank 1 -> rank1/
@@ -102,16 +102,16 @@ def _two_rank_run(small32, base):
             shutil.rmtree(leftover, ignore_errors=True)
         dump.mkdir()
 
-    first = launch(horovodrun_command(2, CLI_WORKER, *TINY, "--rec-train", small32["train"],
-                                      "--rec-val", small32["val"], "--out", out, "--epochs",
+    first = launch(horovodrun_command(2, CLI_WORKER, *TINY, "--rec-train", tiny32["train"],
+                                      "--rec-val", tiny32["val"], "--out", out, "--epochs",
                                       "2", "--stop-after", "1"),
                    before_retry=clear_first, GT_TEST_DUMP=str(dump))
     check(first)
     rank1_wrote = os.path.exists(base / "rank1")
     os.rename(base / "rank0", folder)
     records_after_first = epoch_records(folder)
-    resumed = launch(horovodrun_command(2, TRAIN_PY, "--rec-train", small32["train"],
-                                        "--rec-val", small32["val"], "--out", str(folder),
+    resumed = launch(horovodrun_command(2, TRAIN_PY, "--rec-train", tiny32["train"],
+                                        "--rec-val", tiny32["val"], "--out", str(folder),
                                         "--resume", "--set", "data.num_workers=1"))
     check(resumed)
     return dict(run=str(folder), dump=dump, first=first, resumed=resumed,
@@ -142,19 +142,19 @@ def test_only_rank0_writes(two_rank_run):
 
 
 @pytest.mark.parametrize("epoch", [1, 2])
-def test_validation_is_exact_over_the_whole_set(two_rank_run, small32, epoch):
+def test_validation_is_exact_over_the_whole_set(two_rank_run, tiny32, epoch):
     """The 2-rank top-1/top-5 (each rank validates its shard; counts summed) equals one
     process validating rank 0's checkpoint on the whole set."""
     record = epoch_records(two_rank_run["run"])[epoch - 1]
-    assert record["epoch"] == epoch and record["val_images"] == small32["val_images"]
+    assert record["epoch"] == epoch and record["val_images"] == tiny32["val_images"]
     cfg = TrainConfig(model="resnet18_v1d", classes=10, batch_size=64,
                       data={"input_size": 32, "num_workers": 1})
     net = build_net(cfg, [mx.cpu()])
     net.load_parameters(os.path.join(two_rank_run["run"], "checkpoints",
                                      f"epoch-{epoch:04d}.params"))
-    _, val = gt_data.make_loaders(cfg.data, small32["train"], small32["val"], 32)
+    _, val = gt_data.make_loaders(cfg.data, tiny32["train"], tiny32["val"], 32)
     top1, top5, n = evaluate(net, val, [mx.cpu()], "float32", SingleProcess())
-    assert n == small32["val_images"]
+    assert n == tiny32["val_images"]
     assert (round(top1 * n), round(top5 * n)) == (round(record["val_top1"] * n),
                                                   round(record["val_top5"] * n))
 
