@@ -52,18 +52,18 @@ def cli_ok(*args):
 
 
 @pytest.fixture(scope="module")
-def straight(small32, tmp_path_factory):
-    """A 2-epoch run of the command line on the slice of the digits, shared by the tests
-    that only read it."""
+def straight(tiny32, tmp_path_factory):
+    """A 2-epoch run of the command line on the small slice of the digits, shared by the
+    tests that only read it."""
     with module_folder(tmp_path_factory, "straight") as root:
         run = str(root)
-        cli_ok("--rec-train", small32["train"], "--rec-val", small32["val"], "--out", run, *TINY)
+        cli_ok("--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", run, *TINY)
         with open(os.path.join(run, "best.json")) as f:
             best = json.load(f)
         yield run, best
 
 
-def test_run_writes_logs_and_checkpoints(straight, small32):
+def test_run_writes_logs_and_checkpoints(straight, tiny32):
     run, best = straight
     with open(os.path.join(run, "log.jsonl")) as f:
         records = [json.loads(line) for line in f]
@@ -73,7 +73,7 @@ def test_run_writes_logs_and_checkpoints(straight, small32):
         for key in ("epoch", "lr", "train_loss", "val_top1", "val_top5", "samples_per_sec",
                     "time_s"):
             assert r[key] is not None, key
-        assert r["val_images"] == small32["val_images"]  # every record, every epoch
+        assert r["val_images"] == tiny32["val_images"]  # every record, every epoch
         assert r["train_top1"] is None  # mixup: no training accuracy
         assert 0 <= r["val_top1"] <= r["val_top5"] <= 1
     assert any(r["type"] == "interval" for r in records)
@@ -84,12 +84,12 @@ def test_run_writes_logs_and_checkpoints(straight, small32):
     assert best["val_top1"] == max(r["val_top1"] for r in epochs)
 
 
-def test_resume_gives_the_same_parameters_as_a_straight_run(straight, small32, tmp_path):
+def test_resume_gives_the_same_parameters_as_a_straight_run(straight, tiny32, tmp_path):
     """Bit-equal: the resumed run restores weights, momentum, schedule position and every
     seed, and the naive engine the CLI uses on CPU makes identical runs identical."""
     run, _ = straight
     split = str(tmp_path / "split")
-    cli_ok("--rec-train", small32["train"], "--rec-val", small32["val"], "--out", split, *TINY,
+    cli_ok("--rec-train", tiny32["train"], "--rec-val", tiny32["val"], "--out", split, *TINY,
            "--stop-after", "1")
     assert epochs_logged(split) == [1]
     cli_ok("--out", split, "--resume")
@@ -195,18 +195,18 @@ def test_bad_input_is_one_line_and_touches_no_checkpoint(straight, small32, tmp_
         assert not os.path.exists(tmp_path / d / "checkpoints")
 
 
-def test_distillation_from_a_checkpoint(straight, small32, tmp_path):
+def test_distillation_from_a_checkpoint(straight, tiny32, tmp_path):
     """A teacher given as a run folder (its best.params) trains a student; a teacher that is
     not there is a one-line error. (The loss itself is tested against its formula in
     tests/train/test_losses.py.)"""
     run, _ = straight
     cfg = tiny_config(epochs=1, warmup_epochs=0, distill=True, teacher=run,
                       teacher_model="resnet18_v1d", temperature=20.0, mixup_alpha=0.0)
-    result = train(cfg, small32["train"], small32["val"], str(tmp_path / "student"))
+    result = train(cfg, tiny32["train"], tiny32["val"], str(tmp_path / "student"))
     assert result.epochs == 1
     with pytest.raises(UserError, match="teacher"):
-        train(tiny_config(distill=True, teacher=str(tmp_path / "missing")), small32["train"],
-              small32["val"], str(tmp_path / "student2"))
+        train(tiny_config(distill=True, teacher=str(tmp_path / "missing")), tiny32["train"],
+              tiny32["val"], str(tmp_path / "student2"))
 
 
 def test_an_fp16_teacher_loads(tmp_path):
@@ -233,13 +233,13 @@ def test_an_fp16_teacher_loads(tmp_path):
 DEMO = os.path.join(ROOT, "recipes", "demo.yaml")
 
 
-def test_a_short_try_of_the_demo_recipe_starts_in_a_few_lines(small32, tmp_path):
+def test_a_short_try_of_the_demo_recipe_starts_in_a_few_lines(tiny32, tmp_path):
     """`--epochs 2` on the demo recipe (2 warmup epochs, 3 without mixup) fits them and says
     so; the start is a few lines, not the configuration (it is in config.yaml), and the
     last line reaches train.log too."""
     run = str(tmp_path / "run")
-    done = cli_ok("--recipe", DEMO, "--rec-train", small32["train"], "--rec-val",
-                  small32["val"], "--out", run, "--epochs", "2", "--stop-after", "1")
+    done = cli_ok("--recipe", DEMO, "--rec-train", tiny32["train"], "--rec-val",
+                  tiny32["val"], "--out", run, "--epochs", "2", "--stop-after", "1")
     start = done.stdout.split("\nrun: ")[0].splitlines()
     assert len(start) <= 5, done.stdout
     assert os.path.join(run, "config.yaml") in start[0]
