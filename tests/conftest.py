@@ -56,27 +56,28 @@ def demo32(tmp_path_factory):
     return {"train": str(out / "train.rec"), "val": str(out / "val.rec")}
 
 
+def first_records(demo32, out, train, val):
+    """The first ``train`` / ``val`` records of the demo set (shuffled when packed) as
+    train.rec / val.rec of ``out``, and their counts as 'train_images' / 'val_images'."""
+    sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
+            for split, n in (("train", train), ("val", val))}
+    return dict(sets, train_images=train, val_images=val)
+
+
 @pytest.fixture(scope="session")
 def small32(demo32, tmp_path_factory):
-    """The first SMALL_TRAIN / SMALL_VAL records of the demo set (shuffled when packed) as
-    train.rec / val.rec of one folder, and their counts as 'train_images' / 'val_images':
-    for tests of what a run does (resume, kills, devices, logs), not of what it learns."""
-    out = tmp_path_factory.mktemp("small32")
-    sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
-            for split, n in (("train", SMALL_TRAIN), ("val", SMALL_VAL))}
-    return dict(sets, train_images=SMALL_TRAIN, val_images=SMALL_VAL)
+    """SMALL_TRAIN / SMALL_VAL records (:func:`first_records`): for tests of what a run does
+    that need a few batches an epoch (log intervals, a kill in a running epoch), not of what
+    it learns."""
+    return first_records(demo32, tmp_path_factory.mktemp("small32"), SMALL_TRAIN, SMALL_VAL)
 
 
 @pytest.fixture(scope="session")
 def tiny32(demo32, tmp_path_factory):
-    """The first TINY_TRAIN / TINY_VAL records of the demo set, as :func:`small32`: two
-    training batches of 64, and validation batches of 64 and 36, for tests of a run's
-    plumbing that train several runs (the ablation ladder, the kills while a checkpoint is
-    written, resumes on two devices or with accumulation)."""
-    out = tmp_path_factory.mktemp("tiny32")
-    sets = {split: subset_rec(demo32[split], str(out / split), limit=n)
-            for split, n in (("train", TINY_TRAIN), ("val", TINY_VAL))}
-    return dict(sets, train_images=TINY_TRAIN, val_images=TINY_VAL)
+    """TINY_TRAIN / TINY_VAL records (:func:`first_records`): two training batches of 64,
+    and validation batches of 64 and 36, for tests of a run's plumbing (resume, kills,
+    devices, ranks, refusals, the ablation ladder, the reports)."""
+    return first_records(demo32, tmp_path_factory.mktemp("tiny32"), TINY_TRAIN, TINY_VAL)
 
 
 @pytest.fixture(scope="session")

@@ -232,6 +232,22 @@ def check_accumulate(cases, accumulates):
                             "of it")
 
 
+def best_of_runs(flag, specs, args):
+    """{spec: the fastest of ``args.repeat`` measurements}, each spec measured by this
+    script with ``flag spec`` in a fresh process, the specs interleaved so that drift on a
+    shared machine hits them alike."""
+    best = {}
+    for _ in range(args.repeat):
+        for spec in specs:
+            out = subprocess.run([sys.executable, __file__, flag, spec, "--steps",
+                                  str(args.steps), "--warmup", str(args.warmup)],
+                                 capture_output=True, text=True, check=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            if spec not in best or r["images_per_sec"] > best[spec]["images_per_sec"]:
+                best[spec] = r
+    return best
+
+
 def bench_accumulate(cases, accumulates, args):
     """The --accumulate table: one row per case and number of micro-batches, each measured in
     a process of its own (``args``: steps, warmup, repeat), best of the repeats, the
@@ -240,16 +256,8 @@ def bench_accumulate(cases, accumulates, args):
                            "img/s", f"vs accumulate {accumulates[0]}", "peak MiB")))
     for case in cases:
         model, size, batch = case.split(":")
-        best = {}
-        for _ in range(args.repeat):
-            for k in accumulates:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--one-accumulate", f"{k}:{case}", "--steps",
-                     str(args.steps), "--warmup", str(args.warmup)],
-                    capture_output=True, text=True, check=True).stdout
-                r = json.loads(out.strip().splitlines()[-1])
-                if k not in best or r["images_per_sec"] > best[k]["images_per_sec"]:
-                    best[k] = r
+        best = best_of_runs("--one-accumulate", [f"{k}:{case}" for k in accumulates], args)
+        best = {k: best[f"{k}:{case}"] for k in accumulates}
         first = best[accumulates[0]]["images_per_sec"]
         for k in accumulates:
             speed = best[k]["images_per_sec"]
@@ -392,17 +400,8 @@ def main(argv=None):
                            "bare MiB", "ours MiB", "memory ratio")))
     for case in args.case or CASES:
         model, size, batch = case.split(":")
-        best = {}
-        for _ in range(args.repeat):
-            for loop in ("bare", "ours"):  # interleaved, so drift hits both alike
-                out = subprocess.run(
-                    [sys.executable, __file__, "--one", f"{loop}:{case}", "--steps",
-                     str(args.steps), "--warmup", str(args.warmup)],
-                    capture_output=True, text=True, check=True).stdout
-                r = json.loads(out.strip().splitlines()[-1])
-                if loop not in best or r["images_per_sec"] > best[loop]["images_per_sec"]:
-                    best[loop] = r
-        b, o = best["bare"], best["ours"]
+        best = best_of_runs("--one", [f"{loop}:{case}" for loop in ("bare", "ours")], args)
+        b, o = best[f"bare:{case}"], best[f"ours:{case}"]
         print(markdown_row((model, size, batch, f"{b['images_per_sec']:.1f}",
                             f"{o['images_per_sec']:.1f}",
                             f"{o['images_per_sec'] / b['images_per_sec']:.3f}",
