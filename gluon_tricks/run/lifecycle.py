@@ -96,11 +96,13 @@ def open_run(out, launch, cfg, recipes, best_key="best", dist=None):
     config.yaml as the run wrote it, whose settings ``cfg`` may change only as ``recipes``
     allow) or none to overwrite (unless ``launch.force``). RunError (one line) otherwise.
     ``dist``: this process's place in a data-parallel job (``is_root``, ``barrier()``;
-    default one process). Writes nothing but the lock (and the folder it is in)."""
+    default one process). Writes nothing but the lock (and the folder it is in); every rank
+    returns once all have checked, so none sees the files the root rank writes next."""
     folder, dist = RunFolder(out), dist or SingleProcess()
     release = folder.lock() if dist.is_root else (lambda: None)
     try:
         changed = _checked_changes(folder, launch, cfg, recipes)
+        dist.barrier()  # every rank has checked the folder before the root rank writes to it
     except BaseException:
         release()
         raise
