@@ -4,9 +4,10 @@ without it: scikit-learn (with SciPy's statistics and pandas), only so that
 ``mxnet.model.FeedForward``, MXNet's old training API, can subclass its ``BaseEstimator``;
 and ``scipy.stats``, for the entropy calibration of ``mxnet.contrib.quantization`` and the
 statistical checks of ``mxnet.test_utils``. The two were 1.2 s of the 3 s ``import mxnet``
-took on 2 cores, paid by every command line, Horovod rank and test process. :func:`install` adds a finder that hides each from that one MXNet
-module while it is being imported (it then takes its own fallback, as where the package is
-not installed); every other import finds them as usual."""
+took on 2 cores, paid by every command line, Horovod rank and test process. :func:`install`
+adds a finder that hides each from the MXNet modules that ask for it while they are being
+imported (they then take their own fallback, as where the package is not installed); every
+other import finds them as usual."""
 import sys
 
 # (MXNet module, the optional import it makes, a name the module defines after that import:

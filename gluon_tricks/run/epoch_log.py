@@ -45,11 +45,8 @@ class EpochLog:
 
     def record_of(self, epoch):
         """The (last) "epoch" record of ``epoch``, or None if log.jsonl has none."""
-        found = None
-        for r in self._records():
-            if r.get("type") == "epoch" and r.get("epoch") == epoch:
-                found = r
-        return found
+        found = [r for r in self.records("epoch") if r.get("epoch") == epoch]
+        return found[-1] if found else None
 
     def last_record(self, kind):
         """The last record of type ``kind`` (e.g. "backbone"), or None if log.jsonl has
