@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from gluon_tricks.train.loss_scale import DynamicLossScaler, StaticLossScaler, all_finite
+from gluon_tricks.train.loss_scale import (DynamicLossScaler, StaticLossScaler, all_finite,
+                                           device_finite_flag)
 
 CONTEXTS = [mx.cpu(0), mx.cpu(1)]
 
@@ -30,6 +31,20 @@ def test_all_finite_over_dtypes_and_devices():
     assert not all_finite([mx.nd.array([np.inf], dtype="float16"), a32])
     assert not all_finite([mx.nd.array([-np.inf])])
     assert all_finite([])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_the_host_check_and_the_device_kernel_agree(bad, dtype):
+    """The CPU path (numpy) and the GPU path (MXNet's multi_all_finite, run here on CPU
+    arrays) give one verdict, wherever in which array the bad element is; more arrays than
+    one kernel call takes (its chunk) included."""
+    rng = np.random.default_rng(0)
+    arrays = [mx.nd.array(rng.standard_normal(n), dtype=dtype) for n in (7, 1000, 3)] * 90
+    if bad is not None:
+        arrays[-1] = mx.nd.array([0.5, bad, 2.0], dtype=dtype)
+    kernel = device_finite_flag(arrays).asscalar() > 0
+    assert all_finite(arrays) == kernel == (bad is None)
 
 
 def test_overflow_on_one_device_is_seen_halves_and_skips():
