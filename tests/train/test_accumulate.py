@@ -49,6 +49,9 @@ CLASSES = 5
     (dict(batch_size=256, batch_per_device=32), 16, 1, ["1, 2, 4 or 8 devices"]),
     (dict(batch_size=1024, batch_per_device=128, accumulate=1), 2, 1,
      ["disagree", "accumulate 4", "batch_per_device=null"]),
+    (dict(batch_size=64, batch_per_device=128), 1, 1,                 # no device count fits
+     ["batch_size 64", "on any number of devices", "batch_per_device=null"]),
+    (dict(batch_size=96, batch_per_device=64), 2, 1, ["on any number of devices"]),
     (dict(batch_size=256, accumulate=3), 1, 1, ["accumulate 3"]),
     (dict(batch_size=8, accumulate=2), 8, 1, ["each of 8 device(s)"]),
 ])
