@@ -21,7 +21,7 @@ per update:
 MXNet's ``contrib.amp`` has a dynamic scaler too, but it is bound to ``amp.init()`` (which
 rewrites operators to mixed precision rather than casting the network as the paper does),
 checks only the first device's gradients, has fixed constants and no state to checkpoint.
-We reuse its overflow kernel, ``multi_all_finite``.
+We reuse its overflow kernel, ``multi_all_finite``, on GPUs (:func:`all_finite`).
 """
 import math
 
