@@ -239,7 +239,7 @@ def train_one_epoch(cfg, parts, loader, epoch, run_log, dist):
             sums.add(loss, outputs, ys)
         progress.update(lr, sums.mean_loss)
     weights = [a for p in parts.net.collect_params().values() for a in p.list_data()]
-    if not all_finite([sums.loss] + weights):
+    if not all_finite([sums.loss] + weights, cpu_on_host=True):
         raise progress.diverged("a training loss or weight is not finite at the epoch's end")
     sums.seconds = time.time() - tic
     sums.skipped = step.skipped  # the same on every rank: the verdict is on reduced grads

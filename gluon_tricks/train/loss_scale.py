@@ -21,7 +21,7 @@ per update:
 MXNet's ``contrib.amp`` has a dynamic scaler too, but it is bound to ``amp.init()`` (which
 rewrites operators to mixed precision rather than casting the network as the paper does),
 checks only the first device's gradients, has fixed constants and no state to checkpoint.
-We reuse its overflow kernel, ``multi_all_finite``, on GPUs (:func:`all_finite`).
+We reuse its overflow kernel, ``multi_all_finite``.
 """
 import math
 
@@ -32,37 +32,35 @@ import numpy as np
 _CHUNK = 200
 
 
-def all_finite(arrays):
+def all_finite(arrays, cpu_on_host=False):
     """True if no element of any NDArray in ``arrays`` is inf or NaN.
 
-    Arrays may mix dtypes and contexts. On a GPU each dtype's arrays are checked there (MXNet's
-    ``multi_all_finite``) and one flag a device comes back to the host (a single sync). On
-    the CPU numpy reads them in place of that kernel: MXNet 1.9.1's CPU ``multi_all_finite``
-    takes 0.46 s over ResNet-18's 11.2M weights where ``numpy.isfinite`` takes 0.02 s (two
-    cores), and the trainer checks every weight at each epoch's end (docs/notes.md §4).
+    Arrays may mix dtypes and contexts; each (context, dtype) group is checked on its own
+    device by MXNet's ``multi_all_finite`` and only one value comes back to the host (a
+    single sync), as the per-step FP16 overflow verdict needs on GPUs.
+
+    ``cpu_on_host``: arrays on the CPU are read by numpy instead, one read an array. For the
+    check of every weight at an epoch's end: MXNet 1.9.1's CPU ``multi_all_finite`` takes
+    0.46 s over ResNet-18's 11.2M weights, ``numpy.isfinite`` 0.02 s (docs/notes.md §4).
     """
     groups = {}
     for a in arrays:
         groups.setdefault((a.context, a.dtype), []).append(a)
     flags = []
     for (ctx, _), group in groups.items():
-        if ctx.device_type == "gpu":
-            flags.append(device_finite_flag(group).as_in_context(mx.cpu()))
-        elif not all(np.isfinite(a.asnumpy()).all() for a in group):
-            return False
+        if cpu_on_host and ctx.device_type != "gpu":
+            if not all(np.isfinite(a.asnumpy()).all() for a in group):
+                return False
+            continue
+        # the kernel needs its inputs to share a dtype; its output is float32 on ctx
+        flag = mx.nd.ones((1,), ctx=ctx)
+        for start in range(0, len(group), _CHUNK):
+            chunk = group[start:start + _CHUNK]
+            mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk), init_output=False, out=flag)
+        flags.append(flag.as_in_context(mx.cpu()))
     if not flags:
         return True
     return bool(mx.nd.min(mx.nd.concat(*flags, dim=0)).asscalar() > 0)
-
-
-def device_finite_flag(group):
-    """A (1,) float32 NDArray on the device of ``group`` (NDArrays of one dtype on one
-    device): 1 if all their elements are finite, else 0, computed there (no host sync)."""
-    flag = mx.nd.ones((1,), ctx=group[0].context)
-    for start in range(0, len(group), _CHUNK):
-        chunk = group[start:start + _CHUNK]
-        mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk), init_output=False, out=flag)
-    return flag
 
 
 def _has_overflow(params):
