@@ -308,16 +308,16 @@ def batch_plan(cfg, devices, ranks=1):
         if rest or k < 1:
             fits = [d for d in range(1, cfg.batch_size // cfg.batch_per_device + 1)
                     if cfg.batch_size % (cfg.batch_per_device * d) == 0]
-            if not fits:  # smaller than one device's batch, or no multiple of it
-                raise ConfigError(
-                    f"batch_size {cfg.batch_size} is no whole number of batch_per_device "
-                    f"{cfg.batch_per_device} on any number of devices; --set "
-                    f"batch_per_device=null to split the global batch over {total} device(s), "
-                    f"or set a batch_per_device that divides {cfg.batch_size}")
-            raise ConfigError(
-                f"batch_size {cfg.batch_size} is no whole number of batch_per_device "
-                f"{cfg.batch_per_device} x {total} device(s); run on {_either(fits)} devices, "
-                "or --set batch_per_device=null to split the global batch over these")
+            if fits:
+                where, advice = f"x {total} device(s)", (
+                    f"run on {_either(fits)} devices, or --set batch_per_device=null to split "
+                    "the global batch over these")
+            else:  # smaller than one device's batch, or no multiple of it
+                where, advice = "on any number of devices", (
+                    f"--set batch_per_device=null to split the global batch over {total} "
+                    f"device(s), or set a batch_per_device that divides {cfg.batch_size}")
+            raise ConfigError(f"batch_size {cfg.batch_size} is no whole number of "
+                              f"batch_per_device {cfg.batch_per_device} {where}; {advice}")
         if cfg.accumulate is not None and cfg.accumulate != k:
             raise ConfigError(
                 f"accumulate {cfg.accumulate} and batch_per_device {cfg.batch_per_device} "
